@@ -1,0 +1,23 @@
+// Where a tensor's memory lives: the CPU or one CUDA device.
+#pragma once
+
+#include <string>
+
+namespace engine {
+
+enum class DeviceType { CPU, CUDA };
+
+struct Device {
+  DeviceType type = DeviceType::CPU;
+  int index = 0;
+
+  static Device cpu() { return Device{DeviceType::CPU, 0}; }
+  static Device cuda(int index = 0) { return Device{DeviceType::CUDA, index}; }
+  bool is_cpu() const { return type == DeviceType::CPU; }
+  bool is_cuda() const { return type == DeviceType::CUDA; }
+  bool operator==(const Device& other) const { return type == other.type && index == other.index; }
+  bool operator!=(const Device& other) const { return !(*this == other); }
+  std::string str() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index); }
+};
+
+}  // namespace engine

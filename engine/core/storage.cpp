@@ -1,0 +1,9 @@
+// Storage allocation through the owning device's backend.
+#include "engine/core/storage.h"
+
+namespace engine {
+
+Storage::Storage(Device device, size_t nbytes)
+    : device_(device), nbytes_(nbytes), data_(backend_for(device).allocate(nbytes)) {}
+
+}  // namespace engine

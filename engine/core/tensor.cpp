@@ -1,0 +1,143 @@
+// Tensor handle methods: metadata, kernel views, autograd accessors and the view/convert
+// shorthands that forward to engine/ops.
+#include "engine/core/tensor.h"
+
+#include "engine/autograd/node.h"
+#include "engine/ops/ops.h"
+
+namespace engine {
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  for (int64_t s : shape)
+    ENGINE_CHECK(s >= 0, "empty: negative size in shape ", shape_str(shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(device, shape_numel(shape) * dtype_size(dtype));
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
+TensorImpl& Tensor::impl() const {
+  ENGINE_CHECK(impl_ != nullptr, "tensor: use of an undefined tensor");
+  return *impl_;
+}
+
+int64_t Tensor::size(int64_t dim) const {
+  return shape()[normalize_dim(dim, this->dim(), "size")];
+}
+
+bool View::is_contiguous() const {
+  int64_t expected = 1;
+  for (size_t i = shape.size(); i-- > 0;) {
+    if (shape[i] == 1) continue;
+    if (strides[i] != expected) return false;
+    expected *= shape[i];
+  }
+  return true;
+}
+
+bool Tensor::is_contiguous() const { return view().is_contiguous(); }
+
+View Tensor::view() const {
+  const TensorImpl& t = impl();
+  return View{raw_data(), t.dtype, t.shape, t.strides, t.storage->device()};
+}
+
+void* Tensor::raw_data() const {
+  const TensorImpl& t = impl();
+  return static_cast<char*>(t.storage->data()) + t.offset * dtype_size(t.dtype);
+}
+
+Tensor& Tensor::requires_grad_(bool requires) {
+  ENGINE_CHECK(is_leaf(), "requires_grad_: only leaf tensors can change requires_grad (this one ",
+               "was produced by '", impl().grad_fn->name(), "'); use detach() first");
+  ENGINE_CHECK(!requires || is_floating(dtype()), "requires_grad_: only floating-point tensors ",
+               "can require grad, this one is ", dtype_name(dtype()));
+  impl().requires_grad = requires;
+  if (!requires) impl().grad_accumulator.reset();
+  return *this;
+}
+
+void Tensor::set_grad(const Tensor& grad) {
+  if (grad.defined())
+    ENGINE_CHECK(grad.shape() == shape(), "set_grad: gradient shape ", shape_str(grad.shape()),
+                 " does not match tensor shape ", shape_str(shape()));
+  impl().grad = grad.impl_ptr();
+}
+
+Tensor Tensor::detach() const {
+  auto out = std::make_shared<TensorImpl>();
+  const TensorImpl& t = impl();
+  out->storage = t.storage;
+  out->shape = t.shape;
+  out->strides = t.strides;
+  out->offset = t.offset;
+  out->dtype = t.dtype;
+  return Tensor(std::move(out));
+}
+
+void Tensor::backward(const Tensor& grad_output, bool retain_graph) const {
+  engine::backward({*this}, {grad_output}, retain_graph);
+}
+
+std::shared_ptr<Node> grad_accumulator(const Tensor& leaf) {
+  TensorImpl& t = leaf.impl();
+  if (!t.grad_accumulator) t.grad_accumulator = std::make_shared<AccumulateGrad>(leaf.impl_ptr());
+  return t.grad_accumulator;
+}
+
+void Tensor::register_hook(GradHook hook) {
+  ENGINE_CHECK(requires_grad(), "register_hook: tensor does not require grad");
+  const std::shared_ptr<Node> node = is_leaf() ? grad_accumulator(*this) : grad_fn();
+  node->pre_hooks.push_back(std::move(hook));
+}
+
+void Tensor::retain_grad() {
+  ENGINE_CHECK(requires_grad(), "retain_grad: tensor does not require grad");
+  if (is_leaf()) return;  // leaves keep their gradient anyway
+  std::weak_ptr<TensorImpl> weak = impl_;
+  register_hook([weak](const Tensor& grad) {
+    if (auto target = weak.lock()) {
+      if (target->grad)
+        target->grad = add(Tensor(target->grad), grad).impl_ptr();
+      else
+        target->grad = engine::clone(grad).impl_ptr();
+    }
+    return Tensor();
+  });
+}
+
+Tensor Tensor::reshape(const Shape& shape) const { return engine::reshape(*this, shape); }
+Tensor Tensor::view_as_shape(const Shape& shape) const {
+  return engine::view_as_shape(*this, shape);
+}
+Tensor Tensor::permute(const Shape& dims) const { return engine::permute(*this, dims); }
+Tensor Tensor::transpose(int64_t dim0, int64_t dim1) const {
+  return engine::transpose(*this, dim0, dim1);
+}
+Tensor Tensor::narrow(int64_t dim, int64_t start, int64_t length) const {
+  return engine::narrow(*this, dim, start, length);
+}
+Tensor Tensor::expand(const Shape& shape) const { return engine::expand(*this, shape); }
+Tensor Tensor::unsqueeze(int64_t dim) const { return engine::unsqueeze(*this, dim); }
+Tensor Tensor::squeeze(int64_t dim) const { return engine::squeeze(*this, dim); }
+Tensor Tensor::contiguous() const { return engine::contiguous(*this); }
+Tensor Tensor::clone() const { return engine::clone(*this); }
+Tensor Tensor::to(DType dtype) const { return engine::to_dtype(*this, dtype); }
+Tensor Tensor::to(Device device) const { return engine::to_device(*this, device); }
+
+std::ostream& operator<<(std::ostream& out, const Tensor& tensor) {
+  if (!tensor.defined()) return out << "Tensor(undefined)";
+  out << "Tensor(" << shape_str(tensor.shape()) << ", " << dtype_name(tensor.dtype()) << ", "
+      << tensor.device().str();
+  if (tensor.numel() <= 16) {
+    const std::vector<double> values = tensor.to(DType::F64).to_vector<double>();
+    out << ", [";
+    for (size_t i = 0; i < values.size(); ++i) out << (i ? ", " : "") << values[i];
+    out << "]";
+  }
+  return out << ")";
+}
+
+}  // namespace engine
