@@ -1,0 +1,46 @@
+// Atomic file writes (temporary file + fsync + rename).
+#include "engine/io/atomic_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "engine/core/error.h"
+
+namespace engine {
+
+void write_all(int fd, const void* data, size_t size, const std::string& path) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t written = ::write(fd, p, size);
+    if (written < 0 && errno == EINTR) continue;
+    ENGINE_CHECK(written > 0, path, ": write failed: ", std::strerror(errno));
+    p += written;
+    size -= static_cast<size_t>(written);
+  }
+}
+
+void write_file_atomically(const std::string& path, const std::function<void(int fd)>& write) {
+  const std::string temp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ENGINE_CHECK(fd >= 0, path, ": cannot create temporary file ", temp, ": ", std::strerror(errno));
+  try {
+    write(fd);
+    ENGINE_CHECK(::fsync(fd) == 0, path, ": fsync failed: ", std::strerror(errno));
+  } catch (...) {
+    ::close(fd);
+    std::remove(temp.c_str());
+    throw;
+  }
+  const bool closed = ::close(fd) == 0;
+  if (!closed || std::rename(temp.c_str(), path.c_str()) != 0) {
+    const std::string reason = std::strerror(errno);
+    std::remove(temp.c_str());
+    fail(path, ": cannot replace the file: ", reason);
+  }
+}
+
+}  // namespace engine

@@ -1,0 +1,37 @@
+// Basic layers: Linear (x @ W^T + b), LayerNorm over the last dimension, and the two-layer MLP
+// of a transformer block (CLIP names: c_fc, c_proj) with a choice of activation.
+#pragma once
+
+#include "nn/module.h"
+
+namespace nn {
+
+class Linear : public Module {
+ public:
+  Linear(int64_t in_features, int64_t out_features, bool bias, engine::Generator& gen);
+  Tensor forward(const Tensor& x) const;  // (..., in) -> (..., out)
+  Tensor weight;                          // (out, in)
+  Tensor bias;                            // (out) or undefined
+};
+
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(int64_t features, double eps = 1e-5);
+  Tensor forward(const Tensor& x) const;
+  Tensor weight, bias;  // (features)
+  double eps;
+};
+
+enum class Activation { QuickGelu, Gelu, Relu };
+Tensor activate(Activation activation, const Tensor& x);
+
+class MLP : public Module {
+ public:
+  MLP(int64_t in_features, int64_t hidden, int64_t out_features, Activation activation,
+      engine::Generator& gen);
+  Tensor forward(const Tensor& x) const;  // (..., in) -> (..., out)
+  std::shared_ptr<Linear> c_fc, c_proj;
+  Activation activation;
+};
+
+}  // namespace nn

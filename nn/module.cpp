@@ -1,0 +1,90 @@
+// Module parameter bookkeeping.
+#include "nn/module.h"
+
+#include <set>
+
+namespace nn {
+
+using namespace engine;
+
+Tensor& Module::register_parameter(const std::string& name, Tensor value) {
+  ENGINE_CHECK(value.defined(), "register_parameter: '", name, "' is undefined");
+  for (const auto& [existing, tensor] : params_)
+    ENGINE_CHECK(existing != name, "register_parameter: '", name, "' is registered twice");
+  value = value.detach();
+  value.requires_grad_(true);
+  params_.emplace_back(name, value);
+  return params_.back().second;
+}
+
+void Module::collect(const std::string& prefix,
+                     std::vector<std::pair<std::string, Tensor>>& out) const {
+  for (const auto& [name, tensor] : params_) out.emplace_back(prefix + name, tensor);
+  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out);
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  collect("", out);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& [name, tensor] : named_parameters()) out.push_back(tensor);
+  return out;
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [name, child] : children_) child->train(on);
+}
+
+void Module::zero_grad() {
+  for (Tensor& p : parameters()) p.set_grad(Tensor());
+}
+
+void Module::to(Device device) {
+  for (Tensor& p : parameters()) {
+    if (p.device() == device) continue;
+    const Tensor moved = contiguous(p.detach().to(device));
+    TensorImpl& impl = p.impl();
+    impl.storage = moved.storage();
+    impl.strides = moved.strides();
+    impl.offset = moved.offset();
+    impl.grad.reset();
+  }
+}
+
+std::map<std::string, Tensor> Module::state_dict() const {
+  std::map<std::string, Tensor> out;
+  for (auto& [name, tensor] : named_parameters()) out[name] = tensor;
+  return out;
+}
+
+void Module::load_state_dict(const std::map<std::string, Tensor>& state) {
+  const auto params = named_parameters();
+  std::set<std::string> known;
+  std::string missing, mismatched;
+  for (const auto& [name, tensor] : params) {
+    known.insert(name);
+    auto it = state.find(name);
+    if (it == state.end()) {
+      missing += (missing.empty() ? "" : ", ") + name;
+    } else if (it->second.shape() != tensor.shape()) {
+      mismatched += (mismatched.empty() ? "" : ", ") + name + " (expected " +
+                    shape_str(tensor.shape()) + ", got " + shape_str(it->second.shape()) + ")";
+    }
+  }
+  std::string unexpected;
+  for (const auto& [name, tensor] : state)
+    if (!known.count(name)) unexpected += (unexpected.empty() ? "" : ", ") + name;
+  ENGINE_CHECK(missing.empty() && unexpected.empty() && mismatched.empty(), "load_state_dict:",
+               missing.empty() ? "" : " missing: " + missing + ";",
+               unexpected.empty() ? "" : " unexpected: " + unexpected + ";",
+               mismatched.empty() ? "" : " shape mismatch: " + mismatched + ";");
+  NoGradGuard no_grad;
+  for (auto [name, tensor] : params) copy_(tensor, state.at(name).to(tensor.dtype()));
+}
+
+}  // namespace nn
