@@ -44,16 +44,26 @@ void Module::zero_grad() {
   for (Tensor& p : parameters()) p.set_grad(Tensor());
 }
 
-void Module::to(Device device) {
+void Module::convert_parameters(const std::function<Tensor(const Tensor&)>& convert) {
   for (Tensor& p : parameters()) {
-    if (p.device() == device) continue;
-    const Tensor moved = contiguous(p.detach().to(device));
+    const Tensor converted = contiguous(convert(p.detach()));
     TensorImpl& impl = p.impl();
-    impl.storage = moved.storage();
-    impl.strides = moved.strides();
-    impl.offset = moved.offset();
+    impl.storage = converted.storage();
+    impl.strides = converted.strides();
+    impl.offset = converted.offset();
+    impl.dtype = converted.dtype();
     impl.grad.reset();
   }
+}
+
+void Module::to(Device device) {
+  convert_parameters([device](const Tensor& p) { return p.to(device); });
+}
+
+void Module::to(DType dtype) {
+  ENGINE_CHECK(is_floating(dtype), "Module::to: parameters must stay floating-point, not ",
+               dtype_name(dtype));
+  convert_parameters([dtype](const Tensor& p) { return p.to(dtype); });
 }
 
 std::map<std::string, Tensor> Module::state_dict() const {

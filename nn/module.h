@@ -4,6 +4,7 @@
 // and moving all parameters to a device in place.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -32,8 +33,10 @@ class Module {
 
   // Drops every parameter's gradient (the next backward starts from nothing).
   void zero_grad();
-  // Moves every parameter to `device` in place (handles held elsewhere see the move).
+  // Moves / converts every parameter in place (handles held elsewhere see the change); the
+  // gradients are dropped.
   void to(engine::Device device);
+  void to(engine::DType dtype);
 
   std::map<std::string, Tensor> state_dict() const;
   // Copies values into the parameters. Missing or unexpected names and shape mismatches are
@@ -50,6 +53,8 @@ class Module {
   }
 
  private:
+  // Replaces every parameter's data by convert(parameter), keeping the handles.
+  void convert_parameters(const std::function<Tensor(const Tensor&)>& convert);
   void collect(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out) const;
 
   std::vector<std::pair<std::string, Tensor>> params_;

@@ -1,0 +1,147 @@
+// nn building blocks: hierarchical parameter names, train/eval, zero_grad, state dicts, Linear
+// and LayerNorm initialisation, and multi-head attention against torch.nn.MultiheadAttention.
+#include <limits>
+
+#include "nn/attention.h"
+#include "test_util.h"
+
+namespace {
+
+using namespace engine;
+using testing_util::fixture;
+
+class Block : public nn::Module {
+ public:
+  explicit Block(Generator& gen) {
+    ln_1 = register_module("ln_1", std::make_shared<nn::LayerNorm>(8));
+    mlp = register_module("mlp", std::make_shared<nn::MLP>(8, 32, 8, nn::Activation::QuickGelu, gen));
+  }
+  std::shared_ptr<nn::LayerNorm> ln_1;
+  std::shared_ptr<nn::MLP> mlp;
+};
+
+class Tower : public nn::Module {
+ public:
+  explicit Tower(Generator& gen) {
+    scale = register_parameter("scale", ones({1}));
+    for (int i = 0; i < 2; ++i)
+      blocks.push_back(register_module("resblocks." + std::to_string(i), std::make_shared<Block>(gen)));
+  }
+  Tensor scale;
+  std::vector<std::shared_ptr<Block>> blocks;
+};
+
+TEST(Module, NamedParametersAreHierarchicalInRegistrationOrder) {
+  Generator gen(0);
+  Tower tower(gen);
+  std::vector<std::string> names;
+  for (const auto& [name, p] : tower.named_parameters()) {
+    names.push_back(name);
+    EXPECT_TRUE(p.requires_grad() && p.is_leaf()) << name;
+  }
+  const std::vector<std::string> expected = {
+      "scale", "resblocks.0.ln_1.weight", "resblocks.0.ln_1.bias",
+      "resblocks.0.mlp.c_fc.weight", "resblocks.0.mlp.c_fc.bias", "resblocks.0.mlp.c_proj.weight",
+      "resblocks.0.mlp.c_proj.bias", "resblocks.1.ln_1.weight", "resblocks.1.ln_1.bias",
+      "resblocks.1.mlp.c_fc.weight", "resblocks.1.mlp.c_fc.bias", "resblocks.1.mlp.c_proj.weight",
+      "resblocks.1.mlp.c_proj.bias"};
+  EXPECT_EQ(names, expected);
+  EXPECT_EQ(tower.blocks[1]->mlp->c_fc->weight.shape(), Shape({32, 8}));
+}
+
+TEST(Module, TrainEvalPropagatesToChildren) {
+  Generator gen(0);
+  Tower tower(gen);
+  tower.eval();
+  EXPECT_FALSE(tower.blocks[0]->mlp->c_fc->is_training());
+  tower.train();
+  EXPECT_TRUE(tower.blocks[1]->ln_1->is_training());
+}
+
+TEST(Module, ZeroGradDropsGradientsAndGradientsAccumulateUntilThen) {
+  Generator gen(0);
+  nn::Linear layer(3, 2, true, gen);
+  const Tensor x = ones({4, 3});
+  sum(layer.forward(x)).backward();
+  const std::vector<float> once = layer.bias.grad().to_vector<float>();
+  EXPECT_EQ(once, std::vector<float>({4, 4}));
+  sum(layer.forward(x)).backward();
+  EXPECT_EQ(layer.bias.grad().to_vector<float>(), std::vector<float>({8, 8}));
+  layer.zero_grad();
+  EXPECT_FALSE(layer.bias.grad().defined());
+}
+
+TEST(Module, StateDictRoundTripAndStrictErrors) {
+  Generator gen_a(1), gen_b(2);
+  Tower a(gen_a), b(gen_b);
+  b.load_state_dict(a.state_dict());
+  for (const auto& [name, p] : b.named_parameters())
+    EXPECT_EQ(p.to_vector<float>(), a.state_dict().at(name).to_vector<float>()) << name;
+
+  auto state = a.state_dict();
+  state.erase("resblocks.1.ln_1.bias");
+  state["extra.weight"] = zeros({1});
+  state["scale"] = zeros({2});
+  testing_util::expect_error([&] { b.load_state_dict(state); },
+                             {"load_state_dict", "missing: resblocks.1.ln_1.bias",
+                              "unexpected: extra.weight", "scale (expected [1], got [2])"});
+}
+
+TEST(Linear, InitialisationBoundsFollowFanIn) {
+  Generator gen(3);
+  nn::Linear layer(100, 50, true, gen);
+  EXPECT_LE(amax(abs(layer.weight)).item<float>(), 0.1f);
+  EXPECT_GT(amax(abs(layer.weight)).item<float>(), 0.09f);
+  EXPECT_LE(amax(abs(layer.bias)).item<float>(), 0.1f);
+}
+
+// OpenAI CLIP's attention is torch.nn.MultiheadAttention; compare with it, key mask included.
+TEST(MultiheadSelfAttention, MatchesTorchWithKeyMaskProbabilitiesAndGradients) {
+  const char* file = "nn.safetensors";
+  Generator gen(0);
+  nn::MultiheadSelfAttention attn(8, 2, gen);
+  attn.to(DType::F64);  // the fixture is f64
+  attn.load_state_dict({{"in_proj_weight", fixture(file, "attn.in_proj_weight")},
+                        {"in_proj_bias", fixture(file, "attn.in_proj_bias")},
+                        {"out_proj.weight", fixture(file, "attn.out_proj.weight")},
+                        {"out_proj.bias", fixture(file, "attn.out_proj.bias")}});
+  Tensor x = fixture(file, "attn.x").clone().requires_grad_(true);
+  const Tensor pad = fixture(file, "attn.key_padding_mask");
+  nn::AttentionOptions options;
+  options.key_mask = masked_fill(zeros(pad.shape(), DType::F64), pad, -std::numeric_limits<double>::infinity());
+  options.return_probs = true;
+  const nn::AttentionOutput result = attn.forward(x, options);
+  EXPECT_ALL_CLOSE(result.out, fixture(file, "attn.out"), 1e-10, 1e-12);
+  EXPECT_ALL_CLOSE(result.probs, fixture(file, "attn.probs"), 1e-10, 1e-12);
+  const auto grads = grad({result.out}, {x, attn.in_proj_weight}, {fixture(file, "attn.cot")});
+  EXPECT_ALL_CLOSE(grads[0], fixture(file, "attn.grad_x"), 1e-10, 1e-12);
+  EXPECT_ALL_CLOSE(grads[1], fixture(file, "attn.grad_in_proj_weight"), 1e-10, 1e-12);
+}
+
+TEST(MultiheadSelfAttention, GatheredTokensEqualAttentionOnTheSubset) {
+  Generator gen(5);
+  nn::MultiheadSelfAttention attn(8, 2, gen);
+  const Tensor x = randn({2, 6, 8}, gen);
+  const Tensor keep = from_vector<int64_t>({0, 2, 5, 0, 1, 4}, {2, 3});
+  nn::AttentionOptions options;
+  options.keep_index = keep;
+  const Tensor gathered = attn.forward(x, options).out;  // (2, 3, 8)
+  const Tensor first = attn.forward(index_select(narrow(x, 0, 0, 1), 1, narrow(keep, 0, 0, 1).reshape({3}))).out;
+  const Tensor second = attn.forward(index_select(narrow(x, 0, 1, 1), 1, narrow(keep, 0, 1, 1).reshape({3}))).out;
+  EXPECT_ALL_CLOSE(gathered, cat({first, second}, 0), 1e-6, 1e-6);
+}
+
+TEST(MultiheadSelfAttention, ProbabilitiesStayInTheGraph) {
+  Generator gen(6);
+  nn::MultiheadSelfAttention attn(8, 2, gen);
+  const Tensor x = randn({1, 4, 8}, gen);
+  nn::AttentionOptions options;
+  options.return_probs = true;
+  const nn::AttentionOutput result = attn.forward(x, options);
+  EXPECT_EQ(result.probs.shape(), Shape({1, 2, 4, 4}));
+  const Tensor g = grad({sum(result.out)}, {result.probs})[0];
+  EXPECT_EQ(g.shape(), result.probs.shape());
+  EXPECT_GT(amax(abs(g)).item<float>(), 0.0f);
+}
+
+}  // namespace
