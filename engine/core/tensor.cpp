@@ -28,6 +28,7 @@ int64_t Tensor::size(int64_t dim) const {
 }
 
 bool View::is_contiguous() const {
+  if (numel() == 0) return true;
   int64_t expected = 1;
   for (size_t i = shape.size(); i-- > 0;) {
     if (shape[i] == 1) continue;

@@ -1,0 +1,126 @@
+// safetensors: round trip of every dtype with metadata, half-precision conversion, atomic
+// writes, and a clear error (naming the file) for each kind of corrupt file.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "engine/io/safetensors.h"
+#include "test_util.h"
+
+namespace {
+
+using namespace engine;
+using testing_util::expect_error;
+
+class Safetensors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("safetensors_test_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  // A file with the given JSON header and `data_bytes` bytes of data.
+  std::string raw_file(const std::string& name, const std::string& header, size_t data_bytes) {
+    std::ofstream out(path(name), std::ios::binary);
+    const uint64_t n = header.size();
+    for (int i = 0; i < 8; ++i) out.put(static_cast<char>(n >> (8 * i)));
+    out << header << std::string(data_bytes, '\0');
+    return path(name);
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(Safetensors, RoundTripsEveryDtypeAndMetadata) {
+  std::map<std::string, Tensor> tensors = {
+      {"a.f32", from_vector<float>({1.5f, -2.0f, 3.25f}, {3})},
+      {"b.f64", from_vector<double>({1e-300, 2.0}, {2, 1})},
+      {"c.i64", from_vector<int64_t>({-5, 7}, {2})},
+      {"d.i32", from_vector<int32_t>({9}, {1})},
+      {"e.u8", from_vector<uint8_t>({0, 255}, {2})},
+      {"f.bool", from_vector<bool>({true, false, true}, {3})},
+      {"g.bf16", from_vector<float>({1.0f, 0.5f}, {2}).to(DType::BF16)},
+      {"h.scalar", scalar_tensor(4.0)},
+      {"i.empty", zeros({0, 3})},
+      {"j.strided", transpose(reshape(arange(6, DType::F32), {2, 3}), 0, 1)},
+  };
+  save_safetensors(path("x.safetensors"), tensors, {{"step", "12"}, {"arch", "ViT-B/16"}});
+  const SafetensorsContents back = load_safetensors(path("x.safetensors"), false);
+  EXPECT_EQ(back.metadata.at("step"), "12");
+  EXPECT_EQ(back.metadata.at("arch"), "ViT-B/16");
+  ASSERT_EQ(back.tensors.size(), tensors.size());
+  for (const auto& [name, t] : tensors) {
+    const Tensor& got = back.tensors.at(name);
+    EXPECT_EQ(got.dtype(), t.dtype()) << name;
+    EXPECT_EQ(got.shape(), t.shape()) << name;
+    if (t.dtype() != DType::Bool) {
+      EXPECT_ALL_CLOSE(got.to(DType::F64), t.to(DType::F64), 0, 0) << name;
+    }
+  }
+  EXPECT_EQ(back.tensors.at("f.bool").to_vector<bool>(), std::vector<bool>({true, false, true}));
+  EXPECT_EQ(back.tensors.at("j.strided").to_vector<float>(), std::vector<float>({0, 3, 1, 4, 2, 5}));
+  // By default half-precision tensors load as f32.
+  EXPECT_EQ(load_safetensors(path("x.safetensors")).tensors.at("g.bf16").dtype(), DType::F32);
+}
+
+TEST_F(Safetensors, ReadsF16AsF32) {
+  // 1.0 = 0x3c00, -2.0 = 0xc000, 65504 = 0x7bff, smallest subnormal 2^-24 = 0x0001.
+  const std::string file = path("half.safetensors");
+  const std::string header = R"({"h":{"dtype":"F16","shape":[4],"data_offsets":[0,8]}})";
+  std::ofstream out(file, std::ios::binary);
+  const uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) out.put(static_cast<char>(n >> (8 * i)));
+  out << header;
+  const unsigned char data[8] = {0x00, 0x3c, 0x00, 0xc0, 0xff, 0x7b, 0x01, 0x00};
+  out.write(reinterpret_cast<const char*>(data), 8);
+  out.close();
+  EXPECT_EQ(load_safetensors(file).tensors.at("h").to_vector<float>(),
+            std::vector<float>({1.0f, -2.0f, 65504.0f, 5.9604645e-08f}));
+}
+
+TEST_F(Safetensors, CorruptFilesAreClearErrors) {
+  const std::string ok = R"("t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})";
+  expect_error([&] { load_safetensors(path("missing.safetensors")); }, {"missing.safetensors", "cannot open"});
+  {
+    std::ofstream(path("short.safetensors")) << "abc";
+  }
+  expect_error([&] { load_safetensors(path("short.safetensors")); }, {"short.safetensors", "too short"});
+  expect_error([&] { load_safetensors(raw_file("json.safetensors", "{not json", 0)); },
+               {"json.safetensors", "not valid JSON"});
+  expect_error([&] { load_safetensors(raw_file("dtype.safetensors", R"({"t":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})", 8)); },
+               {"dtype.safetensors", "'t'", "dtype Q4"});
+  expect_error([&] { load_safetensors(raw_file("count.safetensors", R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8)); },
+               {"count.safetensors", "'t'", "hold 8 bytes", "needs 12"});
+  expect_error([&] { load_safetensors(raw_file("past.safetensors", "{" + ok + "}", 4)); },
+               {"past.safetensors", "'t'", "past the data section"});
+  expect_error([&] { load_safetensors(raw_file("gap.safetensors", R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12)); },
+               {"gap.safetensors", "starts at byte 4", "contiguous"});
+  expect_error([&] { load_safetensors(raw_file("tail.safetensors", "{" + ok + "}", 16)); },
+               {"tail.safetensors", "8 bytes at the end"});
+  expect_error([&] { load_safetensors(raw_file("shape.safetensors", R"({"t":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8)); },
+               {"shape.safetensors", "non-negative"});
+  // A header length that runs past the end of the file.
+  {
+    std::ofstream out(path("length.safetensors"), std::ios::binary);
+    const uint64_t n = 1000;
+    for (int i = 0; i < 8; ++i) out.put(static_cast<char>(n >> (8 * i)));
+    out << "{}";
+  }
+  expect_error([&] { load_safetensors(path("length.safetensors")); }, {"length.safetensors", "header length 1000"});
+}
+
+TEST_F(Safetensors, FailedWriteLeavesTheOldFileIntact) {
+  const std::string file = path("keep.safetensors");
+  save_safetensors(file, {{"w", ones({2})}});
+  expect_error([&] { save_safetensors(file, {{"bad", Tensor()}}); }, {"keep.safetensors", "undefined"});
+  EXPECT_EQ(load_safetensors(file).tensors.at("w").to_vector<float>(), std::vector<float>({1, 1}));
+  for (const auto& entry : std::filesystem::directory_iterator(dir_))
+    EXPECT_EQ(entry.path().string().find(".tmp."), std::string::npos) << entry.path();
+  expect_error([&] { save_safetensors(path("no/such/dir/x.safetensors"), {{"w", ones({1})}}); },
+               {"no/such/dir/x.safetensors", "cannot create"});
+}
+
+}  // namespace

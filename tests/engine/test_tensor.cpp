@@ -1,0 +1,142 @@
+// Tensor views and conversions: views share storage, non-contiguous inputs give the same
+// results as contiguous ones, broadcasting edge cases, empty tensors, dtype conversions.
+#include <cmath>
+
+#include "test_util.h"
+
+namespace {
+
+using namespace engine;
+
+Tensor iota(const Shape& shape) { return reshape(arange(shape_numel(shape), DType::F32), shape); }
+
+TEST(Views, ShareStorageAndWriteThrough) {
+  Tensor x = iota({2, 3, 4});
+  const Tensor views[] = {reshape(x, {6, 4}), permute(x, {2, 0, 1}), transpose(x, 0, 2),
+                          narrow(x, 1, 1, 2), slice(x, 2, 0, 4, 2), expand(narrow(x, 0, 0, 1), {5, 3, 4}),
+                          select(x, 1, 2), unsqueeze(x, 0), flatten(x, 1)};
+  for (const Tensor& v : views) EXPECT_TRUE(v.shares_storage_with(x)) << shape_str(v.shape());
+  Tensor column = select(x, 2, 1);  // (2, 3), strided
+  fill_(column, -1.0);
+  const std::vector<float> values = x.to_vector<float>();
+  for (int i = 0; i < 24; ++i) EXPECT_EQ(values[i], i % 4 == 1 ? -1.0f : static_cast<float>(i)) << i;
+}
+
+TEST(Views, StridesAndOffsets) {
+  const Tensor x = iota({2, 3, 4});
+  const Tensor t = transpose(x, 0, 2);
+  EXPECT_EQ(t.shape(), Shape({4, 3, 2}));
+  EXPECT_EQ(t.strides(), Shape({1, 4, 12}));
+  EXPECT_FALSE(t.is_contiguous());
+  const Tensor s = slice(x, 2, 1, 4, 2);
+  EXPECT_EQ(s.shape(), Shape({2, 3, 2}));
+  EXPECT_EQ(s.strides(), Shape({12, 4, 2}));
+  EXPECT_EQ(s.offset(), 1);
+  EXPECT_EQ(s.to_vector<float>(), std::vector<float>({1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23}));
+  const Tensor e = expand(reshape(arange(3, DType::F32), {3, 1}), {2, 3, 4});
+  EXPECT_EQ(e.strides(), Shape({0, 1, 0}));
+}
+
+TEST(Views, ReshapeCopiesOnlyWhenStridesForbidAView) {
+  const Tensor x = iota({4, 6});
+  EXPECT_TRUE(reshape(x, {2, 2, 3, 2}).shares_storage_with(x));
+  EXPECT_TRUE(reshape(narrow(x, 0, 1, 2), {12}).shares_storage_with(x));  // rows stay contiguous
+  const Tensor t = transpose(x, 0, 1);  // (6, 4)
+  const Tensor flat = reshape(t, {24});
+  EXPECT_FALSE(flat.shares_storage_with(x));
+  EXPECT_EQ(flat.to_vector<float>()[1], 6.0f);
+  testing_util::expect_error([&] { view_as_shape(t, {24}); }, {"view", "[6, 4]", "use reshape"});
+  EXPECT_EQ(reshape(x, {-1, 3}).shape(), Shape({8, 3}));
+}
+
+TEST(Views, NonContiguousInputsGiveContiguousResults) {
+  Generator gen(1);
+  const Tensor a = randn({5, 4, 3}, gen), b = randn({3, 4, 5}, gen);
+  const Tensor at = permute(a, {2, 1, 0});  // (3, 4, 5), strided
+  const Tensor ac = contiguous(at);
+  EXPECT_TRUE(ac.is_contiguous());
+  EXPECT_EQ(add(at, b).to_vector<float>(), add(ac, b).to_vector<float>());
+  EXPECT_EQ(exp(at).to_vector<float>(), exp(ac).to_vector<float>());
+  EXPECT_EQ(sum(at, {1}).to_vector<float>(), sum(ac, {1}).to_vector<float>());
+  EXPECT_EQ(softmax(at, 1).to_vector<float>(), softmax(ac, 1).to_vector<float>());
+  EXPECT_EQ(matmul(at, transpose(b, 1, 2)).to_vector<float>(),
+            matmul(ac, contiguous(transpose(b, 1, 2))).to_vector<float>());
+  EXPECT_EQ(layer_norm(at, Tensor(), Tensor()).to_vector<float>(),
+            layer_norm(ac, Tensor(), Tensor()).to_vector<float>());
+}
+
+TEST(Broadcasting, EdgeCases) {
+  const Tensor scalar = scalar_tensor(2.0);
+  const Tensor row = iota({1, 3}), column = iota({2, 1});
+  EXPECT_EQ(add(row, column).shape(), Shape({2, 3}));
+  EXPECT_EQ(add(row, column).to_vector<float>(), std::vector<float>({0, 1, 2, 1, 2, 3}));
+  EXPECT_EQ(mul(scalar, iota({2, 2})).to_vector<float>(), std::vector<float>({0, 2, 4, 6}));
+  EXPECT_EQ(add(iota({3}), iota({2, 1, 3})).shape(), Shape({2, 1, 3}));
+  EXPECT_EQ(add(zeros({0, 3}), iota({3})).shape(), Shape({0, 3}));
+  testing_util::expect_error([] { add(zeros({2, 3}), zeros({4})); },
+                             {"add", "[2, 3]", "[4]", "not broadcastable"});
+  // Gradients of broadcast inputs are summed back to their shapes.
+  Tensor r = iota({1, 3}).requires_grad_(true), c = iota({2, 1}).requires_grad_(true);
+  sum(mul(r, c)).backward();
+  EXPECT_EQ(r.grad().to_vector<float>(), std::vector<float>({1, 1, 1}));
+  EXPECT_EQ(c.grad().to_vector<float>(), std::vector<float>({3, 3}));
+}
+
+TEST(EmptyTensors, OpsHandleZeroElements) {
+  const Tensor e = zeros({0, 4});
+  EXPECT_EQ(exp(e).shape(), Shape({0, 4}));
+  EXPECT_EQ(sum(e, {0}).to_vector<float>(), std::vector<float>({0, 0, 0, 0}));
+  EXPECT_EQ(sum(e).item<float>(), 0.0f);
+  EXPECT_EQ(matmul(e, zeros({4, 2})).shape(), Shape({0, 2}));
+  EXPECT_EQ(matmul(zeros({3, 0}), zeros({0, 2})).to_vector<float>(), std::vector<float>(6, 0.0f));
+  EXPECT_EQ(cat({e, ones({2, 4})}, 0).shape(), Shape({2, 4}));
+  EXPECT_EQ(softmax(zeros({0, 5}), -1).shape(), Shape({0, 5}));
+  EXPECT_EQ(randperm(0, *std::make_unique<Generator>(0)).numel(), 0);
+  testing_util::expect_error([&] { amax(e, {0}); }, {"amax", "dimension 0 is empty"});
+}
+
+TEST(DTypes, ConversionsAndBf16Rounding) {
+  const Tensor x = from_vector<float>({1.0f, 1.00390625f, 1.01171875f, -2.5f, 3.0e38f}, {5});
+  const std::vector<float> back = x.to(DType::BF16).to(DType::F32).to_vector<float>();
+  // bf16 keeps 8 mantissa bits: 1 + 2^-8 is a tie that rounds to even (1.0); 1 + 3 * 2^-8 rounds up
+  // (values checked against torch.bfloat16).
+  EXPECT_EQ(back, std::vector<float>({1.0f, 1.0f, 1.015625f, -2.5f, 3.00405527e38f}));
+  EXPECT_EQ(from_vector<float>({1.7f, -2.2f}, {2}).to(DType::I64).to_vector<int64_t>(),
+            std::vector<int64_t>({1, -2}));
+  EXPECT_EQ(from_vector<int64_t>({0, 3}, {2}).to(DType::Bool).to_vector<bool>(),
+            std::vector<bool>({false, true}));
+  EXPECT_EQ(from_vector<bool>({true, false}, {2}).to(DType::F64).to_vector<double>(),
+            std::vector<double>({1.0, 0.0}));
+  EXPECT_TRUE(std::isnan(from_vector<float>({NAN}, {1}).to(DType::BF16).to(DType::F32).item<float>()));
+}
+
+TEST(DTypes, GradientsFlowThroughFloatConversions) {
+  Tensor x = from_vector<double>({1.0, 2.0}, {2}).requires_grad_(true);
+  sum(mul(x.to(DType::F32), 3.0)).backward();
+  EXPECT_EQ(x.grad().dtype(), DType::F64);
+  EXPECT_EQ(x.grad().to_vector<double>(), std::vector<double>({3.0, 3.0}));
+}
+
+TEST(Creation, RangesAndFills) {
+  EXPECT_EQ(arange(5).to_vector<int64_t>(), std::vector<int64_t>({0, 1, 2, 3, 4}));
+  EXPECT_EQ(arange(1.0, 2.0, 0.25, DType::F32).to_vector<float>(), std::vector<float>({1, 1.25, 1.5, 1.75}));
+  EXPECT_EQ(arange(3.0, 0.0, -1.0, DType::I32).to_vector<int32_t>(), std::vector<int32_t>({3, 2, 1}));
+  EXPECT_EQ(full({2}, 7.5, DType::F64).to_vector<double>(), std::vector<double>({7.5, 7.5}));
+  EXPECT_EQ(ones({2, 2}, DType::I64).to_vector<int64_t>(), std::vector<int64_t>({1, 1, 1, 1}));
+  EXPECT_EQ(chunk(arange(5), 2, 0).size(), 2u);
+  EXPECT_EQ(chunk(arange(5), 2, 0)[1].to_vector<int64_t>(), std::vector<int64_t>({3, 4}));
+}
+
+TEST(Comparisons, ProduceBoolAndCountArgmax) {
+  const Tensor a = from_vector<float>({1, 5, 3, 5}, {2, 2});
+  EXPECT_EQ(gt(a, 2.0).to_vector<bool>(), std::vector<bool>({false, true, true, true}));
+  EXPECT_EQ(eq(a, from_vector<float>({5}, {1})).dtype(), DType::Bool);
+  EXPECT_EQ(argmax(from_vector<float>({1, 7, 7, 2}, {4}), 0).item<int64_t>(), 1);  // first max
+  EXPECT_EQ(argmax(a, 1).to_vector<int64_t>(), std::vector<int64_t>({1, 1}));
+  EXPECT_EQ(argmax(a, 0, true).shape(), Shape({1, 2}));
+  EXPECT_EQ(logical_not(gt(a, 2.0)).to_vector<bool>(), std::vector<bool>({true, false, false, false}));
+  EXPECT_EQ(amax(from_vector<float>({1, NAN, 3}, {3})).to_vector<float>()[0] != 0, true);
+  EXPECT_TRUE(std::isnan(amax(from_vector<float>({1, NAN, 3}, {3})).item<float>()));
+}
+
+}  // namespace
