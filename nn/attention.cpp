@@ -4,7 +4,6 @@
 
 #include <cmath>
 
-#include "nn/init.h"
 
 namespace nn {
 
@@ -18,17 +17,17 @@ Tensor gather_tokens(const Tensor& x, const Tensor& index) {
   return gather(x, 1, expanded);
 }
 
-MultiheadSelfAttention::MultiheadSelfAttention(int64_t width_, int64_t heads_, Generator& gen)
+MultiheadSelfAttention::MultiheadSelfAttention(int64_t width_, int64_t heads_, const Init& init)
     : width(width_), heads(heads_) {
   ENGINE_CHECK(heads > 0 && width % heads == 0, "MultiheadSelfAttention: width ", width,
                " is not divisible by ", heads, " heads");
   // torch.nn.MultiheadAttention: xavier_uniform_ in_proj_weight, zero biases.
   const double bound = std::sqrt(6.0 / static_cast<double>(width + 3 * width));
-  in_proj_weight = register_parameter("in_proj_weight", rand({3 * width, width}, gen, -bound, bound));
-  in_proj_bias = register_parameter("in_proj_bias", zeros({3 * width}));
-  out_proj = register_module("out_proj", std::make_shared<Linear>(width, width, true, gen));
+  in_proj_weight = register_parameter("in_proj_weight", init.uniform({3 * width, width}, bound));
+  in_proj_bias = register_parameter("in_proj_bias", init.constant({3 * width}, 0.0));
+  out_proj = register_module("out_proj", std::make_shared<Linear>(width, width, true, init));
   NoGradGuard no_grad;
-  zero_(out_proj->bias);
+  zero_(out_proj->bias);  // torch.nn.MultiheadAttention starts with zero biases
 }
 
 AttentionOutput MultiheadSelfAttention::forward(const Tensor& input,

@@ -25,7 +25,7 @@ Tensor gather_tokens(const Tensor& x, const Tensor& index);
 
 class MultiheadSelfAttention : public Module {
  public:
-  MultiheadSelfAttention(int64_t width, int64_t heads, engine::Generator& gen);
+  MultiheadSelfAttention(int64_t width, int64_t heads, const Init& init);
   AttentionOutput forward(const Tensor& x, const AttentionOptions& options = {}) const;
 
   int64_t width, heads;

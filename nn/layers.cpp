@@ -1,22 +1,21 @@
 // Linear, LayerNorm and MLP.
 #include "nn/layers.h"
 
-#include "nn/init.h"
 
 namespace nn {
 
 using namespace engine;
 
-Linear::Linear(int64_t in_features, int64_t out_features, bool with_bias, Generator& gen) {
-  weight = register_parameter("weight", uniform_fan_in({out_features, in_features}, in_features, gen));
-  if (with_bias) bias = register_parameter("bias", uniform_fan_in({out_features}, in_features, gen));
+Linear::Linear(int64_t in_features, int64_t out_features, bool with_bias, const Init& init) {
+  weight = register_parameter("weight", init.uniform_fan_in({out_features, in_features}, in_features));
+  if (with_bias) bias = register_parameter("bias", init.uniform_fan_in({out_features}, in_features));
 }
 
 Tensor Linear::forward(const Tensor& x) const { return linear(x, weight, bias); }
 
-LayerNorm::LayerNorm(int64_t features, double eps_) : eps(eps_) {
-  weight = register_parameter("weight", ones({features}));
-  bias = register_parameter("bias", zeros({features}));
+LayerNorm::LayerNorm(int64_t features, const Init& init, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", init.constant({features}, 1.0));
+  bias = register_parameter("bias", init.constant({features}, 0.0));
 }
 
 Tensor LayerNorm::forward(const Tensor& x) const { return layer_norm(x, weight, bias, eps); }
@@ -31,10 +30,10 @@ Tensor activate(Activation activation, const Tensor& x) {
 }
 
 MLP::MLP(int64_t in_features, int64_t hidden, int64_t out_features, Activation activation_,
-         Generator& gen)
+         const Init& init)
     : activation(activation_) {
-  c_fc = register_module("c_fc", std::make_shared<Linear>(in_features, hidden, true, gen));
-  c_proj = register_module("c_proj", std::make_shared<Linear>(hidden, out_features, true, gen));
+  c_fc = register_module("c_fc", std::make_shared<Linear>(in_features, hidden, true, init));
+  c_proj = register_module("c_proj", std::make_shared<Linear>(hidden, out_features, true, init));
 }
 
 Tensor MLP::forward(const Tensor& x) const {

@@ -2,13 +2,14 @@
 // of a transformer block (CLIP names: c_fc, c_proj) with a choice of activation.
 #pragma once
 
+#include "nn/init.h"
 #include "nn/module.h"
 
 namespace nn {
 
 class Linear : public Module {
  public:
-  Linear(int64_t in_features, int64_t out_features, bool bias, engine::Generator& gen);
+  Linear(int64_t in_features, int64_t out_features, bool bias, const Init& init);
   Tensor forward(const Tensor& x) const;  // (..., in) -> (..., out)
   Tensor weight;                          // (out, in)
   Tensor bias;                            // (out) or undefined
@@ -16,7 +17,7 @@ class Linear : public Module {
 
 class LayerNorm : public Module {
  public:
-  explicit LayerNorm(int64_t features, double eps = 1e-5);
+  LayerNorm(int64_t features, const Init& init, double eps = 1e-5);
   Tensor forward(const Tensor& x) const;
   Tensor weight, bias;  // (features)
   double eps;
@@ -28,7 +29,7 @@ Tensor activate(Activation activation, const Tensor& x);
 class MLP : public Module {
  public:
   MLP(int64_t in_features, int64_t hidden, int64_t out_features, Activation activation,
-      engine::Generator& gen);
+      const Init& init);
   Tensor forward(const Tensor& x) const;  // (..., in) -> (..., out)
   std::shared_ptr<Linear> c_fc, c_proj;
   Activation activation;

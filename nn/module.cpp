@@ -44,15 +44,22 @@ void Module::zero_grad() {
   for (Tensor& p : parameters()) p.set_grad(Tensor());
 }
 
+namespace {
+// Makes `param` hold `value` (its memory when contiguous), keeping the handle; drops the grad.
+void take_over(Tensor& param, const Tensor& value) {
+  const Tensor converted = contiguous(value.detach());
+  TensorImpl& impl = param.impl();
+  impl.storage = converted.storage();
+  impl.strides = converted.strides();
+  impl.offset = converted.offset();
+  impl.dtype = converted.dtype();
+  impl.grad.reset();
+}
+}  // namespace
+
 void Module::convert_parameters(const std::function<Tensor(const Tensor&)>& convert) {
   for (Tensor& p : parameters()) {
-    const Tensor converted = contiguous(convert(p.detach()));
-    TensorImpl& impl = p.impl();
-    impl.storage = converted.storage();
-    impl.strides = converted.strides();
-    impl.offset = converted.offset();
-    impl.dtype = converted.dtype();
-    impl.grad.reset();
+    take_over(p, convert(p.detach()));
   }
 }
 
@@ -72,11 +79,10 @@ std::map<std::string, Tensor> Module::state_dict() const {
   return out;
 }
 
-void Module::load_state_dict(const std::map<std::string, Tensor>& state) {
-  const auto params = named_parameters();
+void Module::check_state(const std::map<std::string, Tensor>& state, const char* caller) const {
   std::set<std::string> known;
   std::string missing, mismatched;
-  for (const auto& [name, tensor] : params) {
+  for (const auto& [name, tensor] : named_parameters()) {
     known.insert(name);
     auto it = state.find(name);
     if (it == state.end()) {
@@ -89,12 +95,25 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state) {
   std::string unexpected;
   for (const auto& [name, tensor] : state)
     if (!known.count(name)) unexpected += (unexpected.empty() ? "" : ", ") + name;
-  ENGINE_CHECK(missing.empty() && unexpected.empty() && mismatched.empty(), "load_state_dict:",
+  ENGINE_CHECK(missing.empty() && unexpected.empty() && mismatched.empty(), caller, ":",
                missing.empty() ? "" : " missing: " + missing + ";",
                unexpected.empty() ? "" : " unexpected: " + unexpected + ";",
                mismatched.empty() ? "" : " shape mismatch: " + mismatched + ";");
+}
+
+void Module::load_state_dict(const std::map<std::string, Tensor>& state) {
+  check_state(state, "load_state_dict");
   NoGradGuard no_grad;
-  for (auto [name, tensor] : params) copy_(tensor, state.at(name).to(tensor.dtype()));
+  for (auto [name, tensor] : named_parameters()) copy_(tensor, state.at(name).to(tensor.dtype()));
+}
+
+void Module::adopt_state_dict(std::map<std::string, Tensor>&& state) {
+  check_state(state, "adopt_state_dict");
+  for (auto [name, tensor] : named_parameters()) {
+    auto it = state.find(name);
+    take_over(tensor, it->second.to(tensor.dtype()).to(tensor.device()));
+    state.erase(it);
+  }
 }
 
 }  // namespace nn

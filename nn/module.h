@@ -42,6 +42,10 @@ class Module {
   // Copies values into the parameters. Missing or unexpected names and shape mismatches are
   // errors listing every offending name.
   void load_state_dict(const std::map<std::string, Tensor>& state);
+  // Like load_state_dict, but the parameters take over the given tensors' memory (converted
+  // to the parameter's dtype and device only where they differ) and each entry leaves `state`
+  // as it is taken, so a large checkpoint is never held twice.
+  void adopt_state_dict(std::map<std::string, Tensor>&& state);
 
  protected:
   // Registers a parameter (made a leaf that requires grad) and returns the stored handle.
@@ -55,6 +59,8 @@ class Module {
  private:
   // Replaces every parameter's data by convert(parameter), keeping the handles.
   void convert_parameters(const std::function<Tensor(const Tensor&)>& convert);
+  // Throws listing missing, unexpected and mis-shaped names when `state` does not fit.
+  void check_state(const std::map<std::string, Tensor>& state, const char* caller) const;
   void collect(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out) const;
 
   std::vector<std::pair<std::string, Tensor>> params_;

@@ -54,7 +54,7 @@ SmokeResult run_smoke(const SmokeOptions& options, std::ostream& log) {
   Generator data_gen(options.seed, 0), init_gen(options.seed, 1), order_gen(options.seed, 2);
   const Dataset train_set = make_spiral(options.points_per_class, data_gen);
   const Dataset test_set = make_spiral(options.points_per_class / 2, data_gen);
-  nn::MLP model(2, options.hidden, kClasses, nn::Activation::Relu, init_gen);
+  nn::MLP model(2, options.hidden, kClasses, nn::Activation::Relu, nn::Init::random(init_gen));
 
   const int64_t n = train_set.labels.numel();
   const int64_t steps_per_epoch = n / options.batch;

@@ -13,8 +13,8 @@ using testing_util::fixture;
 class Block : public nn::Module {
  public:
   explicit Block(Generator& gen) {
-    ln_1 = register_module("ln_1", std::make_shared<nn::LayerNorm>(8));
-    mlp = register_module("mlp", std::make_shared<nn::MLP>(8, 32, 8, nn::Activation::QuickGelu, gen));
+    ln_1 = register_module("ln_1", std::make_shared<nn::LayerNorm>(8, nn::Init::random(gen)));
+    mlp = register_module("mlp", std::make_shared<nn::MLP>(8, 32, 8, nn::Activation::QuickGelu, nn::Init::random(gen)));
   }
   std::shared_ptr<nn::LayerNorm> ln_1;
   std::shared_ptr<nn::MLP> mlp;
@@ -60,7 +60,7 @@ TEST(Module, TrainEvalPropagatesToChildren) {
 
 TEST(Module, ZeroGradDropsGradientsAndGradientsAccumulateUntilThen) {
   Generator gen(0);
-  nn::Linear layer(3, 2, true, gen);
+  nn::Linear layer(3, 2, true, nn::Init::random(gen));
   const Tensor x = ones({4, 3});
   sum(layer.forward(x)).backward();
   const std::vector<float> once = layer.bias.grad().to_vector<float>();
@@ -87,9 +87,40 @@ TEST(Module, StateDictRoundTripAndStrictErrors) {
                               "unexpected: extra.weight", "scale (expected [1], got [2])"});
 }
 
+TEST(Module, AdoptStateDictTakesOverTheTensorsMemory) {
+  Generator gen(1);
+  Tower source(gen);
+  std::map<std::string, Tensor> state;
+  for (const auto& [name, p] : source.named_parameters()) state[name] = p.detach().clone();
+  const void* fc_memory = state.at("resblocks.1.mlp.c_fc.weight").raw_data();
+  state["scale"] = state["scale"].to(DType::F64);  // converted where the dtype differs
+
+  Generator unused(0);
+  Tower target(unused);
+  target.adopt_state_dict(std::move(state));
+  EXPECT_TRUE(state.empty());
+  EXPECT_EQ(target.blocks[1]->mlp->c_fc->weight.raw_data(), fc_memory);  // no copy
+  EXPECT_EQ(target.scale.dtype(), DType::F32);
+  for (const auto& [name, p] : target.named_parameters()) {
+    EXPECT_EQ(p.to_vector<float>(), source.state_dict().at(name).to_vector<float>()) << name;
+    EXPECT_TRUE(p.requires_grad()) << name;
+  }
+  std::map<std::string, Tensor> bad = {{"scale", ones({1})}};
+  testing_util::expect_error([&] { target.adopt_state_dict(std::move(bad)); },
+                             {"adopt_state_dict", "missing: resblocks.0.ln_1.weight"});
+}
+
+TEST(Init, ForLoadingDrawsNothingRandomDrawsFromTheGenerator) {
+  Generator gen(4);
+  nn::Linear random_layer(4, 3, true, nn::Init::random(gen));
+  EXPECT_EQ(gen.offset(), 15u);  // 12 weights + 3 biases
+  nn::Linear loading_layer(4, 3, true, nn::Init::for_loading());
+  EXPECT_EQ(loading_layer.weight.shape(), Shape({3, 4}));
+}
+
 TEST(Linear, InitialisationBoundsFollowFanIn) {
   Generator gen(3);
-  nn::Linear layer(100, 50, true, gen);
+  nn::Linear layer(100, 50, true, nn::Init::random(gen));
   EXPECT_LE(amax(abs(layer.weight)).item<float>(), 0.1f);
   EXPECT_GT(amax(abs(layer.weight)).item<float>(), 0.09f);
   EXPECT_LE(amax(abs(layer.bias)).item<float>(), 0.1f);
@@ -99,7 +130,7 @@ TEST(Linear, InitialisationBoundsFollowFanIn) {
 TEST(MultiheadSelfAttention, MatchesTorchWithKeyMaskProbabilitiesAndGradients) {
   const char* file = "nn.safetensors";
   Generator gen(0);
-  nn::MultiheadSelfAttention attn(8, 2, gen);
+  nn::MultiheadSelfAttention attn(8, 2, nn::Init::random(gen));
   attn.to(DType::F64);  // the fixture is f64
   attn.load_state_dict({{"in_proj_weight", fixture(file, "attn.in_proj_weight")},
                         {"in_proj_bias", fixture(file, "attn.in_proj_bias")},
@@ -120,7 +151,7 @@ TEST(MultiheadSelfAttention, MatchesTorchWithKeyMaskProbabilitiesAndGradients) {
 
 TEST(MultiheadSelfAttention, GatheredTokensEqualAttentionOnTheSubset) {
   Generator gen(5);
-  nn::MultiheadSelfAttention attn(8, 2, gen);
+  nn::MultiheadSelfAttention attn(8, 2, nn::Init::random(gen));
   const Tensor x = randn({2, 6, 8}, gen);
   const Tensor keep = from_vector<int64_t>({0, 2, 5, 0, 1, 4}, {2, 3});
   nn::AttentionOptions options;
@@ -133,7 +164,7 @@ TEST(MultiheadSelfAttention, GatheredTokensEqualAttentionOnTheSubset) {
 
 TEST(MultiheadSelfAttention, ProbabilitiesStayInTheGraph) {
   Generator gen(6);
-  nn::MultiheadSelfAttention attn(8, 2, gen);
+  nn::MultiheadSelfAttention attn(8, 2, nn::Init::random(gen));
   const Tensor x = randn({1, 4, 8}, gen);
   nn::AttentionOptions options;
   options.return_probs = true;
