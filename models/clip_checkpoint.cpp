@@ -1,0 +1,159 @@
+// Checkpoint name maps and classifier checkpoints.
+#include "models/clip_checkpoint.h"
+
+#include <regex>
+#include <vector>
+
+#include "engine/io/safetensors.h"
+
+namespace models {
+
+using namespace engine;
+
+namespace {
+
+bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+bool is_huggingface(const std::map<std::string, Tensor>& checkpoint) {
+  for (const auto& [name, t] : checkpoint)
+    if (starts_with(name, "vision_model.")) return true;
+  return false;
+}
+
+std::map<std::string, Tensor> from_openai(std::map<std::string, Tensor>&& checkpoint) {
+  bool prefixed = false;
+  for (const auto& [name, t] : checkpoint) prefixed |= starts_with(name, "visual.");
+  std::map<std::string, Tensor> state;
+  for (auto& [name, t] : checkpoint) {
+    if (prefixed && !starts_with(name, "visual.")) continue;  // text tower, head, training state
+    state[prefixed ? name.substr(7) : name] = std::move(t);
+  }
+  checkpoint.clear();
+  return state;
+}
+
+std::map<std::string, Tensor> from_huggingface(std::map<std::string, Tensor>&& checkpoint,
+                                               const std::string& source) {
+  static const std::map<std::string, std::string> direct = {
+      {"vision_model.embeddings.class_embedding", "class_embedding"},
+      {"vision_model.embeddings.patch_embedding.weight", "conv1.weight"},
+      {"vision_model.embeddings.position_embedding.weight", "positional_embedding"},
+      {"vision_model.pre_layrnorm.weight", "ln_pre.weight"},
+      {"vision_model.pre_layrnorm.bias", "ln_pre.bias"},
+      {"vision_model.post_layernorm.weight", "ln_post.weight"},
+      {"vision_model.post_layernorm.bias", "ln_post.bias"}};
+  static const std::map<std::string, std::string> layer_parts = {
+      {"self_attn.out_proj.weight", "attn.out_proj.weight"}, {"self_attn.out_proj.bias", "attn.out_proj.bias"},
+      {"layer_norm1.weight", "ln_1.weight"}, {"layer_norm1.bias", "ln_1.bias"},
+      {"layer_norm2.weight", "ln_2.weight"}, {"layer_norm2.bias", "ln_2.bias"},
+      {"mlp.fc1.weight", "mlp.c_fc.weight"}, {"mlp.fc1.bias", "mlp.c_fc.bias"},
+      {"mlp.fc2.weight", "mlp.c_proj.weight"}, {"mlp.fc2.bias", "mlp.c_proj.bias"}};
+  static const std::regex layer_key(R"(vision_model\.encoder\.layers\.(\d+)\.(.+))");
+  static const std::regex qkv_key(R"(self_attn\.([qkv])_proj\.(weight|bias))");
+
+  std::map<std::string, Tensor> state;
+  std::map<std::string, std::map<std::string, Tensor>> qkv;  // our in_proj name -> {q,k,v}
+  std::vector<std::string> unexpected;
+  for (auto& [name, t] : checkpoint) {
+    std::smatch m, part;
+    if (auto it = direct.find(name); it != direct.end()) {
+      state[it->second] = std::move(t);
+    } else if (name == "visual_projection.weight") {
+      state["proj"] = contiguous(transpose(t, 0, 1));  // (out, width) -> (width, out)
+    } else if (std::regex_match(name, m, layer_key)) {
+      const std::string prefix = "transformer.resblocks." + m[1].str() + ".";
+      const std::string rest = m[2].str();
+      if (auto it = layer_parts.find(rest); it != layer_parts.end()) {
+        state[prefix + it->second] = std::move(t);
+      } else if (std::regex_match(rest, part, qkv_key)) {
+        qkv[prefix + "attn.in_proj_" + part[2].str()][part[1].str()] = std::move(t);
+      } else {
+        unexpected.push_back(name);
+      }
+    } else if (starts_with(name, "vision_model.") && name != "vision_model.embeddings.position_ids") {
+      unexpected.push_back(name);
+    }
+  }
+  checkpoint.clear();
+  ENGINE_CHECK(unexpected.empty(), source, ": unexpected vision keys: ", join(unexpected));
+  for (auto& [name, parts] : qkv) {
+    std::vector<std::string> missing;
+    for (const char* which : {"q", "k", "v"})
+      if (!parts.count(which)) missing.push_back(which);
+    ENGINE_CHECK(missing.empty(), source, ": ", name, " lacks the ", join(missing), " projection");
+    state[name] = cat({parts["q"], parts["k"], parts["v"]}, 0);
+  }
+  return state;
+}
+
+}  // namespace
+
+std::map<std::string, Tensor> visual_state_from(std::map<std::string, Tensor>&& checkpoint,
+                                                const std::string& source) {
+  return is_huggingface(checkpoint) ? from_huggingface(std::move(checkpoint), source)
+                                    : from_openai(std::move(checkpoint));
+}
+
+std::shared_ptr<VisionTransformer> load_visual_tower(const std::string& path, int64_t image_size) {
+  std::map<std::string, Tensor> state = visual_state_from(load_safetensors(path).tensors, path);
+  VisionConfig config;
+  try {
+    config = infer_vision_config(state);
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
+  ENGINE_CHECK(config.image_size() == image_size, path, ": the checkpoint's positional embedding ",
+               "is for ", config.image_size(), " px images (", config.grid, "x", config.grid,
+               " patches of ", config.patch, " px); ", image_size, " px input is not supported");
+  auto model = std::make_shared<VisionTransformer>(config, nn::Init::for_loading());
+  try {
+    model->adopt_state_dict(std::move(state));
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
+  return model;
+}
+
+void save_classifier(const std::string& path, const Classifier& classifier,
+                     const std::map<std::string, Tensor>& training_state,
+                     std::map<std::string, std::string> metadata) {
+  std::map<std::string, Tensor> tensors = training_state;
+  for (const auto& [name, t] : tensors)
+    ENGINE_CHECK(!starts_with(name, "visual.") && !starts_with(name, "head."), path,
+                 ": training state name '", name, "' collides with the model's");
+  for (const auto& [name, t] : classifier.visual->named_parameters()) tensors["visual." + name] = t;
+  for (const auto& [name, t] : classifier.head->named_parameters()) tensors["head." + name] = t;
+  metadata["architecture"] = classifier.visual->config().describe();
+  save_safetensors(path, tensors, metadata);
+}
+
+ClassifierCheckpoint load_classifier(const std::string& path) {
+  SafetensorsContents contents = load_safetensors(path);
+  ClassifierCheckpoint out;
+  out.metadata = std::move(contents.metadata);
+  std::map<std::string, Tensor> visual, head;
+  for (auto& [name, t] : contents.tensors) {
+    if (starts_with(name, "visual.")) visual[name.substr(7)] = std::move(t);
+    else if (starts_with(name, "head.")) head[name.substr(5)] = std::move(t);
+    else out.training_state[name] = std::move(t);
+  }
+  ENGINE_CHECK(head.count("weight"), path, ": not a classifier checkpoint (no head.weight)");
+  try {
+    const VisionConfig config = infer_vision_config(visual);
+    out.classifier.visual = std::make_shared<VisionTransformer>(config, nn::Init::for_loading());
+    out.classifier.visual->adopt_state_dict(std::move(visual));
+    out.classifier.head = std::make_shared<ZeroShotHead>(head.at("weight"));
+    out.classifier.head->adopt_state_dict(std::move(head));
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
+  return out;
+}
+
+}  // namespace models

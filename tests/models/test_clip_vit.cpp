@@ -1,0 +1,151 @@
+// The CLIP visual tower against an independent PyTorch reference (tests/fixtures/
+// make_clip_fixtures.py): both checkpoint layouts, features, logits, attention, masked and
+// dropped tokens, and every parameter gradient of a cross-entropy loss; plus a full-size
+// ViT-B/16 and the loader's errors.
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "engine/io/safetensors.h"
+#include "models/clip_checkpoint.h"
+#include "test_util.h"
+
+namespace {
+
+using namespace engine;
+using namespace models;
+using testing_util::expect_error;
+using testing_util::fixture;
+
+const char* kIo = "clip_tiny_io.safetensors";
+std::string fixture_path(const std::string& name) { return std::string(ENGINE_FIXTURE_DIR) + "/" + name; }
+
+TEST(ClipVit, InfersTheArchitectureFromShapes) {
+  const auto model = load_visual_tower(fixture_path("clip_tiny_openai.safetensors"), 32);
+  const VisionConfig expected{128, 2, 2, 8, 4, 32};
+  EXPECT_EQ(model->config(), expected) << model->config().describe();
+}
+
+TEST(ClipVit, FeaturesLogitsAndAttentionMatchTheReference) {
+  const auto model = load_visual_tower(fixture_path("clip_tiny_openai.safetensors"), 32);
+  VisionForwardOptions options;
+  options.keep_attention = true;
+  const VisionOutput out = model->forward(fixture(kIo, "images"), options);
+  EXPECT_ALL_CLOSE(out.features, fixture(kIo, "features"), 1e-5, 1e-6);
+  ASSERT_EQ(out.attention.size(), 2u);
+  EXPECT_ALL_CLOSE(out.attention[0], fixture(kIo, "attention0"), 1e-5, 1e-7);
+  const ZeroShotHead head(fixture(kIo, "head"));
+  EXPECT_ALL_CLOSE(head.forward(out.features), fixture(kIo, "logits"), 1e-5, 1e-6);
+}
+
+TEST(ClipVit, EveryGradientMatchesTheReference) {
+  const auto model = load_visual_tower(fixture_path("clip_tiny_openai.safetensors"), 32);
+  const ZeroShotHead head(fixture(kIo, "head"));
+  const Tensor logits = head.forward(model->forward(fixture(kIo, "images")).features);
+  const Tensor loss = cross_entropy(logits, fixture(kIo, "labels"));
+  EXPECT_NEAR(loss.item<float>(), fixture(kIo, "loss").item<double>(), 1e-5 * fixture(kIo, "loss").item<double>());
+  loss.backward();
+  int checked = 0;
+  for (const auto& [name, p] : model->named_parameters()) {
+    const Tensor expected = fixture(kIo, "grad.visual." + name);
+    // Relative to the gradient's own scale, so entries that happen to be near zero are fair.
+    const double scale = amax(abs(expected)).item<float>();
+    EXPECT_ALL_CLOSE(p.grad(), expected, 1e-4, 1e-4 * scale) << name;
+    ++checked;
+  }
+  EXPECT_ALL_CLOSE(head.weight.grad(), fixture(kIo, "grad.head.weight"), 1e-4, 1e-6);
+  EXPECT_ALL_CLOSE(head.bias.grad(), fixture(kIo, "grad.head.bias"), 1e-4, 1e-6);
+  EXPECT_EQ(checked, 4 + 4 + 2 * 12);  // embeddings and proj, ln_pre/ln_post, 12 per block
+}
+
+TEST(ClipVit, HuggingFaceLayoutLoadsTheSameModel) {
+  const auto openai = load_visual_tower(fixture_path("clip_tiny_openai.safetensors"), 32);
+  const auto hf = load_visual_tower(fixture_path("clip_tiny_hf.safetensors"), 32);
+  const auto hf_state = hf->state_dict();
+  for (const auto& [name, p] : openai->named_parameters())
+    EXPECT_EQ(hf_state.at(name).to_vector<float>(), p.to_vector<float>()) << name;
+  EXPECT_ALL_CLOSE(hf->forward(fixture(kIo, "images")).features, fixture(kIo, "features"), 1e-5, 1e-6);
+}
+
+TEST(ClipVit, MaskedPatchesAndKeptPatchesMatchTheReference) {
+  const auto model = load_visual_tower(fixture_path("clip_tiny_openai.safetensors"), 32);
+  VisionForwardOptions masked;
+  masked.masked_patches = fixture(kIo, "masked_patches");
+  EXPECT_ALL_CLOSE(model->forward(fixture(kIo, "images"), masked).features,
+                   fixture(kIo, "features_masked"), 1e-5, 1e-6);
+  VisionForwardOptions kept;
+  kept.keep_patches = fixture(kIo, "keep_patches");
+  EXPECT_ALL_CLOSE(model->forward(fixture(kIo, "images"), kept).features,
+                   fixture(kIo, "features_kept"), 1e-5, 1e-6);
+}
+
+TEST(ClipVit, FullSizeVitB16BuildsAndRuns) {
+  Generator gen(0);
+  const VisionTransformer model(vit_b16(), nn::Init::random(gen));
+  EXPECT_EQ(model.parameter_count(), 86192640);  // OpenAI CLIP ViT-B/16 visual tower
+  NoGradGuard no_grad;
+  const Tensor features = model.forward(randn({1, 3, 224, 224}, gen)).features;
+  EXPECT_EQ(features.shape(), Shape({1, 512}));
+  EXPECT_TRUE(std::isfinite(sum(abs(features)).item<float>()));
+}
+
+class ClipCheckpointErrors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("clip_ckpt_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+    state_ = load_safetensors(fixture_path("clip_tiny_openai.safetensors")).tensors;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string write(const std::string& name, const std::map<std::string, Tensor>& state) {
+    const std::string path = (dir_ / name).string();
+    save_safetensors(path, state);
+    return path;
+  }
+  std::filesystem::path dir_;
+  std::map<std::string, Tensor> state_;
+};
+
+TEST_F(ClipCheckpointErrors, WrongResolutionMissingUnexpectedAndMisshapenKeys) {
+  expect_error([] { load_visual_tower(fixture_path("clip_tiny_openai.safetensors"), 224); },
+               {"clip_tiny_openai.safetensors", "32 px images", "224 px input is not supported"});
+  auto missing = state_;
+  missing.erase("visual.transformer.resblocks.1.mlp.c_fc.bias");
+  missing.erase("visual.ln_post.weight");
+  expect_error([&] { load_visual_tower(write("missing.safetensors", missing), 32); },
+               {"missing.safetensors", "missing:", "ln_post.weight", "transformer.resblocks.1.mlp.c_fc.bias"});
+  auto unexpected = state_;
+  unexpected["visual.extra.weight"] = zeros({2});
+  expect_error([&] { load_visual_tower(write("unexpected.safetensors", unexpected), 32); },
+               {"unexpected.safetensors", "unexpected: extra.weight"});
+  auto misshapen = state_;
+  misshapen["visual.ln_pre.bias"] = zeros({7});
+  expect_error([&] { load_visual_tower(write("shape.safetensors", misshapen), 32); },
+               {"shape.safetensors", "ln_pre.bias (expected [128], got [7])"});
+  expect_error([&] { load_visual_tower(write("empty.safetensors", {{"x", zeros({1})}}), 32); },
+               {"empty.safetensors", "no 'conv1.weight'"});
+  auto hf = load_safetensors(fixture_path("clip_tiny_hf.safetensors")).tensors;
+  hf.erase("vision_model.encoder.layers.0.self_attn.k_proj.weight");
+  hf["vision_model.encoder.layers.0.self_attn.rotary.weight"] = zeros({1});
+  expect_error([&] { load_visual_tower(write("hf.safetensors", hf), 32); },
+               {"hf.safetensors", "unexpected vision keys", "layers.0.self_attn.rotary.weight"});
+}
+
+TEST_F(ClipCheckpointErrors, ClassifierCheckpointRoundTrip) {
+  Classifier classifier{load_visual_tower(fixture_path("clip_tiny_openai.safetensors"), 32),
+                        std::make_shared<ZeroShotHead>(fixture(kIo, "head"))};
+  const std::string path = (dir_ / "ft.safetensors").string();
+  save_classifier(path, classifier, {{"optimizer.step", full({1}, 7.0)}}, {{"step", "7"}, {"epoch", "1"}});
+  const ClassifierCheckpoint back = load_classifier(path);
+  EXPECT_EQ(back.metadata.at("step"), "7");
+  EXPECT_EQ(back.metadata.at("architecture"), classifier.visual->config().describe());
+  EXPECT_EQ(back.training_state.at("optimizer.step").item<float>(), 7.0f);
+  const Tensor images = fixture(kIo, "images");
+  EXPECT_EQ(back.classifier.head->forward(back.classifier.visual->forward(images).features).to_vector<float>(),
+            classifier.head->forward(classifier.visual->forward(images).features).to_vector<float>());
+  // A plain CLIP checkpoint is not a classifier.
+  expect_error([] { load_classifier(fixture_path("clip_tiny_openai.safetensors")); }, {"no head.weight"});
+}
+
+}  // namespace
