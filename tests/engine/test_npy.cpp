@@ -1,0 +1,74 @@
+// .npy files: reading what NumPy wrote (every supported dtype, v1 and v2 headers), round trips,
+// and clear errors for what is not supported or corrupt.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "engine/io/npy.h"
+#include "test_util.h"
+
+namespace {
+
+using namespace engine;
+using testing_util::expect_error;
+
+std::string npy(const std::string& name) { return std::string(ENGINE_FIXTURE_DIR) + "/npy/" + name; }
+
+TEST(Npy, ReadsWhatNumPyWrote) {
+  const Tensor f4 = load_npy(npy("f4_2x3.npy"));
+  EXPECT_EQ(f4.shape(), Shape({2, 3}));
+  EXPECT_EQ(f4.to_vector<float>(), std::vector<float>({0, 0.25, 0.5, 0.75, 1, 1.25}));
+  EXPECT_EQ(load_npy(npy("f8_empty.npy")).shape(), Shape({0, 3}));
+  EXPECT_EQ(load_npy(npy("f8_empty.npy")).dtype(), DType::F64);
+  EXPECT_EQ(load_npy(npy("i8_4.npy")).to_vector<int64_t>(), std::vector<int64_t>({-3, 0, 7, int64_t{1} << 40}));
+  const Tensor scalar = load_npy(npy("i4_scalar.npy"));
+  EXPECT_EQ(scalar.dim(), 0);
+  EXPECT_EQ(scalar.item<int32_t>(), -12);
+  EXPECT_EQ(load_npy(npy("u1_3.npy")).to_vector<uint8_t>(), std::vector<uint8_t>({0, 128, 255}));
+  EXPECT_EQ(load_npy(npy("b1_2x2.npy")).to_vector<bool>(), std::vector<bool>({true, false, false, true}));
+  EXPECT_EQ(load_npy(npy("f4_v2.npy")).to_vector<float>(), std::vector<float>({0, 1, 2, 3, 4}));
+}
+
+TEST(Npy, RoundTripsAndKeepsHeadersAligned) {
+  const std::string path = (std::filesystem::temp_directory_path() / ("rt_" + std::to_string(::getpid()) + ".npy")).string();
+  const Tensor values[] = {transpose(reshape(arange(12, DType::F32), {3, 4}), 0, 1), arange(5),
+                           from_vector<bool>({true, false}, {2}), scalar_tensor(2.5, DType::F64),
+                           zeros({2, 0, 3})};
+  for (const Tensor& t : values) {
+    save_npy(path, t);
+    const Tensor back = load_npy(path);
+    EXPECT_EQ(back.shape(), t.shape());
+    EXPECT_EQ(back.dtype(), t.dtype());
+    EXPECT_ALL_CLOSE(back.to(DType::F64), t.to(DType::F64), 0, 0);
+    std::ifstream in(path, std::ios::binary);
+    char prefix[10];
+    in.read(prefix, 10);
+    const size_t header = static_cast<unsigned char>(prefix[8]) | static_cast<unsigned char>(prefix[9]) << 8;
+    EXPECT_EQ((10 + header) % 64, 0u);
+  }
+  std::filesystem::remove(path);
+  expect_error([&] { save_npy(path, zeros({2}, DType::BF16)); }, {"bf16", "cannot be written"});
+}
+
+TEST(Npy, UnsupportedAndCorruptFilesAreClearErrors) {
+  expect_error([] { load_npy(npy("fortran.npy")); }, {"fortran.npy", "Fortran order"});
+  expect_error([] { load_npy(npy("big_endian.npy")); }, {"big_endian.npy", "'>f4'", "not supported"});
+  expect_error([] { load_npy(npy("missing.npy")); }, {"missing.npy", "cannot open"});
+  const std::string dir = std::filesystem::temp_directory_path() / ("npy_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream(dir + "/text.npy") << "hello, not numpy";
+  }
+  expect_error([&] { load_npy(dir + "/text.npy"); }, {"text.npy", "bad magic"});
+  // Truncated data: drop the last bytes of a valid file.
+  std::ifstream in(npy("f4_2x3.npy"), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ofstream(dir + "/short.npy", std::ios::binary) << bytes.substr(0, bytes.size() - 3);
+  expect_error([&] { load_npy(dir + "/short.npy"); }, {"short.npy", "holds 21 bytes", "needs 24"});
+  std::ofstream(dir + "/header.npy", std::ios::binary) << bytes.substr(0, 40);
+  expect_error([&] { load_npy(dir + "/header.npy"); }, {"header.npy", "runs past the end"});
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
