@@ -4,24 +4,16 @@
 #include <iostream>
 
 #include "engine/core/threading.h"
-#include "train/smoke.h"
+#include "train/cli_commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"cftrain: robust fine-tuning of CLIP (masked images as counterfactual samples)"};
   app.require_subcommand(1);
   int threads = 0;
-  app.add_option("--threads", threads, "CPU threads for the engine's kernels (default: all)")
+  app.add_option("--threads", threads, "CPU threads for the engine's kernels (default: all cores)")
       ->check(CLI::NonNegativeNumber);
-
-  train::SmokeOptions smoke;
-  CLI::App* smoke_cmd = app.add_subcommand(
-      "smoke", "Train a 2-layer MLP on a generated spiral and print its loss curve (engine check)");
-  smoke_cmd->add_option("--epochs", smoke.epochs, "Training epochs")->capture_default_str()->check(CLI::PositiveNumber);
-  smoke_cmd->add_option("--hidden", smoke.hidden, "Hidden units")->capture_default_str()->check(CLI::PositiveNumber);
-  smoke_cmd->add_option("--batch", smoke.batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
-  smoke_cmd->add_option("--lr", smoke.lr, "Peak learning rate (one-cycle)")->capture_default_str()->check(CLI::PositiveNumber);
-  smoke_cmd->add_option("--seed", smoke.seed, "Seed for data, initialisation and order")->capture_default_str();
-
+  const std::vector<train::Command> commands = {train::add_smoke_command(app),
+                                                train::add_embed_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -29,9 +21,8 @@ int main(int argc, char** argv) {
   }
   try {
     if (threads > 0) engine::set_num_threads(threads);
-    if (smoke_cmd->parsed()) {
-      train::run_smoke(smoke, std::cout);
-    }
+    for (const train::Command& command : commands)
+      if (command.app->parsed()) command.run();
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

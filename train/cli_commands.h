@@ -1,0 +1,18 @@
+// cftrain's subcommands: each registers its options on the command line and returns what to run
+// when it is the one chosen.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace train {
+
+struct Command {
+  CLI::App* app;
+  std::function<void()> run;
+};
+
+Command add_smoke_command(CLI::App& root);
+Command add_embed_command(CLI::App& root);
+
+}  // namespace train
