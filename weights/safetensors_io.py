@@ -36,6 +36,15 @@ def save(path, tensors, metadata=None, quiet=False):
         print(f"wrote {path}: {len(tensors)} tensors, {offset} bytes of data")
 
 
+def header(path):
+    """The tensor entries of a safetensors header: {name: {dtype, shape, data_offsets}}."""
+    with open(path, "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        entries = json.loads(f.read(length))
+    entries.pop("__metadata__", None)
+    return entries
+
+
 def load(path):
     """Reads a safetensors file into {name: torch tensor} (BF16 becomes float32)."""
     with open(path, "rb") as f:

@@ -1,0 +1,193 @@
+#!/usr/bin/python3
+"""Round trip of weights/convert_clip.py, run by ctest with Debian's PyTorch: a tiny random CLIP
+(OpenAI layout, plain state dict .pt, and the same weights as a HuggingFace directory) is
+converted, loaded by `cftrain embed`, and the features and zero-shot logits are compared with
+the independent PyTorch reference (tests/fixtures/clip_reference.py). Exits 77 (skipped) when
+PyTorch is not installed.
+
+    test_convert_clip.py --cftrain build/cftrain
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+try:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    print("PyTorch / NumPy not installed (Debian: python3-torch); skipping")
+    sys.exit(77)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..")
+sys.path.insert(0, os.path.join(ROOT, "weights"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
+import safetensors_io  # noqa: E402
+from clip_reference import TextTransformer, VisionTransformer, perturb_norms_and_biases  # noqa: E402
+from convert_clip import Tokenizer  # noqa: E402
+
+CONVERTER = os.path.join(ROOT, "weights", "convert_clip.py")
+failures = []
+
+
+def check(condition, message):
+    print(("ok   " if condition else "FAIL ") + message)
+    if not condition:
+        failures.append(message)
+
+
+def run(*args):
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True)
+
+
+def close(a, b, rtol, atol):
+    return np.allclose(a, b, rtol=rtol, atol=atol)
+
+
+def write_merges(path):
+    # A tiny BPE vocabulary: bytes, their end-of-word forms, and four merges.
+    with open(path, "w") as f:
+        f.write("#version: 0.2\nc a\nca t</w>\nd o\ndo g</w>\n")
+
+
+def hf_directory(directory, state, merges):
+    """The same weights as a HuggingFace CLIPModel directory."""
+    os.makedirs(directory)
+    hf = {"visual_projection.weight": state["visual.proj"].t(), "logit_scale": state["logit_scale"],
+          "text_projection.weight": state["text_projection"].t(),
+          "vision_model.embeddings.position_ids": torch.arange(17).reshape(1, -1)}
+    renames = {"visual.class_embedding": "vision_model.embeddings.class_embedding",
+               "visual.conv1.weight": "vision_model.embeddings.patch_embedding.weight",
+               "visual.positional_embedding": "vision_model.embeddings.position_embedding.weight",
+               "visual.ln_pre.weight": "vision_model.pre_layrnorm.weight", "visual.ln_pre.bias": "vision_model.pre_layrnorm.bias",
+               "visual.ln_post.weight": "vision_model.post_layernorm.weight", "visual.ln_post.bias": "vision_model.post_layernorm.bias",
+               "token_embedding.weight": "text_model.embeddings.token_embedding.weight",
+               "positional_embedding": "text_model.embeddings.position_embedding.weight",
+               "ln_final.weight": "text_model.final_layer_norm.weight", "ln_final.bias": "text_model.final_layer_norm.bias"}
+    parts = {"attn.out_proj": "self_attn.out_proj", "ln_1": "layer_norm1", "ln_2": "layer_norm2",
+             "mlp.c_fc": "mlp.fc1", "mlp.c_proj": "mlp.fc2"}
+    for name, t in state.items():
+        if name in renames:
+            hf[renames[name]] = t
+            continue
+        for tower, target in (("visual.transformer.resblocks.", "vision_model.encoder.layers."),
+                              ("transformer.resblocks.", "text_model.encoder.layers.")):
+            if name.startswith(tower):
+                index, rest = name[len(tower):].split(".", 1)
+                prefix = f"{target}{index}."
+                if rest.startswith("attn.in_proj_"):
+                    kind = rest[len("attn.in_proj_"):]
+                    for which, chunk in zip("qkv", t.chunk(3)):
+                        hf[f"{prefix}self_attn.{which}_proj.{kind}"] = chunk
+                else:
+                    module, kind = rest.rsplit(".", 1)
+                    hf[f"{prefix}{parts[module]}.{kind}"] = t
+                break
+    safetensors_io.save(os.path.join(directory, "model.safetensors"), hf, quiet=True)
+    with open(os.path.join(directory, "config.json"), "w") as f:
+        json.dump({"architectures": ["CLIPModel"], "vision_config": {"hidden_act": "quick_gelu"}}, f)
+    with open(merges) as src, open(os.path.join(directory, "merges.txt"), "w") as dst:
+        dst.write(src.read())
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cftrain", required=True)
+    args = parser.parse_args()
+    torch.manual_seed(7)
+    work = tempfile.mkdtemp(prefix="convert_clip_")
+    path = lambda name: os.path.join(work, name)  # noqa: E731
+
+    merges = path("merges.txt")
+    write_merges(merges)
+    tokenizer = Tokenizer(merges)
+    ids = lambda s: tokenizer.encoder[s]  # noqa: E731
+    check(tokenizer.encode("A cat, a  DOG!") == [ids("a</w>"), ids("cat</w>"), ids(",</w>"), ids("a</w>"),
+                                                 ids("dog</w>"), ids("!</w>")], "tokenizer applies merges, lowercases, splits")
+    vocab = len(tokenizer.encoder)
+
+    visual = VisionTransformer(width=64, layers=2, heads=1, patch=8, grid=4, output_dim=24)
+    text = TextTransformer(vocab=vocab, context=16, width=64, layers=2, heads=1, output_dim=24)
+    perturb_norms_and_biases(visual)
+    perturb_norms_and_biases(text)
+    state = {"visual." + k: v for k, v in visual.state_dict().items()}
+    state.update(text.state_dict())
+    state["logit_scale"] = torch.tensor(2.0)
+    torch.save(state, path("tiny.pt"))
+    with open(path("classes.txt"), "w") as f:
+        f.write("cat\ndog\nca\n")
+    with open(path("templates.txt"), "w") as f:
+        f.write("a {}.\na photo of a {}\n")
+
+    result = run(sys.executable, CONVERTER, path("tiny.pt"), "--out", path("tiny.safetensors"),
+                 "--classnames", path("classes.txt"), "--templates", path("templates.txt"),
+                 "--head-out", path("head.npy"), "--bpe", merges)
+    check(result.returncode == 0, "convert OpenAI-layout state dict: " + result.stderr.strip())
+
+    # Reference head from the independent text tower.
+    with torch.no_grad():
+        rows = []
+        for name in ("cat", "dog", "ca"):
+            prompts = [f"a {name}.", f"a photo of a {name}"]
+            rows.append(F.normalize(F.normalize(text(tokenizer.tokenize(prompts, 16)), dim=-1).mean(0), dim=0))
+        head = (torch.stack(rows) * np.exp(2.0)).numpy()
+    converted_head = np.load(path("head.npy"))
+    check(converted_head.dtype == np.float32 and converted_head.shape == (3, 24), "head is float32 (3, 24)")
+    check(close(converted_head, head, 1e-5, 1e-6), "head matches the reference text tower")
+
+    images = torch.randn(4, 3, 32, 32)
+    np.save(path("x.npy"), images.numpy())
+    with torch.no_grad():
+        features = visual(images)[0].numpy()
+    logits = F.normalize(torch.from_numpy(features), dim=-1).numpy() @ converted_head.T
+    result = run(args.cftrain, "embed", "--weights", path("tiny.safetensors"), "--input", path("x.npy"),
+                 "--out", path("e.npy"), "--head", path("head.npy"), "--logits-out", path("l.npy"))
+    check(result.returncode == 0, "cftrain embed on the converted file: " + result.stderr.strip())
+    check(close(np.load(path("e.npy")), features, 1e-5, 1e-6), "features match the PyTorch reference")
+    check(close(np.load(path("l.npy")), logits, 1e-5, 1e-6), "logits match the PyTorch reference")
+
+    # f16 storage: the C++ loader widens to f32; compare with the reference on rounded weights.
+    result = run(sys.executable, CONVERTER, path("tiny.pt"), "--out", path("tiny16.safetensors"), "--dtype", "f16")
+    check(result.returncode == 0, "convert to f16: " + result.stderr.strip())
+    check({e["dtype"] for e in safetensors_io.header(path("tiny16.safetensors")).values()} == {"F16"},
+          "f16 file stores half precision")
+    rounded = VisionTransformer(width=64, layers=2, heads=1, patch=8, grid=4, output_dim=24)
+    rounded.load_state_dict({k: v.half().float() for k, v in visual.state_dict().items()})
+    with torch.no_grad():
+        features16 = rounded(images)[0].numpy()
+    result = run(args.cftrain, "embed", "--weights", path("tiny16.safetensors"), "--input", path("x.npy"), "--out", path("e16.npy"))
+    check(result.returncode == 0 and close(np.load(path("e16.npy")), features16, 1e-5, 1e-6),
+          "f16 checkpoint loads and matches the rounded reference")
+
+    # A HuggingFace directory converts to the same tensors, tokenizer included.
+    hf_directory(path("hf"), state, merges)
+    result = run(sys.executable, CONVERTER, path("hf"), "--out", path("hf.safetensors"), "--classnames",
+                 path("classes.txt"), "--templates", path("templates.txt"), "--head-out", path("hf_head.npy"))
+    check(result.returncode == 0, "convert HuggingFace directory: " + result.stderr.strip())
+    a, b = safetensors_io.load(path("tiny.safetensors")), safetensors_io.load(path("hf.safetensors"))
+    check(sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a), "HF conversion equals OpenAI conversion")
+    check(np.array_equal(np.load(path("hf_head.npy")), converted_head), "HF head equals OpenAI head")
+
+    # Bad input: one clear error line, non-zero exit, no output file.
+    result = run(sys.executable, CONVERTER, path("missing.pt"), "--out", path("m.safetensors"))
+    check(result.returncode != 0 and "missing.pt: no such file" in result.stderr, "missing source is an error")
+    with open(path("junk.pt"), "w") as f:
+        f.write("not a checkpoint")
+    result = run(sys.executable, CONVERTER, path("junk.pt"), "--out", path("j.safetensors"))
+    check(result.returncode != 0 and "junk.pt" in result.stderr and not os.path.exists(path("j.safetensors")),
+          "a non-checkpoint is an error")
+    result = run(sys.executable, CONVERTER, path("tiny.pt"), "--out", path("x.safetensors"), "--head-out", path("h.npy"))
+    check(result.returncode != 0 and "go together" in result.stderr, "head options must come together")
+
+    if failures:
+        print(f"{len(failures)} check(s) failed; files kept in {work}")
+        sys.exit(1)
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()
