@@ -165,14 +165,13 @@ Tensor decode(const Entry& entry, const char* bytes, bool half_to_f32) {
 
 }  // namespace
 
-SafetensorsContents load_safetensors(const std::string& path, bool half_to_f32) {
-  const MappedFile file(path);
-  ENGINE_CHECK(file.size() >= 8, path, ": too short to be a safetensors file (", file.size(),
-               " bytes)");
-  const uint64_t header_size = read_u64_le(file.data());
-  ENGINE_CHECK(header_size <= file.size() - 8, path, ": header length ", header_size,
-               " runs past the end of the file (", file.size(), " bytes)");
-  const char* header_begin = file.data() + 8;
+SafetensorsContents parse_safetensors(const char* bytes, size_t size, const std::string& path,
+                                      bool half_to_f32) {
+  ENGINE_CHECK(size >= 8, path, ": too short to be a safetensors file (", size, " bytes)");
+  const uint64_t header_size = read_u64_le(bytes);
+  ENGINE_CHECK(header_size <= size - 8, path, ": header length ", header_size,
+               " runs past the end of the file (", size, " bytes)");
+  const char* header_begin = bytes + 8;
   const json header = json::parse(header_begin, header_begin + header_size, nullptr, false);
   ENGINE_CHECK(!header.is_discarded(), path, ": header is not valid JSON");
   ENGINE_CHECK(header.is_object(), path, ": header is not a JSON object");
@@ -191,7 +190,7 @@ SafetensorsContents load_safetensors(const std::string& path, bool half_to_f32) 
     }
     entries.push_back(parse_entry(path, it.key(), it.value()));
   }
-  const uint64_t data_size = file.size() - 8 - header_size;
+  const uint64_t data_size = size - 8 - header_size;
   std::sort(entries.begin(), entries.end(),
             [](const Entry& a, const Entry& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
   uint64_t expected_begin = 0;
@@ -209,6 +208,11 @@ SafetensorsContents load_safetensors(const std::string& path, bool half_to_f32) 
   for (const Entry& entry : entries)
     contents.tensors[entry.name] = decode(entry, data + entry.begin, half_to_f32);
   return contents;
+}
+
+SafetensorsContents load_safetensors(const std::string& path, bool half_to_f32) {
+  const MappedFile file(path);
+  return parse_safetensors(file.data(), file.size(), path, half_to_f32);
 }
 
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,

@@ -20,6 +20,10 @@ struct SafetensorsContents {
 // BOOL load as they are. Errors name the file and what is wrong with it.
 SafetensorsContents load_safetensors(const std::string& path, bool half_to_f32 = true);
 
+// The same from bytes already in memory; `source` names them in messages.
+SafetensorsContents parse_safetensors(const char* data, size_t size, const std::string& source,
+                                      bool half_to_f32 = true);
+
 // Writes CPU or CUDA tensors of any dtype (copied to the host, made contiguous).
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata = {});

@@ -98,6 +98,15 @@ TEST_F(Safetensors, CorruptFilesAreClearErrors) {
                {"past.safetensors", "'t'", "past the data section"});
   expect_error([&] { load_safetensors(raw_file("gap.safetensors", R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12)); },
                {"gap.safetensors", "starts at byte 4", "contiguous"});
+  expect_error([&] { load_safetensors(raw_file("overlap.safetensors", R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12)); },
+               {"overlap.safetensors", "'b' starts at byte 4", "expected 8"});
+  {  // A valid file cut short.
+    save_safetensors(path("whole.safetensors"), {{"w", ones({64})}});
+    std::ifstream in(path("whole.safetensors"), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream(path("cut.safetensors"), std::ios::binary) << bytes.substr(0, bytes.size() - 10);
+  }
+  expect_error([&] { load_safetensors(path("cut.safetensors")); }, {"cut.safetensors", "'w'", "past the data section"});
   expect_error([&] { load_safetensors(raw_file("tail.safetensors", "{" + ok + "}", 16)); },
                {"tail.safetensors", "8 bytes at the end"});
   expect_error([&] { load_safetensors(raw_file("shape.safetensors", R"({"t":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8)); },
