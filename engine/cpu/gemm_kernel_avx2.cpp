@@ -1,7 +1,7 @@
 // Float GEMM microkernel for AVX2 + FMA: a 6 x 16 tile of C lives in 12 ymm accumulators; each
 // step over k loads one 16-float row of the packed B panel (2 ymm) and broadcasts the 6 packed
-// A values of that k. Compiled with -mavx2 -mfma (see engine/CMakeLists.txt); only called when
-// the CPU has both.
+// A values of that k. Tiles with fewer rows compute all 6 (A is zero-padded) and store theirs.
+// Compiled with -mavx2 -mfma (see engine/CMakeLists.txt); only called when the CPU has both.
 #include <immintrin.h>
 
 #include "engine/cpu/gemm_kernels.h"
@@ -18,12 +18,13 @@ constexpr int kPrefetchSteps = 8;
 }  // namespace
 
 void microkernel_avx2(int64_t kc, const float* a_panel, const float* b_panel, float* c,
-                      int64_t rs_c, float alpha, float beta) {
+                      int64_t rs_c, int m, float alpha, float beta) {
   __m256 acc[kMr][2];
 #pragma GCC unroll 6
   for (int i = 0; i < kMr; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
 
-  for (int i = 0; i < kMr; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * rs_c), _MM_HINT_T0);
+  for (int i = 0; i < m; ++i)
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * rs_c), _MM_HINT_T0);
 
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
@@ -44,6 +45,7 @@ void microkernel_avx2(int64_t kc, const float* a_panel, const float* b_panel, fl
   if (beta == 0.0f) {
 #pragma GCC unroll 6
     for (int i = 0; i < kMr; ++i) {
+      if (i == m) break;
       float* row = c + i * rs_c;
       _mm256_storeu_ps(row, _mm256_mul_ps(va, acc[i][0]));
       _mm256_storeu_ps(row + 8, _mm256_mul_ps(va, acc[i][1]));
@@ -52,8 +54,10 @@ void microkernel_avx2(int64_t kc, const float* a_panel, const float* b_panel, fl
     const __m256 vb = _mm256_set1_ps(beta);
 #pragma GCC unroll 6
     for (int i = 0; i < kMr; ++i) {
+      if (i == m) break;
       float* row = c + i * rs_c;
-      _mm256_storeu_ps(row, _mm256_fmadd_ps(va, acc[i][0], _mm256_mul_ps(vb, _mm256_loadu_ps(row))));
+      _mm256_storeu_ps(row,
+                       _mm256_fmadd_ps(va, acc[i][0], _mm256_mul_ps(vb, _mm256_loadu_ps(row))));
       _mm256_storeu_ps(row + 8,
                        _mm256_fmadd_ps(va, acc[i][1], _mm256_mul_ps(vb, _mm256_loadu_ps(row + 8))));
     }

@@ -4,7 +4,6 @@
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 #include <omp.h>
-
 #include <unistd.h>
 
 #include <chrono>
@@ -58,9 +57,9 @@ void BM_Ours(benchmark::State& state, Shape s) {
   using engine::cpu::MatrixRef;
   const int64_t b_batch_stride = s.shared_b ? 0 : s.K * s.N;
   const MatrixRef<const float> A{ops.a.data(), s.K, 1, s.M * s.K};
-  const MatrixRef<const float> B = s.transpose_b
-                                       ? MatrixRef<const float>{ops.b.data(), 1, s.K, b_batch_stride}
-                                       : MatrixRef<const float>{ops.b.data(), s.N, 1, b_batch_stride};
+  const MatrixRef<const float> B =
+      s.transpose_b ? MatrixRef<const float>{ops.b.data(), 1, s.K, b_batch_stride}
+                    : MatrixRef<const float>{ops.b.data(), s.N, 1, b_batch_stride};
   const MatrixRef<float> C{ops.c.data(), s.N, 1, s.M * s.N};
   for (auto _ : state) {
     engine::cpu::gemm<float>(s.batch, s.M, s.N, s.K, 1.0f, A, B, 0.0f, C);
@@ -114,10 +113,11 @@ GEMM_CASE(vit_linear_transB_197x768x2304, 1, 197, 2304, 768, true, true);
 // this program again with OPENBLAS_CORETYPE (read when the library loads) naming the newest core
 // it knows that this CPU can run. Returns only if nothing needs changing (or the re-run failed).
 void rerun_with_best_openblas_core(char** argv) {
-  if (std::getenv("OPENBLAS_CORETYPE") || std::string(openblas_get_corename()) != "Prescott") return;
+  if (std::getenv("OPENBLAS_CORETYPE") || std::string(openblas_get_corename()) != "Prescott")
+    return;
   const char* core = __builtin_cpu_supports("avx512f") ? "SkylakeX"
-                     : __builtin_cpu_supports("avx2") ? "Haswell"
-                                                      : nullptr;
+                     : __builtin_cpu_supports("avx2")  ? "Haswell"
+                                                       : nullptr;
   if (!core) return;
   setenv("OPENBLAS_CORETYPE", core, 1);
   execv("/proc/self/exe", argv);
@@ -131,8 +131,8 @@ int main(int argc, char** argv) {
   openblas_set_num_threads(kThreads);
   benchmark::AddCustomContext("threads", std::to_string(kThreads));
   benchmark::AddCustomContext("engine_gemm_kernel", engine::cpu::gemm_kernel_name());
-  benchmark::AddCustomContext("openblas", std::string(openblas_get_config()) + " core " +
-                                              openblas_get_corename());
+  benchmark::AddCustomContext(
+      "openblas", std::string(openblas_get_config()) + " core " + openblas_get_corename());
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -1,11 +1,10 @@
 // Tests for engine/cpu/gemm.h: results against a naive long-double triple loop over many shapes,
 // layouts (transposes and slices through strides), batches, alpha/beta and empty sizes, for every
 // float kernel this CPU can run and for double; thread-count independence; argument errors.
-#include "engine/cpu/gemm.h"
-
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "engine/core/error.h"
+#include "engine/cpu/gemm.h"
 
 namespace engine::cpu {
 namespace {
@@ -28,9 +28,12 @@ enum class Layout {
 
 const char* layout_name(Layout layout) {
   switch (layout) {
-    case Layout::kRowMajor: return "row-major";
-    case Layout::kColMajor: return "col-major";
-    case Layout::kColumnSlice: return "column-slice";
+    case Layout::kRowMajor:
+      return "row-major";
+    case Layout::kColMajor:
+      return "col-major";
+    case Layout::kColumnSlice:
+      return "column-slice";
   }
   return "?";
 }
@@ -73,8 +76,7 @@ struct Operand {
 struct Case {
   int64_t batch, M, N, K;
   double alpha, beta;
-  Layout a_layout = Layout::kRowMajor, b_layout = Layout::kRowMajor,
-         c_layout = Layout::kRowMajor;
+  Layout a_layout = Layout::kRowMajor, b_layout = Layout::kRowMajor, c_layout = Layout::kRowMajor;
   bool broadcast_b = false;
   bool nan_in_c = false;  // only with beta == 0
 };
@@ -95,7 +97,8 @@ void check_case(const Case& tc) {
   Operand<T> a(tc.batch, tc.M, tc.K, tc.a_layout, false, rng);
   Operand<T> b(tc.batch, tc.K, tc.N, tc.b_layout, tc.broadcast_b, rng);
   Operand<T> c(tc.batch, tc.M, tc.N, tc.c_layout, false, rng);
-  if (tc.nan_in_c) std::fill(c.storage.begin(), c.storage.end(), std::numeric_limits<T>::quiet_NaN());
+  if (tc.nan_in_c)
+    std::fill(c.storage.begin(), c.storage.end(), std::numeric_limits<T>::quiet_NaN());
   const Operand<T> c_before = c;
   const T alpha = static_cast<T>(tc.alpha), beta = static_cast<T>(tc.beta);
 
@@ -133,8 +136,7 @@ void check_case(const Case& tc) {
   std::vector<bool> in_view(c.storage.size(), false);
   for (int64_t bi = 0; bi < tc.batch; ++bi)
     for (int64_t i = 0; i < tc.M; ++i)
-      for (int64_t j = 0; j < tc.N; ++j)
-        in_view[c.offset(bi, i, j)] = true;
+      for (int64_t j = 0; j < tc.N; ++j) in_view[c.offset(bi, i, j)] = true;
   for (size_t e = 0; e < c.storage.size(); ++e) {
     if (in_view[e]) continue;
     ASSERT_EQ(std::memcmp(&c.storage[e], &c_before.storage[e], sizeof(T)), 0)
@@ -145,12 +147,12 @@ void check_case(const Case& tc) {
 std::vector<Case> all_cases() {
   std::vector<Case> cases;
   // Shapes (M, N, K): tiny, primes, around the tiles (6/14 x 16/32), past the cache blocks
-  // (K > kc = 256, M > mc = 144/196, N > nc = 4096), and big enough to run on several threads,
-  // split by rows or (with one row panel) by columns.
-  const int64_t shapes[][3] = {{1, 1, 1},      {1, 7, 3},      {5, 1, 9},     {2, 3, 1},
-                               {37, 53, 71},   {14, 32, 16},   {15, 33, 17},  {13, 31, 255},
-                               {6, 16, 257},   {29, 65, 513},  {200, 70, 300}, {211, 97, 600},
-                               {420, 40, 50},  {3, 4100, 5},   {8, 1000, 600}};
+  // (K > kc = 256, M > mc = 144/196, N > nc = 512), and big enough to run on several threads,
+  // cut by rows and columns or (with one row panel) by columns only.
+  const int64_t shapes[][3] = {{1, 1, 1},     {1, 7, 3},     {5, 1, 9},      {2, 3, 1},
+                               {37, 53, 71},  {14, 32, 16},  {15, 33, 17},   {13, 31, 255},
+                               {6, 16, 257},  {29, 65, 513}, {200, 70, 300}, {211, 97, 600},
+                               {420, 40, 50}, {3, 4100, 5},  {8, 1000, 600}};
   for (const auto& s : shapes) cases.push_back({1, s[0], s[1], s[2], 1.0, 0.0});
   // All transpose combinations and strided slices, with alpha/beta.
   const Layout layouts[] = {Layout::kRowMajor, Layout::kColMajor, Layout::kColumnSlice};
@@ -179,7 +181,7 @@ std::vector<Case> all_cases() {
   // Batches: per-item matrices, and one B broadcast to every item (batch_stride 0).
   cases.push_back({4, 20, 50, 70, 1.0, 0.0});
   cases.push_back({3, 33, 40, 300, 0.5, 1.0});
-  cases.push_back({3, 64, 80, 500, 1.0, 0.5});  // threads: whole products, then a shared one
+  cases.push_back({3, 64, 80, 500, 1.0, 0.5});  // enough work for several threads
   {
     Case c{5, 16, 33, 64, 1.0, 0.5};
     c.broadcast_b = true;
@@ -221,8 +223,8 @@ TEST_P(GemmFloatKernel, MatchesReference) {
   for (const Case& c : all_cases()) check_case<float>(c);
 }
 
-// Every element is summed in the same order whatever the number of threads (or the split of a
-// batch between whole-product and shared-product work), so results are bitwise identical.
+// Every element is summed in the same order whatever the number of threads (which changes how C
+// is cut into blocks and which thread computes each), so results are bitwise identical.
 TEST_P(GemmFloatKernel, BitwiseIdenticalForAnyThreadCount) {
   const int saved_threads = omp_get_max_threads();
   for (const int64_t batch : {1, 3}) {
@@ -240,7 +242,8 @@ TEST_P(GemmFloatKernel, BitwiseIdenticalForAnyThreadCount) {
     }
     omp_set_num_threads(saved_threads);
     for (size_t r = 1; r < results.size(); ++r) {
-      EXPECT_EQ(std::memcmp(results[0].data(), results[r].data(), results[0].size() * sizeof(float)), 0)
+      EXPECT_EQ(
+          std::memcmp(results[0].data(), results[r].data(), results[0].size() * sizeof(float)), 0)
           << "batch " << batch << ": " << r + 1 << " threads differ from 1 thread";
     }
   }
@@ -290,8 +293,7 @@ TEST(GemmErrors, UnknownForcedKernelIsRejected) {
     FAIL() << "expected engine::Error";
   } catch (const Error& e) {
     unsetenv("ENGINE_GEMM_KERNEL");
-    EXPECT_NE(std::string(e.what()).find("ENGINE_GEMM_KERNEL=sse9"), std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find("ENGINE_GEMM_KERNEL=sse9"), std::string::npos) << e.what();
   }
 }
 
