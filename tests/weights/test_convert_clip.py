@@ -150,6 +150,25 @@ def main():
     check(close(np.load(path("e.npy")), features, 1e-5, 1e-6), "features match the PyTorch reference")
     check(close(np.load(path("l.npy")), logits, 1e-5, 1e-6), "logits match the PyTorch reference")
 
+    # A TorchScript archive (as OpenAI releases them) converts to the same tensors.
+    class Clip(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.visual = visual
+            for name, module in text.named_children():
+                self.add_module(name, module)
+            self.positional_embedding, self.text_projection = text.positional_embedding, text.text_projection
+            self.logit_scale = torch.nn.Parameter(state["logit_scale"].clone())
+
+        def forward(self, x):
+            return self.visual(x)[0]
+
+    torch.jit.save(torch.jit.trace(Clip(), torch.randn(1, 3, 32, 32), check_trace=False), path("tiny_jit.pt"))
+    result = run(sys.executable, CONVERTER, path("tiny_jit.pt"), "--out", path("jit.safetensors"))
+    check(result.returncode == 0, "convert TorchScript archive: " + result.stderr.strip())
+    a, b = safetensors_io.load(path("tiny.safetensors")), safetensors_io.load(path("jit.safetensors"))
+    check(sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a), "TorchScript conversion equals state-dict conversion")
+
     # f16 storage: the C++ loader widens to f32; compare with the reference on rounded weights.
     result = run(sys.executable, CONVERTER, path("tiny.pt"), "--out", path("tiny16.safetensors"), "--dtype", "f16")
     check(result.returncode == 0, "convert to f16: " + result.stderr.strip())
