@@ -120,7 +120,7 @@ std::vector<Tensor> run(const std::vector<Tensor>& outputs, const std::vector<Te
     Tensor grad = std::move(buffers[node]);
     buffers.erase(node);
     if (grad.defined()) {
-      for (const GradHook& hook : node->pre_hooks) {
+      for (const auto& [id, hook] : node->pre_hooks) {
         Tensor replaced = hook(grad);
         if (replaced.defined()) grad = replaced;
       }

@@ -32,7 +32,8 @@ class Node {
   // One per input; nullptr where that input does not require grad.
   std::vector<std::shared_ptr<Node>> next;
   std::vector<Shape> input_shapes;
-  std::vector<GradHook> pre_hooks;
+  // Hooks run on the gradient flowing into this node's output, keyed by an id for removal.
+  std::vector<std::pair<uint64_t, GradHook>> pre_hooks;
 
   virtual Grads apply(const Tensor& grad_output, const Needs& needs) = 0;
   // Frees what the backward saved; a later backward through this node throws.

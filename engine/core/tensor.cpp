@@ -2,6 +2,8 @@
 // shorthands that forward to engine/ops.
 #include "engine/core/tensor.h"
 
+#include <algorithm>
+
 #include "engine/autograd/node.h"
 #include "engine/ops/ops.h"
 
@@ -88,13 +90,24 @@ std::shared_ptr<Node> grad_accumulator(const Tensor& leaf) {
   return t.grad_accumulator;
 }
 
-void Tensor::register_hook(GradHook hook) {
+HookHandle Tensor::register_hook(GradHook hook) const {
   ENGINE_CHECK(requires_grad(), "register_hook: tensor does not require grad");
+  static uint64_t next_id = 0;
   const std::shared_ptr<Node> node = is_leaf() ? grad_accumulator(*this) : grad_fn();
-  node->pre_hooks.push_back(std::move(hook));
+  node->pre_hooks.emplace_back(++next_id, std::move(hook));
+  return HookHandle(node, next_id);
 }
 
-void Tensor::retain_grad() {
+void HookHandle::remove() {
+  if (const std::shared_ptr<Node> node = node_.lock()) {
+    auto& hooks = node->pre_hooks;
+    hooks.erase(std::remove_if(hooks.begin(), hooks.end(), [&](const auto& h) { return h.first == id_; }),
+                hooks.end());
+  }
+  node_.reset();
+}
+
+void Tensor::retain_grad() const {
   ENGINE_CHECK(requires_grad(), "retain_grad: tensor does not require grad");
   if (is_leaf()) return;  // leaves keep their gradient anyway
   std::weak_ptr<TensorImpl> weak = impl_;

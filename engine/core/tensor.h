@@ -24,6 +24,18 @@ class Tensor;
 // replacement (or an undefined Tensor to keep it unchanged).
 using GradHook = std::function<Tensor(const Tensor&)>;
 
+// Identifies a registered hook so it can be removed (hooks otherwise live as long as the graph).
+class HookHandle {
+ public:
+  HookHandle() = default;
+  HookHandle(std::weak_ptr<Node> node, uint64_t id) : node_(std::move(node)), id_(id) {}
+  void remove();
+
+ private:
+  std::weak_ptr<Node> node_;
+  uint64_t id_ = 0;
+};
+
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
   Shape shape;
@@ -81,8 +93,8 @@ class Tensor {
   void set_grad(const Tensor& grad);
   Tensor detach() const;  // shares storage, no autograd history
   void backward(const Tensor& grad_output = Tensor(), bool retain_graph = false) const;
-  void register_hook(GradHook hook);
-  void retain_grad();  // keep .grad() of a non-leaf after backward
+  HookHandle register_hook(GradHook hook) const;
+  void retain_grad() const;  // keep .grad() of a non-leaf after backward
 
   // --- views and conversions (see engine/ops/ops.h for the full op set) ---
   Tensor reshape(const Shape& shape) const;

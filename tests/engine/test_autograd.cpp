@@ -68,6 +68,21 @@ TEST(Autograd, HooksSeeAndReplaceGradients) {
   EXPECT_EQ(x.grad().to_vector<float>(), std::vector<float>({180, 360}));  // 10 * 2h * 3
 }
 
+TEST(Autograd, RemovedHooksNoLongerRun) {
+  Tensor x = from_vector<float>({1.0f, 2.0f}, {2}).requires_grad_(true);
+  const Tensor h = mul(x, 3.0f);
+  int calls = 0;
+  HookHandle handle = h.register_hook([&](const Tensor&) {
+    ++calls;
+    return Tensor();
+  });
+  const Tensor loss = sum(h);
+  grad({loss}, {x}, {}, true);
+  handle.remove();
+  grad({loss}, {x}, {}, true);
+  EXPECT_EQ(calls, 1);
+}
+
 TEST(Autograd, RetainGradKeepsNonLeafGradient) {
   Tensor x = from_vector<float>({1.0f, -1.0f}, {2}).requires_grad_(true);
   Tensor h = mul(x, 2.0f);
