@@ -130,6 +130,7 @@ void save_classifier(const std::string& path, const Classifier& classifier,
   for (const auto& [name, t] : classifier.visual->named_parameters()) tensors["visual." + name] = t;
   for (const auto& [name, t] : classifier.head->named_parameters()) tensors["head." + name] = t;
   metadata["architecture"] = classifier.visual->config().describe();
+  metadata["head_scale"] = std::to_string(classifier.head->scale);
   save_safetensors(path, tensors, metadata);
 }
 
@@ -148,7 +149,8 @@ ClassifierCheckpoint load_classifier(const std::string& path) {
     const VisionConfig config = infer_vision_config(visual);
     out.classifier.visual = std::make_shared<VisionTransformer>(config, nn::Init::for_loading());
     out.classifier.visual->adopt_state_dict(std::move(visual));
-    out.classifier.head = std::make_shared<ZeroShotHead>(head.at("weight"));
+    const double scale = out.metadata.count("head_scale") ? std::stod(out.metadata.at("head_scale")) : 1.0;
+    out.classifier.head = std::make_shared<ZeroShotHead>(head.at("weight"), scale);
     out.classifier.head->adopt_state_dict(std::move(head));
   } catch (const Error& e) {
     fail(path, ": ", e.what());

@@ -41,6 +41,7 @@ enum class UnaryOp {
 
 enum class BinaryOp {
   Add, Sub, Mul, Div, Pow, Maximum, Minimum,
+  Remainder,               // integers: a - b * floor(a / b), the sign of b (as Python)
   Eq, Ne, Lt, Le, Gt, Ge,  // produce bool
   LogicalAnd, LogicalOr,   // bool inputs
   QuickGeluBackward,       // (grad, x) -> grad * d quick_gelu(x) / dx

@@ -93,6 +93,13 @@ void binary_arithmetic(BinaryOp op, const View& out, const View& l, const View& 
       return map2<T, T, T>(out, l, r, [](T x, T y) { return (x != x || x < y) ? x : y; });
     default: break;
   }
+  if constexpr (std::is_integral_v<T>) {
+    if (op == BinaryOp::Remainder)
+      return map2<T, T, T>(out, l, r, [](T x, T y) {
+        const T m = static_cast<T>(x % y);
+        return static_cast<T>((m != 0 && ((m < 0) != (y < 0))) ? m + y : m);
+      });
+  }
   if constexpr (std::is_floating_point_v<T>) {
     switch (op) {
       case BinaryOp::Div: return map2<T, T, T>(out, l, r, [](T x, T y) { return x / y; });

@@ -113,6 +113,16 @@ Tensor extremum(BinaryOp op, const Tensor& a, const Tensor& b, const char* name)
 Tensor maximum(const Tensor& a, const Tensor& b) { return extremum(BinaryOp::Maximum, a, b, "maximum"); }
 Tensor minimum(const Tensor& a, const Tensor& b) { return extremum(BinaryOp::Minimum, a, b, "minimum"); }
 
+Tensor remainder(const Tensor& a, const Tensor& b) {
+  check_defined("remainder", a);
+  ENGINE_CHECK(a.dtype() == DType::I64 || a.dtype() == DType::I32, "remainder: integer tensors only, got ",
+               dtype_name(a.dtype()), " ", shape_str(a.shape()));
+  check_defined("remainder", b, "divisor");
+  ENGINE_CHECK(b.numel() == 0 || amin(abs(b)).to(DType::F64).item<double>() != 0,
+               "remainder: division by zero");
+  return binary_forward(BinaryOp::Remainder, a, b, "remainder");
+}
+
 // --- with a scalar ---
 
 Tensor add(const Tensor& a, double b) {

@@ -127,6 +127,14 @@ TEST(Creation, RangesAndFills) {
   EXPECT_EQ(chunk(arange(5), 2, 0)[1].to_vector<int64_t>(), std::vector<int64_t>({3, 4}));
 }
 
+TEST(IntegerOps, RemainderFollowsPython) {
+  const Tensor a = from_vector<int64_t>({-7, 7, 7, -7, 6}, {5});
+  const Tensor b = from_vector<int64_t>({3, 3, -3, -3, 3}, {5});
+  EXPECT_EQ(remainder(a, b).to_vector<int64_t>(), std::vector<int64_t>({2, 1, -2, -1, 0}));
+  testing_util::expect_error([&] { remainder(a, zeros({1}, DType::I64)); }, {"remainder", "division by zero"});
+  testing_util::expect_error([] { remainder(ones({2}), ones({2})); }, {"remainder", "integer tensors only", "f32"});
+}
+
 TEST(Comparisons, ProduceBoolAndCountArgmax) {
   const Tensor a = from_vector<float>({1, 5, 3, 5}, {2, 2});
   EXPECT_EQ(gt(a, 2.0).to_vector<bool>(), std::vector<bool>({false, true, true, true}));

@@ -1,0 +1,68 @@
+// MMCAM and GradCAM on the tiny CLIP: against the straightforward reference formula computed here
+// (all attention gradients at once, full relevance matrices), and against PyTorch fixtures.
+#include "models/clip_checkpoint.h"
+#include "test_util.h"
+#include "train/cam.h"
+#include "train/masks.h"
+
+namespace {
+
+using namespace engine;
+using namespace train;
+using testing_util::fixture;
+
+const char* kIo = "clip_tiny_io.safetensors";
+const char* kMethod = "clip_tiny_method.safetensors";
+
+models::Classifier tiny_classifier() {
+  return {models::load_visual_tower(std::string(ENGINE_FIXTURE_DIR) + "/clip_tiny_openai.safetensors", 32),
+          std::make_shared<models::ZeroShotHead>(fixture(kIo, "head"))};
+}
+
+// R = I; for l = 1..L: R = R + A_l @ R; cam = R[:, 0, 1:], with A_l = mean_h relu(G_l * P_l).
+Tensor reference_mmcam(const models::Classifier& model, const Tensor& images, const Tensor& labels) {
+  models::VisionForwardOptions options;
+  options.keep_attention = true;
+  const models::VisionOutput out = model.visual->forward(images, options);
+  const Tensor score = class_score(model.head->forward(out.features), labels);
+  const std::vector<Tensor> grads = grad({score}, out.attention);
+  NoGradGuard no_grad;
+  const int64_t N = images.shape()[0], T = out.attention[0].shape()[2];
+  Tensor R = contiguous(expand(reshape(to_dtype(eq(unsqueeze(arange(T), 1), unsqueeze(arange(T), 0)), DType::F32), {1, T, T}), {N, T, T}));
+  for (size_t l = 0; l < grads.size(); ++l) {
+    const Tensor A = mean(relu(mul(grads[l], out.attention[l].detach())), {1});
+    R = add(R, matmul(A, R));
+  }
+  return reshape(narrow(select(R, 1, 0), 1, 1, T - 1), {N, T - 1});
+}
+
+TEST(Cam, EfficientMmcamEqualsTheReferenceFormulaAndPyTorch) {
+  const models::Classifier model = tiny_classifier();
+  const Tensor images = fixture(kIo, "images"), labels = fixture(kIo, "labels");
+  const Tensor cam = compute_cam(CamMethod::MMCAM, model, images, labels);
+  EXPECT_EQ(cam.shape(), Shape({3, 16}));
+  EXPECT_ALL_CLOSE(cam, reference_mmcam(model, images, labels), 1e-5, 1e-7);
+  EXPECT_ALL_CLOSE(cam, fixture(kMethod, "mmcam"), 1e-5, 1e-7);
+  // Object masks at 0.3 identical to PyTorch's.
+  EXPECT_EQ(gt(normalize_cam(cam), 0.3).to_vector<bool>(), fixture(kMethod, "obj_mask_0.3").to_vector<bool>());
+  for (const Tensor& p : model.visual->parameters()) EXPECT_FALSE(p.grad().defined());  // no weight gradients
+}
+
+TEST(Cam, GradCamMatchesPyTorch) {
+  const models::Classifier model = tiny_classifier();
+  const Tensor cam = compute_cam(CamMethod::GradCAM, model, fixture(kIo, "images"), fixture(kIo, "labels"));
+  EXPECT_ALL_CLOSE(cam, fixture(kMethod, "gradcam"), 1e-5, 1e-6);
+  EXPECT_GE(amin(cam).item<float>(), 0.0f);
+}
+
+TEST(Cam, WorksUnderNoGradAndNormalisesPerImage) {
+  const models::Classifier model = tiny_classifier();
+  NoGradGuard no_grad;  // e.g. called from evaluation code
+  const Tensor cam = compute_cam(CamMethod::MMCAM, model, fixture(kIo, "images"), fixture(kIo, "labels"));
+  const Tensor normalized = normalize_cam(cam);
+  for (float m : amax(normalized, {1}).to_vector<float>()) EXPECT_NEAR(m, 1.0f, 1e-6);
+  EXPECT_EQ(parse_cam_method("gradcam"), CamMethod::GradCAM);
+  testing_util::expect_error([] { parse_cam_method("scorecam"); }, {"unknown CAM method 'scorecam'"});
+}
+
+}  // namespace

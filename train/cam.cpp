@@ -1,0 +1,73 @@
+// MMCAM (efficient form, through gradient hooks) and GradCAM.
+#include "train/cam.h"
+
+namespace train {
+
+using namespace engine;
+
+CamMethod parse_cam_method(const std::string& name) {
+  if (name == "mmcam") return CamMethod::MMCAM;
+  if (name == "gradcam") return CamMethod::GradCAM;
+  fail("unknown CAM method '", name, "' (expected mmcam or gradcam)");
+}
+
+const char* cam_method_name(CamMethod method) {
+  return method == CamMethod::MMCAM ? "mmcam" : "gradcam";
+}
+
+Tensor class_score(const Tensor& logits, const Tensor& labels) {
+  return sum(gather(logits, 1, unsqueeze(labels, 1)));
+}
+
+Tensor mmcam(const models::VisionOutput& forward, const Tensor& score) {
+  const std::vector<Tensor>& probs = forward.attention;  // per layer (N, heads, T, T)
+  ENGINE_CHECK(!probs.empty(), "mmcam: the forward did not keep the attention probabilities");
+  const int64_t N = probs[0].shape()[0], T = probs[0].shape()[2];
+  // r (N, 1, T) starts as e_0: the class token's row of the identity.
+  Tensor r = zeros({N, 1, T}, probs[0].dtype(), probs[0].device());
+  Tensor class_entry = narrow(r, 2, 0, 1);
+  fill_(class_entry, 1.0);
+  // Backward reaches the layers from the last to the first: exactly the order of
+  // r <- r (I + A_L) ... (I + A_1).
+  std::vector<HookHandle> hooks;
+  for (const Tensor& p : probs) {
+    hooks.push_back(p.register_hook([&r, saved = p.detach()](const Tensor& g) {
+      const Tensor a = mean(relu(mul(g, saved)), {1});  // (N, T, T)
+      r = add(r, matmul(r, a));
+      return Tensor();
+    }));
+  }
+  grad({score}, {probs.front()}, {}, /*retain_graph=*/true);
+  for (HookHandle& hook : hooks) hook.remove();
+  return reshape(narrow(r, 2, 1, T - 1), {N, T - 1});
+}
+
+Tensor gradcam(const models::VisionOutput& forward, const Tensor& score) {
+  const Tensor& a = forward.last_ln1;  // (N, T, C)
+  ENGINE_CHECK(a.defined(), "gradcam: the forward did not keep the last block's ln_1 output");
+  const Tensor g = grad({score}, {a}, {}, /*retain_graph=*/true)[0];
+  NoGradGuard no_grad;
+  const Tensor weights = sum(g, {1}, true);  // (N, 1, C): summed over tokens
+  const int64_t T = a.shape()[1];
+  const Tensor patches = narrow(a.detach(), 1, 1, T - 1);  // (N, P, C)
+  return relu(sum(mul(patches, weights), {2}));            // (N, P)
+}
+
+Tensor compute_cam(CamMethod method, const models::Classifier& model, const Tensor& images,
+                   const Tensor& labels) {
+  models::VisionForwardOptions options;
+  options.keep_attention = method == CamMethod::MMCAM;
+  options.keep_last_ln1 = method == CamMethod::GradCAM;
+  // The CAM needs a graph from the score back to the activations, whatever the caller's mode;
+  // grad() never touches the parameters' .grad().
+  GradModeGuard with_grad(true);
+  const models::VisionOutput out = model.visual->forward(images, options);
+  const Tensor score = class_score(model.head->forward(out.features), labels);
+  return (method == CamMethod::MMCAM ? mmcam(out, score) : gradcam(out, score)).detach();
+}
+
+Tensor normalize_cam(const Tensor& cam) {
+  return div(cam, add(amax(cam, {1}, true), 1e-8));
+}
+
+}  // namespace train
