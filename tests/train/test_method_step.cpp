@@ -1,0 +1,81 @@
+// The method's step (FT + FD on ObjMaskSingleFill counterfactuals) against a PyTorch fixture of
+// the same step on the tiny CLIP with the mask and permutation given: the CAM-derived mask, the
+// loss terms and every gradient. Also: the modes' parsing and their teacher requirements.
+#include <cmath>
+
+#include "test_util.h"
+#include "train/method_step.h"
+
+namespace {
+
+using namespace engine;
+using namespace train;
+using testing_util::fixture;
+
+const char* kIo = "clip_tiny_io.safetensors";
+const char* kMethod = "clip_tiny_method.safetensors";
+
+models::Classifier load_tiny(double scale) {
+  auto visual = models::load_visual_tower(std::string(ENGINE_FIXTURE_DIR) + "/clip_tiny_openai.safetensors", 32);
+  if (scale != 1.0) {
+    NoGradGuard no_grad;
+    for (Tensor& p : visual->parameters()) mul_(p, scale);
+  }
+  return {visual, std::make_shared<models::ZeroShotHead>(mul(fixture(kIo, "head"), scale))};
+}
+
+TEST(MethodStep, FtFdObjMaskSingleFillMatchesPyTorch) {
+  const models::Classifier teacher = load_tiny(1.0);
+  const models::Classifier student = load_tiny(1.05);
+  MethodConfig config;
+  config.mode = TrainMode::FT_FD_MASK;
+  config.strategy = parse_mask_strategy("ObjMaskSingleFill(0.3)");
+  const Tensor images = fixture(kIo, "images"), labels = fixture(kIo, "labels");
+  const StepLosses losses = method_losses(config, student, &teacher, images, labels, [&](const Tensor& cam) {
+    // The student's CAM gives the mask of the fixture; the permutation is the fixture's.
+    const Tensor mask = gt(cam, 0.3);
+    EXPECT_EQ(mask.to_vector<bool>(), fixture(kMethod, "step.mask").to_vector<bool>());
+    Counterfactual cf;
+    cf.images = single_fill(images, mask, fixture(kMethod, "step.perm"), 4);
+    EXPECT_ALL_CLOSE(cf.images, fixture(kMethod, "step.counterfactual"), 0, 1e-6);
+    return cf;
+  });
+  EXPECT_NEAR(losses.task.item<float>(), fixture(kMethod, "step.task").item<double>(), 1e-5 * fixture(kMethod, "step.task").item<double>());
+  EXPECT_NEAR(losses.distill.item<float>(), fixture(kMethod, "step.distill").item<double>(), 1e-5 * fixture(kMethod, "step.distill").item<double>());
+  EXPECT_NEAR(losses.loss.item<float>(), fixture(kMethod, "step.loss").item<double>(), 1e-5 * fixture(kMethod, "step.loss").item<double>());
+  losses.loss.backward();
+  for (const auto& [name, p] : student.visual->named_parameters()) {
+    const Tensor expected = fixture(kMethod, "step.grad.visual." + name);
+    EXPECT_ALL_CLOSE(p.grad(), expected, 1e-4, 1e-4 * amax(abs(expected)).item<float>()) << name;
+  }
+  EXPECT_ALL_CLOSE(student.head->weight.grad(), fixture(kMethod, "step.grad.head.weight"), 1e-4, 1e-6);
+  EXPECT_ALL_CLOSE(student.head->bias.grad(), fixture(kMethod, "step.grad.head.bias"), 1e-4, 1e-6);
+  for (const Tensor& p : teacher.visual->parameters()) EXPECT_FALSE(p.grad().defined()) << "the teacher stays frozen";
+}
+
+TEST(MethodStep, EveryModeRunsAndOnlyTheRightParametersLearn) {
+  const models::Classifier teacher = load_tiny(1.0);
+  const Tensor images = fixture(kIo, "images"), labels = fixture(kIo, "labels");
+  for (const char* mode : {"ft", "lp", "ft_fd", "ft_fd_mask", "ft_kd", "ft_kd_mask"}) {
+    const models::Classifier student = load_tiny(1.05);
+    MethodConfig config;
+    config.mode = parse_train_mode(mode);
+    EXPECT_STREQ(train_mode_name(config.mode), mode);
+    config.strategy = parse_mask_strategy("CtxMaskMultiFill(0.5)");
+    Generator masks(0, 7);
+    const StepTerms terms = method_step(config, student, &teacher, images, labels, masks, 1.0);
+    EXPECT_TRUE(std::isfinite(terms.loss)) << mode;
+    EXPECT_EQ(terms.count, 3);
+    EXPECT_EQ(terms.distill > 0, config.distills()) << mode;
+    EXPECT_EQ(student.visual->proj.grad().defined(), config.mode != TrainMode::LP) << mode;
+    EXPECT_TRUE(student.head->weight.grad().defined()) << mode;
+  }
+  testing_util::expect_error([] { parse_train_mode("ft_mask"); }, {"unknown training mode 'ft_mask'"});
+  MethodConfig fd;
+  fd.mode = TrainMode::FT_FD;
+  Generator masks(0);
+  testing_util::expect_error([&] { method_step(fd, load_tiny(1.0), nullptr, images, labels, masks, 1.0); },
+                             {"ft_fd needs a teacher"});
+}
+
+}  // namespace
