@@ -12,8 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "models/clip_vit.h"
-#include "models/zero_shot_head.h"
+#include "models/classifier.h"
 
 namespace models {
 
@@ -25,11 +24,6 @@ std::map<std::string, Tensor> visual_state_from(std::map<std::string, Tensor>&& 
 // Loads a checkpoint file (safetensors, either layout) into a VisionTransformer whose sizes are
 // inferred from the shapes; image_size must fit the positional embedding.
 std::shared_ptr<VisionTransformer> load_visual_tower(const std::string& path, int64_t image_size = 224);
-
-struct Classifier {
-  std::shared_ptr<VisionTransformer> visual;
-  std::shared_ptr<ZeroShotHead> head;
-};
 
 struct ClassifierCheckpoint {
   Classifier classifier;

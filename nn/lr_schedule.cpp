@@ -16,6 +16,12 @@ double cosine_anneal(double start, double end, double pct) {
 
 void LrScheduler::step() { apply(++step_); }
 
+void LrScheduler::set_step(int64_t step) {
+  ENGINE_CHECK(step >= 0, "LrScheduler: negative step ", step);
+  step_ = step;
+  apply(step_);
+}
+
 OneCycleLR::OneCycleLR(AdamW& optimizer, std::vector<double> max_lrs, const OneCycleOptions& options)
     : LrScheduler(optimizer), max_lrs_(std::move(max_lrs)), options_(options) {
   const size_t groups = optimizer.groups().size();

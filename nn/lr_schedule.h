@@ -14,6 +14,8 @@ class LrScheduler {
   explicit LrScheduler(AdamW& optimizer) : optimizer_(optimizer) {}
   virtual ~LrScheduler() = default;
   void step();
+  // Jumps to the state after `step` steps (resuming a run).
+  void set_step(int64_t step);
   int64_t step_count() const { return step_; }
   double lr(size_t group = 0) const { return optimizer_.groups().at(group).lr; }
 

@@ -14,5 +14,7 @@ struct Command {
 
 Command add_smoke_command(CLI::App& root);
 Command add_embed_command(CLI::App& root);
+Command add_preprocess_command(CLI::App& root);
+Command add_demo_command(CLI::App& root);
 
 }  // namespace train
