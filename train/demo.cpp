@@ -74,7 +74,7 @@ models::Classifier pretrain(const Scaled& scale, std::ostream& log) {
   config.log_every = 25;
   TensorBatches batches(data.images, data.labels, scale.batch, kPretrainSeed);
   log << "pre-training the zero-shot model on " << data.labels.numel() << " clean images (cached afterwards)\n";
-  train(config, model, nullptr, batches, nullptr, log);
+  run_training(config, model, nullptr, batches, nullptr, log);
   return model;
 }
 
@@ -114,7 +114,7 @@ models::Classifier finetune(const models::Classifier& zero_shot, const FineTunin
   config.log_epochs = false;
   TensorBatches batches(data.images, data.labels, scale.batch, seed);
   const auto start = std::chrono::steady_clock::now();
-  const TrainResult result = train(config, student, &zero_shot, batches, nullptr, log);
+  const TrainResult result = run_training(config, student, &zero_shot, batches, nullptr, log);
   log << "  " << method.name << " (seed " << seed << "): " << result.optimizer_steps << " steps in "
       << std::fixed << std::setprecision(1)
       << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() << " s, train acc "

@@ -136,6 +136,14 @@ class MetricsLog {
   std::string path_;
 };
 
+// "NaN", "inf", "-inf" or the value.
+std::string describe(double v) {
+  if (std::isnan(v)) return "NaN";
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+
 std::string number(double v) {
   std::ostringstream out;
   out << std::setprecision(7) << v;
@@ -144,7 +152,7 @@ std::string number(double v) {
 
 }  // namespace
 
-TrainResult train(const TrainConfig& config, models::Classifier& student,
+TrainResult run_training(const TrainConfig& config, models::Classifier& student,
                   const models::Classifier* teacher, BatchSource& data, const Validator& validate,
                   std::ostream& log, bool resume) {
   ENGINE_CHECK(config.epochs > 0 && config.accum > 0, "train: epochs and accum must be positive");
@@ -194,8 +202,9 @@ TrainResult train(const TrainConfig& config, models::Classifier& student,
       ENGINE_CHECK(data.next(images, labels), "train: the batch source ended early at batch ", b, " of epoch ", epoch + 1);
       Generator masks(config.seed, kMaskStream + static_cast<uint64_t>(epoch * steps_per_epoch * config.accum + b));
       const StepTerms terms = method_step(config.method, student, teacher, images, labels, masks, 1.0 / config.accum);
-      ENGINE_CHECK(std::isfinite(terms.loss), "training stopped: the loss is ", terms.loss, " (task ", terms.task,
-                   ", distill ", terms.distill, ") at epoch ", epoch + 1, ", step ", at.step + 1,
+      ENGINE_CHECK(std::isfinite(terms.loss), "training stopped: the loss is ", describe(terms.loss), " (task ",
+                   describe(terms.task), config.method.distills() ? ", distill " + describe(terms.distill) : "",
+                   ") at epoch ", epoch + 1, ", step ", at.step + 1,
                    config.run_dir.empty() ? std::string() : "; the last good checkpoint is " + checkpoints.path("last"));
       loss_sum += terms.loss;
       task_sum += terms.task;
@@ -207,8 +216,9 @@ TrainResult train(const TrainConfig& config, models::Classifier& student,
       if ((b + 1) % config.accum != 0) continue;
 
       const double norm = nn::clip_grad_norm(tensors, config.clip);
-      ENGINE_CHECK(std::isfinite(norm), "training stopped: the gradient norm is ", norm, " at epoch ", epoch + 1,
-                   ", step ", at.step + 1);
+      ENGINE_CHECK(std::isfinite(norm), "training stopped: the gradient norm is ", describe(norm), " at epoch ",
+                   epoch + 1, ", step ", at.step + 1,
+                   config.run_dir.empty() ? std::string() : "; the last good checkpoint is " + checkpoints.path("last"));
       const double lr = optimizer.groups()[0].lr;
       optimizer.step();
       scheduler.step();

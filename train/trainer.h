@@ -51,8 +51,8 @@ struct TrainResult {
 // Trains `student` in place (the last state; the best is in run_dir/best.safetensors when a
 // validator and a run_dir are given). `teacher` is used by the distilling modes; with `resume`,
 // continues from run_dir/last.safetensors when it exists.
-TrainResult train(const TrainConfig& config, models::Classifier& student,
+TrainResult run_training(const TrainConfig& config, models::Classifier& student,
                   const models::Classifier* teacher, BatchSource& data, const Validator& validate,
-                  std::ostream& log, bool resume = false);
+                         std::ostream& log, bool resume = false);
 
 }  // namespace train

@@ -1,0 +1,205 @@
+// The training loop: resuming after an interruption reproduces the uninterrupted run exactly,
+// gradient accumulation equals the large batch, a NaN stops the run and keeps the last good
+// checkpoint, best/last checkpoints and the metrics log; WiSE-FT interpolation is exact.
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "test_util.h"
+#include "train/demo_data.h"
+#include "train/trainer.h"
+#include "train/wise.h"
+
+namespace {
+
+using namespace engine;
+using namespace train;
+using testing_util::expect_error;
+
+models::Classifier tiny_model(uint64_t seed) {
+  Generator gen(seed);
+  models::Classifier model;
+  model.visual = std::make_shared<models::VisionTransformer>(models::VisionConfig{64, 1, 2, 8, 4, 16}, nn::Init::random(gen));
+  model.head = std::make_shared<models::ZeroShotHead>(nn::Init::random(gen).uniform_fan_in({kDemoClasses, 16}, 16), 10.0);
+  return model;
+}
+
+DemoData tiny_data(int64_t n) {
+  DemoSplit split = demo_split("finetune");
+  split.size = n;
+  return generate_demo_split(split);
+}
+
+class Trainer : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("trainer_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string run(const std::string& name) const { return (dir_ / name).string(); }
+  std::filesystem::path dir_;
+};
+
+TrainConfig method_config(const std::string& run_dir) {
+  TrainConfig config;
+  config.method.mode = TrainMode::FT_FD_MASK;
+  config.method.strategy = parse_mask_strategy("ObjMaskSingleFill(0.3)");
+  config.method.w_distill = 1.0;
+  config.lr = 1e-3;
+  config.epochs = 2;
+  config.accum = 2;
+  config.seed = 5;
+  config.log_every = 1;
+  config.checkpoint_every = 1;
+  config.run_dir = run_dir;
+  return config;
+}
+
+// A batch source that "crashes" (throws) before delivering batch number `crash_at` of the run.
+class Crashing : public BatchSource {
+ public:
+  Crashing(BatchSource& inner, int64_t crash_at) : inner_(inner), left_(crash_at) {}
+  int64_t batches_per_epoch() const override { return inner_.batches_per_epoch(); }
+  int64_t batch_size() const override { return inner_.batch_size(); }
+  void start_epoch(int64_t epoch, int64_t skip) override { inner_.start_epoch(epoch, skip); }
+  bool next(Tensor& images, Tensor& labels) override {
+    if (left_-- == 0) throw std::runtime_error("simulated crash");
+    return inner_.next(images, labels);
+  }
+
+ private:
+  BatchSource& inner_;
+  int64_t left_;
+};
+
+TEST_F(Trainer, ResumingAfterACrashReproducesTheUninterruptedRun) {
+  const DemoData data = tiny_data(96);
+  const models::Classifier teacher = tiny_model(1);
+  std::ostringstream log;
+
+  models::Classifier uninterrupted = models::clone_classifier(teacher);
+  TensorBatches batches(data.images, data.labels, 16, 3);  // 6 micro-batches, 3 steps per epoch
+  run_training(method_config(run("a")), uninterrupted, &teacher, batches, nullptr, log);
+
+  models::Classifier interrupted = models::clone_classifier(teacher);
+  Crashing crashing(batches, 9);  // in the second epoch, after its first optimizer step
+  EXPECT_THROW(run_training(method_config(run("b")), interrupted, &teacher, crashing, nullptr, log), std::runtime_error);
+  models::Classifier resumed = models::clone_classifier(teacher);  // a fresh process: initial weights
+  const TrainResult result = run_training(method_config(run("b")), resumed, &teacher, batches, nullptr, log, /*resume=*/true);
+  EXPECT_NE(log.str().find("resuming from " + run("b") + "/last.safetensors: epoch 2, step 4"), std::string::npos) << log.str();
+  EXPECT_EQ(result.optimizer_steps, 6);
+  for (const auto& [name, p] : uninterrupted.visual->named_parameters())
+    EXPECT_EQ(p.to_vector<float>(), resumed.visual->state_dict().at(name).to_vector<float>()) << name;
+  EXPECT_EQ(uninterrupted.head->weight.to_vector<float>(), resumed.head->weight.to_vector<float>());
+  // The metrics log of the resumed run has each step once.
+  std::ifstream metrics(run("b") + "/metrics.jsonl");
+  int steps = 0;
+  for (std::string line; std::getline(metrics, line);) steps += line.find("\"type\":\"step\"") != std::string::npos;
+  EXPECT_EQ(steps, 6);
+}
+
+TEST_F(Trainer, AccumulationEqualsTheLargeBatch) {
+  const DemoData data = tiny_data(64);
+  models::Classifier small = tiny_model(2), large = models::clone_classifier(small);
+  TrainConfig config;
+  config.method.mode = TrainMode::FT;
+  config.lr = 1e-3;
+  config.epochs = 1;
+  config.log_every = 0;
+  config.log_epochs = false;
+  std::ostringstream log;
+  TensorBatches by8(data.images, data.labels, 8, 4), by16(data.images, data.labels, 16, 4);
+  config.accum = 2;
+  run_training(config, small, nullptr, by8, nullptr, log);
+  config.accum = 1;
+  run_training(config, large, nullptr, by16, nullptr, log);
+  for (const auto& [name, p] : small.visual->named_parameters())
+    EXPECT_ALL_CLOSE(p, large.visual->state_dict().at(name), 1e-4, 1e-5) << name;
+}
+
+// A batch whose images are NaN from the given batch on.
+class Poisoned : public BatchSource {
+ public:
+  Poisoned(BatchSource& inner, int64_t from) : inner_(inner), from_(from) {}
+  int64_t batches_per_epoch() const override { return inner_.batches_per_epoch(); }
+  int64_t batch_size() const override { return inner_.batch_size(); }
+  void start_epoch(int64_t epoch, int64_t skip) override { inner_.start_epoch(epoch, skip); }
+  bool next(Tensor& images, Tensor& labels) override {
+    const bool ok = inner_.next(images, labels);
+    if (count_++ >= from_) images = full(images.shape(), std::nan(""));
+    return ok;
+  }
+
+ private:
+  BatchSource& inner_;
+  int64_t from_, count_ = 0;
+};
+
+TEST_F(Trainer, NanStopsTheRunAndKeepsTheLastGoodCheckpoint) {
+  const DemoData data = tiny_data(64);
+  models::Classifier model = tiny_model(3);
+  TrainConfig config;
+  config.method.mode = TrainMode::FT;
+  config.epochs = 2;
+  config.checkpoint_every = 1;
+  config.run_dir = run("nan");
+  TensorBatches batches(data.images, data.labels, 16, 0);
+  Poisoned poisoned(batches, 6);
+  std::ostringstream log;
+  expect_error([&] { run_training(config, model, nullptr, poisoned, nullptr, log); },
+               {"training stopped: the loss is NaN (task NaN)", "epoch 2, step 7", "last good checkpoint is " + run("nan") + "/last.safetensors"});
+  const models::ClassifierCheckpoint last = models::load_classifier(run("nan") + "/last.safetensors");
+  EXPECT_EQ(last.metadata.at("step"), "6");
+  for (const Tensor& p : last.classifier.visual->parameters())
+    EXPECT_TRUE(std::isfinite(sum(abs(p)).item<float>()));
+}
+
+TEST_F(Trainer, BestAndLastCheckpointsWithValidation) {
+  const DemoData data = tiny_data(64);
+  models::Classifier model = tiny_model(4);
+  TrainConfig config;
+  config.method.mode = TrainMode::FT;
+  config.epochs = 3;
+  config.run_dir = run("val");
+  config.config_hash = "abc123";
+  TensorBatches batches(data.images, data.labels, 16, 0);
+  std::vector<double> scores = {0.5, 0.7, 0.6};
+  int calls = 0;
+  std::ostringstream log;
+  const TrainResult result = run_training(config, model, nullptr, batches, [&](const models::Classifier&) { return scores[calls++]; }, log);
+  EXPECT_EQ(result.best_epoch, 2);
+  EXPECT_DOUBLE_EQ(result.best_val_accuracy, 0.7);
+  EXPECT_EQ(models::load_classifier(run("val") + "/best.safetensors").metadata.at("epoch"), "2");
+  const auto last = models::load_classifier(run("val") + "/last.safetensors").metadata;
+  EXPECT_EQ(last.at("epoch"), "3");
+  EXPECT_EQ(last.at("config_hash"), "abc123");
+  EXPECT_EQ(last.at("mode"), "ft");
+  EXPECT_NE(log.str().find("val acc 70.0% (best)"), std::string::npos) << log.str();
+  // Resuming under another configuration is refused.
+  config.config_hash = "other";
+  expect_error([&] { run_training(config, model, nullptr, batches, nullptr, log, true); }, {"different configuration"});
+}
+
+TEST(Wise, InterpolationIsExactAtTheEndsAndLinearBetween) {
+  const models::Classifier zero_shot = tiny_model(5), tuned = tiny_model(6);
+  const models::Classifier at0 = wise_interpolate(zero_shot, tuned, 0.0), at1 = wise_interpolate(zero_shot, tuned, 1.0);
+  const models::Classifier half = wise_interpolate(zero_shot, tuned, 0.5);
+  const auto z = zero_shot.visual->state_dict(), t = tuned.visual->state_dict();
+  for (const auto& [name, p] : at0.visual->named_parameters()) EXPECT_EQ(p.to_vector<float>(), z.at(name).to_vector<float>()) << name;
+  for (const auto& [name, p] : at1.visual->named_parameters()) EXPECT_EQ(p.to_vector<float>(), t.at(name).to_vector<float>()) << name;
+  for (const auto& [name, p] : half.visual->named_parameters())
+    EXPECT_ALL_CLOSE(p, mul(add(z.at(name), t.at(name)), 0.5), 1e-7, 1e-7) << name;
+  EXPECT_EQ(at1.head->weight.to_vector<float>(), tuned.head->weight.to_vector<float>());
+  EXPECT_ALL_CLOSE(half.head->weight, mul(add(zero_shot.head->weight, tuned.head->weight), 0.5), 1e-7, 1e-7);
+  Generator gen(0);
+  models::Classifier other{std::make_shared<models::VisionTransformer>(models::VisionConfig{64, 2, 2, 8, 4, 16}, nn::Init::random(gen)),
+                           zero_shot.head};
+  expect_error([&] { wise_interpolate(zero_shot, other, 0.5); }, {"wise", "1 layers", "2 layers"});
+  expect_error([&] { wise_interpolate(zero_shot, tuned, 1.5); }, {"alpha 1.5"});
+}
+
+}  // namespace
