@@ -6,29 +6,16 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "cli_run.h"
 #include "engine/io/npy.h"
 #include "test_util.h"
 
 namespace {
 
 using namespace engine;
+using cli_testing::cftrain;
+using cli_testing::CliRun;
 using testing_util::fixture;
-
-struct CliRun {
-  int status;
-  std::string output;  // stdout and stderr
-};
-
-CliRun cftrain(const std::string& args) {
-  const std::string command = std::string(CFTRAIN_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  return {WEXITSTATUS(status), output};
-}
 
 class Cli : public ::testing::Test {
  protected:
@@ -58,7 +45,7 @@ TEST_F(Cli, EmbedReproducesTheReferenceFeaturesAndLogits) {
 TEST_F(Cli, HelpForEveryCommand) {
   const CliRun top = cftrain("--help");
   EXPECT_EQ(top.status, 0);
-  for (const char* command : {"smoke", "embed"}) {
+  for (const char* command : {"demo", "train", "eval", "wise", "cam", "mask", "embed", "preprocess", "smoke"}) {
     EXPECT_NE(top.output.find(command), std::string::npos) << command;
     const CliRun help = cftrain(std::string(command) + " --help");
     EXPECT_EQ(help.status, 0) << command;

@@ -1,0 +1,188 @@
+// The threaded batch loader (see loader.h).
+#include "data/loader.h"
+
+#include <cstring>
+#include <numeric>
+
+#include "engine/ops/ops.h"
+
+namespace data {
+
+// A batch being filled by the workers: one row per sample, written in place.
+struct Loader::PendingBatch {
+  engine::Tensor images;           // f32 (n, 3, S, S)
+  std::vector<int64_t> indices;    // (n) dataset positions
+  std::vector<std::string> errors;  // (n) empty where the sample succeeded
+  int64_t remaining = 0;
+};
+
+Loader::Loader(const Dataset& dataset, LoaderOptions options)
+    : dataset_(dataset),
+      options_(std::move(options)),
+      transform_(dataset.border_crop > 0 ? with_border_crop(dataset.border_crop, options_.transform)
+                                         : options_.transform) {
+  ENGINE_CHECK(options_.batch_size > 0, "Loader: batch size must be positive, got ", options_.batch_size);
+  ENGINE_CHECK(options_.workers > 0, "Loader: needs at least one worker, got ", options_.workers);
+  ENGINE_CHECK(options_.prefetch_batches > 0, "Loader: prefetch must be at least one batch, got ",
+               options_.prefetch_batches);
+  ENGINE_CHECK(transform_.size > 0 && transform_.apply, "Loader: no transform");
+  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { work(); });
+}
+
+Loader::~Loader() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  work_ready_.notify_all();
+  for (std::thread& worker : workers_) worker.join();
+}
+
+int64_t Loader::batches_per_epoch() const {
+  const int64_t n = dataset_.size();
+  return options_.drop_last ? n / options_.batch_size : (n + options_.batch_size - 1) / options_.batch_size;
+}
+
+int64_t Loader::skipped() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return skipped_;
+}
+
+void Loader::start_epoch(int64_t epoch) {
+  std::vector<int64_t> order(dataset_.size());
+  if (options_.shuffle) {
+    engine::Generator generator(options_.seed, static_cast<uint64_t>(epoch));
+    order = engine::randperm(dataset_.size(), generator).to_vector<int64_t>();
+  } else {
+    std::iota(order.begin(), order.end(), 0);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    end_epoch_locked();
+    active_ = true;
+    order_ = std::move(order);
+    samples_ = std::min(dataset_.size(), batches_per_epoch() * options_.batch_size);
+    next_sample_ = 0;
+    consumed_ = 0;
+    skipped_ = 0;
+  }
+  work_ready_.notify_all();
+}
+
+void Loader::end_epoch_locked() {
+  active_ = false;
+  ++generation_;
+  pending_.clear();
+}
+
+void Loader::work() {
+  const int64_t size = transform_.size;
+  const int64_t image_floats = 3 * size * size;
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    work_ready_.wait(lock, [&] {
+      return stop_ || (active_ && next_sample_ < samples_ &&
+                       next_sample_ < (consumed_ + options_.prefetch_batches) * options_.batch_size);
+    });
+    if (stop_) return;
+    const int64_t sample = next_sample_++;
+    const int64_t batch = sample / options_.batch_size;
+    const int64_t row = sample % options_.batch_size;
+    std::shared_ptr<PendingBatch>& slot = pending_[batch];
+    if (!slot) {
+      const int64_t n = std::min(options_.batch_size, samples_ - batch * options_.batch_size);
+      slot = std::make_shared<PendingBatch>();
+      slot->images = engine::Tensor::empty({n, 3, size, size});
+      slot->indices.assign(order_.begin() + batch * options_.batch_size, order_.begin() + batch * options_.batch_size + n);
+      slot->errors.resize(n);
+      slot->remaining = n;
+    }
+    const std::shared_ptr<PendingBatch> pending = slot;
+    const uint64_t generation = generation_;
+    const std::string& path = dataset_.samples[pending->indices[row]].path;
+    lock.unlock();
+
+    std::string error;
+    try {
+      const std::vector<uint8_t> bytes = read_file(path);
+      const Image image = decode_image(bytes.data(), bytes.size(), path, options_.max_pixels);
+      transform_.apply(image.view(), pending->images.data<float>() + row * image_floats);
+    } catch (const std::exception& e) {
+      error = e.what();
+      if (error.compare(0, path.size(), path) != 0) error = path + ": " + error;
+    } catch (...) {
+      error = path + ": unknown error";
+    }
+
+    lock.lock();
+    if (generation != generation_) continue;  // the epoch ended meanwhile
+    pending->errors[row] = std::move(error);
+    if (--pending->remaining == 0) batch_ready_.notify_all();
+  }
+}
+
+bool Loader::next(Batch& batch) {
+  for (;;) {
+    std::shared_ptr<PendingBatch> pending;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      ENGINE_CHECK(active_, "Loader::next: no epoch in progress (call start_epoch)");
+      if (consumed_ * options_.batch_size >= samples_) {
+        if (skipped_ > 0)
+          *options_.log << "loader: " << skipped_ << " of " << samples_ << " images skipped this epoch ("
+                        << dataset_.root << ")\n";
+        end_epoch_locked();
+        return false;
+      }
+      batch_ready_.wait(lock, [&] {
+        const auto it = pending_.find(consumed_);
+        return it != pending_.end() && it->second->remaining == 0;
+      });
+      pending = pending_[consumed_];
+      pending_.erase(consumed_);
+      ++consumed_;
+      for (size_t i = 0; i < pending->errors.size(); ++i) {
+        if (pending->errors[i].empty()) continue;
+        if (options_.on_bad_input == BadInputPolicy::Fail) {
+          end_epoch_locked();
+          engine::fail(pending->errors[i]);
+        }
+        ++skipped_;
+        if (warned_.insert(dataset_.samples[pending->indices[i]].path).second)
+          *options_.log << "warning: " << pending->errors[i] << " (skipped)\n";
+      }
+    }
+    work_ready_.notify_all();  // the window moved on
+    batch = finish(*pending);
+    if (batch.labels.numel() > 0) return true;  // a batch of failures only: go on to the next
+  }
+}
+
+// The batch of the samples that succeeded, with their labels and positions.
+Batch Loader::finish(PendingBatch& pending) {
+  const int64_t n = static_cast<int64_t>(pending.indices.size());
+  std::vector<int64_t> kept;
+  for (int64_t i = 0; i < n; ++i)
+    if (pending.errors[i].empty()) kept.push_back(i);
+  Batch batch;
+  const int64_t count = static_cast<int64_t>(kept.size());
+  if (count == n) {
+    batch.images = pending.images;
+  } else {
+    const int64_t image_floats = pending.images.numel() / n;
+    batch.images = engine::Tensor::empty({count, 3, transform_.size, transform_.size});
+    for (int64_t j = 0; j < count; ++j)
+      std::memcpy(batch.images.data<float>() + j * image_floats,
+                  pending.images.data<float>() + kept[j] * image_floats, image_floats * sizeof(float));
+  }
+  std::vector<int64_t> labels, indices;
+  for (int64_t i : kept) {
+    indices.push_back(pending.indices[i]);
+    labels.push_back(dataset_.samples[pending.indices[i]].label);
+  }
+  batch.labels = engine::from_vector(labels, {count});
+  batch.indices = engine::from_vector(indices, {count});
+  return batch;
+}
+
+}  // namespace data

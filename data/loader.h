@@ -1,0 +1,93 @@
+// The batch loader: worker threads read, decode and transform images into batches while the
+// consumer trains on earlier ones. Work is handed out one sample at a time, at most
+// `prefetch_batches` batches ahead of the consumer (a bounded queue), and batches come out in
+// order, so their content depends on the seed and the epoch only, never on the number of
+// workers or their timing.
+//
+// Bad images: under BadInputPolicy::Fail (the default, for evaluation) the first failure of a
+// batch reaches the consumer as an engine::Error naming the file, and the epoch ends; under Skip
+// a failed image is left out of its batch (which is then smaller), warned about once per file
+// on the log, and counted; the count is reported on the log at the end of the epoch.
+#pragma once
+
+#include <condition_variable>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "data/datasets.h"
+#include "data/decode.h"
+#include "data/transform.h"
+#include "engine/core/tensor.h"
+
+namespace data {
+
+struct LoaderOptions {
+  int64_t batch_size = 128;
+  bool shuffle = false;  // a new order every epoch, from (seed, epoch)
+  bool drop_last = false;
+  uint64_t seed = 0;
+  int workers = 2;
+  int prefetch_batches = 2;
+  // Applied to every decoded image (after the dataset's border crop, e.g. ObjectNet's).
+  ImageTransform transform = clip_transform(224);
+  BadInputPolicy on_bad_input = BadInputPolicy::Fail;
+  int64_t max_pixels = kDefaultMaxPixels;
+  std::ostream* log = &std::cerr;
+};
+
+struct Batch {
+  engine::Tensor images;   // f32 (N, 3, S, S)
+  engine::Tensor labels;   // i64 (N)
+  engine::Tensor indices;  // i64 (N): the samples' positions in the dataset
+};
+
+class Loader {
+ public:
+  // The dataset must outlive the loader.
+  Loader(const Dataset& dataset, LoaderOptions options);
+  ~Loader();  // stops the workers, also in the middle of an epoch
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  // Starts epoch `epoch` (abandoning the unfinished part of the current one).
+  void start_epoch(int64_t epoch);
+  // The epoch's next batch; false at its end.
+  bool next(Batch& batch);
+
+  int64_t batches_per_epoch() const;
+  // Images left out so far in the current (or last) epoch.
+  int64_t skipped() const;
+
+ private:
+  struct PendingBatch;
+  void work();
+  void end_epoch_locked();
+  Batch finish(PendingBatch& pending);
+
+  const Dataset& dataset_;
+  const LoaderOptions options_;
+  const ImageTransform transform_;  // options_.transform behind the dataset's border crop
+
+  mutable std::mutex mutex_;
+  std::condition_variable work_ready_;   // workers wait for samples to claim
+  std::condition_variable batch_ready_;  // the consumer waits for its batch
+  bool stop_ = false;
+  bool active_ = false;
+  uint64_t generation_ = 0;  // changes when an epoch starts or ends; stale results are dropped
+  std::vector<int64_t> order_;
+  int64_t samples_ = 0;   // samples delivered this epoch (fewer with drop_last)
+  int64_t next_sample_ = 0;
+  int64_t consumed_ = 0;  // batches handed to the consumer
+  int64_t skipped_ = 0;
+  std::map<int64_t, std::shared_ptr<PendingBatch>> pending_;
+  std::set<std::string> warned_;  // files already warned about
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace data

@@ -1,0 +1,212 @@
+// The threaded loader: batches hold exactly what the transform makes of each image, in a
+// seeded per-epoch order that does not depend on the number of workers; drop_last; failures
+// reach the consumer as engine::Error (fail) or are left out and counted (skip); ObjectNet's
+// border crop composes in front of the transform; destroying a loader mid-epoch does not hang.
+#include "data/loader.h"
+
+#include <sstream>
+
+#include "image_test_util.h"
+#include "test_util.h"
+
+namespace {
+
+using namespace data;
+using data_testing::TempDir;
+using testing_util::expect_error;
+using engine::Tensor;
+
+constexpr int kSize = 16;
+
+// `count` images of varied sizes in three classes (PNG and JPEG), as a file-list dataset.
+Dataset make_dataset(const TempDir& dir, int count) {
+  Dataset dataset;
+  dataset.root = dir.path().string();
+  dataset.class_names = {"0", "1", "2"};
+  for (int i = 0; i < count; ++i) {
+    const Image image = data_testing::synthetic_image(20 + 7 * i, 17 + 3 * (i % 5));
+    const std::string path = dir / ("img" + std::to_string(i) + (i % 2 ? ".jpg" : ".png"));
+    if (i % 2) {
+      data_testing::write_jpeg(path, image);
+    } else {
+      data_testing::write_png(path, image);
+    }
+    dataset.samples.push_back({path, i % 3});
+  }
+  return dataset;
+}
+
+// The transform applied to sample i on its own: float32 (3, kSize, kSize).
+Tensor transformed(const Dataset& dataset, int64_t i, const ImageTransform& transform) {
+  Tensor out = Tensor::empty({3, kSize, kSize});
+  transform.apply(read_image(dataset.samples[i].path).view(), out.data<float>());
+  return out;
+}
+
+LoaderOptions options(int64_t batch, int workers) {
+  LoaderOptions o;
+  o.batch_size = batch;
+  o.workers = workers;
+  o.transform = clip_transform(kSize);
+  return o;
+}
+
+std::vector<Batch> epoch(Loader& loader, int64_t number) {
+  loader.start_epoch(number);
+  std::vector<Batch> batches;
+  Batch batch;
+  while (loader.next(batch)) batches.push_back(batch);
+  return batches;
+}
+
+std::vector<int64_t> all_indices(const std::vector<Batch>& batches) {
+  std::vector<int64_t> indices;
+  for (const Batch& b : batches)
+    for (int64_t i : b.indices.to_vector<int64_t>()) indices.push_back(i);
+  return indices;
+}
+
+TEST(Loader, BatchesHoldTheTransformedImagesInOrder) {
+  TempDir dir;
+  const Dataset dataset = make_dataset(dir, 10);
+  Loader loader(dataset, options(4, 2));
+  EXPECT_EQ(loader.batches_per_epoch(), 3);
+  const std::vector<Batch> batches = epoch(loader, 0);
+  ASSERT_EQ(batches.size(), 3u);
+  int64_t i = 0;
+  for (const Batch& batch : batches) {
+    const int64_t n = batch.labels.numel();
+    EXPECT_EQ(n, i < 8 ? 4 : 2);
+    EXPECT_EQ(batch.images.shape(), (engine::Shape{n, 3, kSize, kSize}));
+    EXPECT_EQ(batch.labels.dtype(), engine::DType::I64);
+    for (int64_t row = 0; row < n; ++row, ++i) {
+      EXPECT_EQ(batch.indices.to_vector<int64_t>()[row], i);
+      EXPECT_EQ(batch.labels.to_vector<int64_t>()[row], i % 3);
+      EXPECT_ALL_CLOSE(engine::select(batch.images, 0, row), transformed(dataset, i, clip_transform(kSize)), 0.0, 0.0);
+    }
+  }
+  EXPECT_EQ(i, 10);
+}
+
+TEST(Loader, DropLastLeavesOutThePartialBatch) {
+  TempDir dir;
+  const Dataset dataset = make_dataset(dir, 10);
+  LoaderOptions o = options(4, 2);
+  o.drop_last = true;
+  Loader loader(dataset, o);
+  EXPECT_EQ(loader.batches_per_epoch(), 2);
+  const std::vector<Batch> batches = epoch(loader, 0);
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_EQ(all_indices(batches), (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7}));
+}
+
+// The same seed gives the same batches with 1 worker and with 3, epoch after epoch; the order is
+// randperm with Generator(seed, epoch); epochs and seeds differ.
+TEST(Loader, ShuffleIsSeededPerEpochAndIndependentOfTheWorkerCount) {
+  TempDir dir;
+  const Dataset dataset = make_dataset(dir, 11);
+  LoaderOptions one = options(3, 1), three = options(3, 3);
+  one.shuffle = three.shuffle = true;
+  one.seed = three.seed = 7;
+  three.prefetch_batches = 1;
+  Loader a(dataset, one), b(dataset, three);
+  std::vector<std::vector<int64_t>> orders;
+  for (int64_t e = 0; e < 3; ++e) {
+    const std::vector<Batch> x = epoch(a, e), y = epoch(b, e);
+    ASSERT_EQ(x.size(), y.size());
+    for (size_t k = 0; k < x.size(); ++k) {
+      EXPECT_ALL_CLOSE(x[k].images, y[k].images, 0.0, 0.0);
+      EXPECT_EQ(x[k].labels.to_vector<int64_t>(), y[k].labels.to_vector<int64_t>());
+      EXPECT_EQ(x[k].indices.to_vector<int64_t>(), y[k].indices.to_vector<int64_t>());
+    }
+    engine::Generator generator(7, static_cast<uint64_t>(e));
+    EXPECT_EQ(all_indices(x), engine::randperm(11, generator).to_vector<int64_t>());
+    orders.push_back(all_indices(x));
+  }
+  EXPECT_NE(orders[0], orders[1]);
+  LoaderOptions other = one;
+  other.seed = 8;
+  Loader c(dataset, other);
+  EXPECT_NE(all_indices(epoch(c, 0)), orders[0]);
+}
+
+TEST(Loader, FailPolicyErrorReachesTheConsumerAndEndsTheEpoch) {
+  TempDir dir;
+  Dataset dataset = make_dataset(dir, 10);
+  data_testing::write_bytes(dataset.samples[5].path, "corrupt");
+  Loader loader(dataset, options(4, 3));
+  loader.start_epoch(0);
+  Batch batch;
+  ASSERT_TRUE(loader.next(batch));
+  expect_error([&] { loader.next(batch); }, {dataset.samples[5].path, "not an image"});
+  expect_error([&] { loader.next(batch); }, {"no epoch in progress"});
+  loader.start_epoch(1);
+  ASSERT_TRUE(loader.next(batch));
+  EXPECT_EQ(batch.indices.to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 2, 3}));
+}
+
+TEST(Loader, SkipPolicyLeavesOutFailuresWarnsOnceAndReportsTheTotal) {
+  TempDir dir;
+  Dataset dataset = make_dataset(dir, 10);
+  data_testing::write_bytes(dataset.samples[5].path, "corrupt");
+  const std::vector<uint8_t> png = read_file(dataset.samples[8].path);
+  data_testing::write_bytes(dataset.samples[8].path, std::string(png.begin(), png.begin() + png.size() / 2));
+  std::ostringstream log;
+  LoaderOptions o = options(4, 2);
+  o.on_bad_input = BadInputPolicy::Skip;
+  o.log = &log;
+  Loader loader(dataset, o);
+  for (int64_t e = 0; e < 2; ++e) {
+    const std::vector<Batch> batches = epoch(loader, e);
+    EXPECT_EQ(all_indices(batches), (std::vector<int64_t>{0, 1, 2, 3, 4, 6, 7, 9}));
+    ASSERT_EQ(batches.size(), 3u);
+    EXPECT_EQ(batches[1].images.size(0), 3);
+    EXPECT_ALL_CLOSE(engine::select(batches[1].images, 0, 1), transformed(dataset, 6, o.transform), 0.0, 0.0);
+    EXPECT_EQ(loader.skipped(), 2);
+  }
+  const std::string text = log.str();
+  const std::string report = "loader: 2 of 10 images skipped this epoch (" + dataset.root + ")\n";
+  EXPECT_EQ(text, "warning: " + dataset.samples[5].path +
+                      ": not an image this pipeline reads (JPEG, PNG, BMP, GIF, binary PGM/PPM) (skipped)\n"
+                      "warning: " + dataset.samples[8].path + ": cannot decode the PNG: outofdata (skipped)\n" +
+                      report + report);
+}
+
+TEST(Loader, DatasetBorderCropComposesInFrontOfTheTransform) {
+  TempDir dir;
+  Dataset dataset = make_dataset(dir, 3);
+  dataset.border_crop = 2;
+  Loader loader(dataset, options(3, 2));
+  const std::vector<Batch> batches = epoch(loader, 0);
+  ASSERT_EQ(batches.size(), 1u);
+  for (int64_t i = 0; i < 3; ++i) {
+    const Image image = read_image(dataset.samples[i].path);
+    Tensor expected = Tensor::empty({3, kSize, kSize});
+    clip_transform(kSize).apply(image.view().crop(2, 2, image.width - 4, image.height - 4), expected.data<float>());
+    EXPECT_ALL_CLOSE(engine::select(batches[0].images, 0, i), expected, 0.0, 0.0);
+  }
+}
+
+TEST(Loader, DestroyedMidEpochWithoutDeadlock) {
+  TempDir dir;
+  const Dataset dataset = make_dataset(dir, 24);
+  for (int consumed = 0; consumed < 3; ++consumed) {
+    Loader loader(dataset, options(2, 3));
+    loader.start_epoch(0);
+    Batch batch;
+    for (int k = 0; k < consumed; ++k) ASSERT_TRUE(loader.next(batch));
+  }  // each loader is destroyed with work in flight
+  Loader never_started(dataset, options(2, 3));
+}
+
+TEST(Loader, BadOptionsAndMisuse) {
+  TempDir dir;
+  const Dataset dataset = make_dataset(dir, 2);
+  expect_error([&] { Loader(dataset, options(0, 1)); }, {"batch size must be positive"});
+  expect_error([&] { Loader(dataset, options(2, 0)); }, {"at least one worker"});
+  Loader loader(dataset, options(2, 1));
+  Batch batch;
+  expect_error([&] { loader.next(batch); }, {"call start_epoch"});
+}
+
+}  // namespace
