@@ -4,6 +4,7 @@
 #include <regex>
 #include <vector>
 
+#include "engine/io/npy.h"
 #include "engine/io/safetensors.h"
 
 namespace models {
@@ -108,7 +109,7 @@ std::shared_ptr<VisionTransformer> load_visual_tower(const std::string& path, in
   } catch (const Error& e) {
     fail(path, ": ", e.what());
   }
-  ENGINE_CHECK(config.image_size() == image_size, path, ": the checkpoint's positional embedding ",
+  ENGINE_CHECK(image_size == 0 || config.image_size() == image_size, path, ": the checkpoint's positional embedding ",
                "is for ", config.image_size(), " px images (", config.grid, "x", config.grid,
                " patches of ", config.patch, " px); ", image_size, " px input is not supported");
   auto model = std::make_shared<VisionTransformer>(config, nn::Init::for_loading());
@@ -118,6 +119,17 @@ std::shared_ptr<VisionTransformer> load_visual_tower(const std::string& path, in
     fail(path, ": ", e.what());
   }
   return model;
+}
+
+Classifier load_classifier_or_zero_shot(const std::string& weights, const std::string& head_npy) {
+  if (head_npy.empty()) return load_classifier(weights).classifier;
+  const Tensor head = load_npy(head_npy);
+  Classifier classifier{load_visual_tower(weights, 0), nullptr};
+  ENGINE_CHECK(head.dtype() == DType::F32 && head.dim() == 2 && head.shape()[1] == classifier.visual->config().output_dim,
+               head_npy, ": expected a float32 (classes, ", classifier.visual->config().output_dim, ") head, got ",
+               dtype_name(head.dtype()), " ", shape_str(head.shape()));
+  classifier.head = std::make_shared<ZeroShotHead>(head);
+  return classifier;
 }
 
 void save_classifier(const std::string& path, const Classifier& classifier,

@@ -22,8 +22,12 @@ std::map<std::string, Tensor> visual_state_from(std::map<std::string, Tensor>&& 
                                                 const std::string& source);
 
 // Loads a checkpoint file (safetensors, either layout) into a VisionTransformer whose sizes are
-// inferred from the shapes; image_size must fit the positional embedding.
+// inferred from the shapes; image_size must fit the positional embedding (0: any).
 std::shared_ptr<VisionTransformer> load_visual_tower(const std::string& path, int64_t image_size = 224);
+
+// The zero-shot classifier: a CLIP checkpoint and a head .npy (classes, dim) from
+// weights/convert_clip.py; or, with an empty head path, a classifier checkpoint.
+Classifier load_classifier_or_zero_shot(const std::string& weights, const std::string& head_npy);
 
 struct ClassifierCheckpoint {
   Classifier classifier;

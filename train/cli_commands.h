@@ -16,5 +16,10 @@ Command add_smoke_command(CLI::App& root);
 Command add_embed_command(CLI::App& root);
 Command add_preprocess_command(CLI::App& root);
 Command add_demo_command(CLI::App& root);
+Command add_train_command(CLI::App& root);
+Command add_eval_command(CLI::App& root);
+Command add_wise_command(CLI::App& root);
+Command add_cam_command(CLI::App& root);
+Command add_mask_command(CLI::App& root);
 
 }  // namespace train

@@ -259,6 +259,10 @@ void draw_counterfactuals(const std::string& path, const models::Classifier& mod
 
 }  // namespace
 
+models::Classifier load_or_pretrain_demo_model(const std::string& cache_dir, std::ostream& log) {
+  return load_or_pretrain(cache_dir.empty() ? default_cache_dir() : cache_dir, Scaled{128, 1.0}, log);
+}
+
 void run_demo(const DemoOptions& options, std::ostream& log) {
   ENGINE_CHECK(options.seeds >= 1, "demo: --seeds must be at least 1");
   ENGINE_CHECK(options.size_fraction > 0 && options.size_fraction <= 1, "demo: size fraction must lie in (0, 1]");

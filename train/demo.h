@@ -10,6 +10,8 @@
 #include <ostream>
 #include <string>
 
+#include "models/classifier.h"
+
 namespace train {
 
 struct DemoOptions {
@@ -20,5 +22,9 @@ struct DemoOptions {
 };
 
 void run_demo(const DemoOptions& options, std::ostream& log);
+
+// The demo's pre-trained zero-shot model, from the cache (empty: the default cache directory) or
+// pre-trained now and cached.
+models::Classifier load_or_pretrain_demo_model(const std::string& cache_dir, std::ostream& log);
 
 }  // namespace train

@@ -1,0 +1,125 @@
+// Configuration: defaults, files, --set overrides, variables, eval dataset tables, the resolved
+// TOML, and errors for unknown keys, wrong types and undefined variables.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "test_util.h"
+#include "train/config.h"
+#include "train/masks.h"
+#include "train/method_step.h"
+
+namespace {
+
+using namespace train;
+using testing_util::expect_error;
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("config_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string write(const std::string& name, const std::string& text) {
+    const std::string path = (dir_ / name).string();
+    std::ofstream(path) << text;
+    return path;
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(ConfigTest, DefaultsAreTheReferenceSettings) {
+  const Config config = Config::load("");
+  EXPECT_EQ(config.string("train.mode"), "ft_fd_mask");
+  EXPECT_EQ(config.string("train.strategy"), "ObjMaskSingleFill(0.3)");
+  EXPECT_DOUBLE_EQ(config.number("train.lr"), 3e-5);
+  EXPECT_DOUBLE_EQ(config.number("train.weight_decay"), 0.1);
+  EXPECT_DOUBLE_EQ(config.number("train.w_distill"), 30.0);
+  EXPECT_EQ(config.integer("train.epochs"), 10);
+  EXPECT_EQ(config.integer("train.batch") * config.integer("train.accum"), 512);
+  EXPECT_EQ(config.integer("data.holdout"), 10240);
+  EXPECT_EQ(config.string("run.dir"), "runs/ft_fd_mask");  // ${train.mode}
+  expect_error([&] { config.string("model.weights"); }, {"model.weights is not set"});
+}
+
+TEST_F(ConfigTest, FileOverridesVariablesAndTables) {
+  ::setenv("CFTRAIN_TEST_ROOT", "/from/env", 1);
+  const std::string path = write("a.toml", R"(
+[vars]
+IMAGENET = "/data/imagenet"
+[model]
+weights = "${IMAGENET}/../clip.safetensors"
+[data]
+train = "${CFTRAIN_TEST_ROOT}/train"
+[train]
+mode = "ft"
+lr = 1        # an integer where a number is expected is fine
+[[eval.datasets]]
+name = "ImageNet"
+kind = "imagenet"
+root = "${IMAGENET}/val"
+[[eval.datasets]]
+name = "ImageNet-R"
+kind = "imagenet-r"
+root = "${R}"
+)");
+  const Config config = Config::load(path, {"train.epochs=3", "train.w_distill=2.5", "run.dir=runs/x y", "train.strategy=\"CtxMaskMultiFill(0.3)\""},
+                                     {{"R", "/data/r"}});
+  EXPECT_EQ(config.string("model.weights"), "/data/imagenet/../clip.safetensors");
+  EXPECT_EQ(config.string("data.train"), "/from/env/train");
+  EXPECT_EQ(config.string("train.mode"), "ft");
+  EXPECT_DOUBLE_EQ(config.number("train.lr"), 1.0);
+  EXPECT_EQ(config.integer("train.epochs"), 3);
+  EXPECT_DOUBLE_EQ(config.number("train.w_distill"), 2.5);
+  EXPECT_EQ(config.string("run.dir"), "runs/x y");
+  EXPECT_EQ(config.string("train.strategy"), "CtxMaskMultiFill(0.3)");
+  const auto datasets = config.tables("eval.datasets");
+  ASSERT_EQ(datasets.size(), 2u);
+  EXPECT_EQ(datasets[0].at("root"), "/data/imagenet/val");
+  EXPECT_EQ(datasets[1].at("root"), "/data/r");
+  // The resolved configuration reads back to the same configuration.
+  const std::string resolved = write("resolved.toml", config.to_toml());
+  const Config again = Config::load(resolved);
+  EXPECT_EQ(again.hash(), config.hash());
+  EXPECT_NE(Config::load(path, {"train.epochs=4"}, {{"R", "/data/r"}}).hash(), config.hash());
+}
+
+TEST_F(ConfigTest, ErrorsNameTheKey) {
+  expect_error([&] { Config::load(write("u.toml", "[train]\nlearning_rate = 1e-5\n")); },
+               {"u.toml", "unknown key 'train.learning_rate'"});
+  expect_error([&] { Config::load(write("s.toml", "[optimizer]\nlr = 1\n")); }, {"s.toml", "unknown key 'optimizer.lr'"});
+  expect_error([&] { Config::load(write("t.toml", "[train]\nepochs = \"ten\"\n")); }, {"t.toml", "train.epochs must be an integer"});
+  expect_error([&] { Config::load(write("p.toml", "[train\nepochs = 1\n")); }, {"p.toml:1"});
+  expect_error([&] { Config::load("", {"train.epoch=3"}); }, {"--set: unknown key 'train.epoch'"});
+  expect_error([&] { Config::load("", {"train.epochs=three"}); }, {"--set train.epochs: 'three' is not an integer"});
+  expect_error([&] { Config::load("", {"train.epochs"}); }, {"expected section.key=value"});
+  expect_error([&] { Config::load(write("v.toml", "[model]\nweights = \"${NOPE_NOT_SET}/w\"\n")); },
+               {"${NOPE_NOT_SET} in model.weights is not defined"});
+  expect_error([&] { Config::load(write("missing.toml", "")); std::filesystem::remove(dir_ / "missing.toml"); Config::load((dir_ / "missing.toml").string()); },
+               {"missing.toml"});
+}
+
+TEST_F(ConfigTest, EveryShippedConfigurationIsValid) {
+  const std::filesystem::path configs = std::filesystem::path(ENGINE_FIXTURE_DIR) / ".." / ".." / "train" / "configs";
+  const std::map<std::string, std::string> vars = {{"IMAGENET", "/i"}, {"CLIP", "/c"}, {"IMAGENET_V2", "/v2"},
+                                                   {"IMAGENET_SKETCH", "/s"}, {"IMAGENET_R", "/r"}, {"IMAGENET_A", "/a"},
+                                                   {"OBJECTNET", "/o"}};
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(configs)) {
+    const Config config = Config::load(entry.path().string(), {}, vars);
+    EXPECT_NO_THROW(parse_train_mode(config.string("train.mode"))) << entry.path();
+    EXPECT_NO_THROW(parse_mask_strategy(config.string("train.strategy"))) << entry.path();
+    ++count;
+  }
+  EXPECT_EQ(count, 16);  // ft, lp, ft_fd, ft_kd, ft_kd_mask, 9 strategies, evaluation, demo
+  const Config method = Config::load((configs / "ft_fd_mask_ObjMaskSingleFill_0.3.toml").string(), {}, vars);
+  EXPECT_EQ(method.string("model.weights"), "/c/clip_vit_b16.safetensors");
+  EXPECT_EQ(method.string("data.train"), "/i/train");
+  EXPECT_EQ(method.tables("eval.datasets").size(), 0u);
+  EXPECT_EQ(Config::load((configs / "eval_imagenet.toml").string(), {}, vars).tables("eval.datasets").size(), 6u);
+}
+
+}  // namespace

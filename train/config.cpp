@@ -1,0 +1,268 @@
+// TOML configuration with a schema, variables and overrides (toml++).
+#include "train/config.h"
+
+#include <cstdlib>
+#include <regex>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "engine/core/error.h"
+
+namespace train {
+
+using engine::fail;
+
+const std::vector<ConfigKey>& config_schema() {
+  using T = ConfigType;
+  static const std::vector<ConfigKey> keys = {
+      {"model.weights", T::String, "", "CLIP checkpoint (safetensors), or demo:pretrained for the demo's model"},
+      {"model.head", T::String, "\"\"", "zero-shot head .npy (classes, dim) from weights/convert_clip.py"},
+      {"data.train", T::String, "", "training ImageFolder root, a file list (.csv), or demo:finetune"},
+      {"data.class_names", T::String, "\"\"", "optional class-name file for the training set"},
+      {"data.holdout", T::Integer, "10240", "training images held out for validation (stratified, seeded)"},
+      {"data.limit", T::Integer, "0", "use only the first N training images (0: all), for quick runs"},
+      {"data.image_size", T::Integer, "224", "input size of the CLIP transform"},
+      {"data.workers", T::Integer, "2", "decoding threads of the loader"},
+      {"data.on_error", T::String, "\"fail\"", "unreadable images: fail or skip"},
+      {"train.mode", T::String, "\"ft_fd_mask\"", "ft, lp, ft_fd, ft_fd_mask, ft_kd or ft_kd_mask"},
+      {"train.strategy", T::String, "\"ObjMaskSingleFill(0.3)\"", "masking strategy of the *_mask modes"},
+      {"train.cam", T::String, "\"mmcam\"", "mmcam or gradcam"},
+      {"train.w_task", T::Number, "1.0", "weight of the cross-entropy loss"},
+      {"train.w_distill", T::Number, "30.0", "weight of the distillation loss"},
+      {"train.kd_temperature", T::Number, "10.0", "temperature of the ft_kd modes"},
+      {"train.lr", T::Number, "3e-5", "peak learning rate (one-cycle)"},
+      {"train.weight_decay", T::Number, "0.1", "AdamW weight decay (lp uses 0)"},
+      {"train.pct_start", T::Number, "0.02", "one-cycle warm-up fraction"},
+      {"train.epochs", T::Integer, "10", "epochs"},
+      {"train.batch", T::Integer, "128", "micro-batch size"},
+      {"train.accum", T::Integer, "4", "micro-batches per optimizer step (global batch = batch x accum)"},
+      {"train.clip", T::Number, "1.0", "global gradient-norm limit"},
+      {"train.seed", T::Integer, "0", "seed of the data order, masks, fills and the validation split"},
+      {"train.log_every", T::Integer, "10", "optimizer steps between progress lines"},
+      {"train.checkpoint_every", T::Integer, "500", "optimizer steps between `last` checkpoints"},
+      {"run.dir", T::String, "\"runs/${train.mode}\"", "where checkpoints, metrics and the resolved config go"},
+      {"eval.checkpoint", T::String, "\"\"", "checkpoint to evaluate (default: run.dir/best.safetensors)"},
+      {"eval.batch", T::Integer, "256", "evaluation batch size"},
+      {"eval.datasets", T::TableList, "", "[[eval.datasets]] tables: name, kind, root (and wnids, class_names)"},
+  };
+  return keys;
+}
+
+namespace {
+
+const ConfigKey* find_key(const std::string& key) {
+  for (const ConfigKey& k : config_schema())
+    if (k.key == key) return &k;
+  return nullptr;
+}
+
+const char* type_name(ConfigType type) {
+  switch (type) {
+    case ConfigType::String: return "a string";
+    case ConfigType::Integer: return "an integer";
+    case ConfigType::Number: return "a number";
+    case ConfigType::Boolean: return "true or false";
+    case ConfigType::TableList: return "an array of tables";
+  }
+  return "?";
+}
+
+bool has_type(const toml::node& node, ConfigType type) {
+  switch (type) {
+    case ConfigType::String: return node.is_string();
+    case ConfigType::Integer: return node.is_integer();
+    case ConfigType::Number: return node.is_floating_point() || node.is_integer();
+    case ConfigType::Boolean: return node.is_boolean();
+    case ConfigType::TableList: return node.is_array_of_tables();
+  }
+  return false;
+}
+
+// Sets `key` (a.b) in `table` to a copy of `value`, creating the section; numbers given as
+// integers become floating point where the schema wants a number.
+void assign(toml::table& table, const ConfigKey& spec, const toml::node& value) {
+  const size_t dot = spec.key.find('.');
+  const std::string section = spec.key.substr(0, dot), name = spec.key.substr(dot + 1);
+  if (!table.contains(section)) table.insert(section, toml::table{});
+  toml::table& inner = *table[section].as_table();
+  if (spec.type == ConfigType::Number && value.is_integer())
+    inner.insert_or_assign(name, static_cast<double>(*value.value<int64_t>()));
+  else
+    inner.insert_or_assign(name, value);
+}
+
+toml::table parse_toml(const std::string& text, const std::string& source) {
+  try {
+    return toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    fail(source, ":", where.line, ":", where.column, ": ", e.description());
+  }
+}
+
+}  // namespace
+
+struct Config::Data {
+  toml::table table;
+};
+
+Config::Config(std::unique_ptr<Data> data) : data_(std::move(data)) {}
+Config::~Config() = default;
+Config::Config(Config&&) noexcept = default;
+Config& Config::operator=(Config&&) noexcept = default;
+
+Config Config::load(const std::string& path, const std::vector<std::string>& overrides,
+                    const std::map<std::string, std::string>& cli_vars) {
+  auto data = std::make_unique<Data>();
+  toml::table& resolved = data->table;
+  for (const ConfigKey& k : config_schema())
+    if (!k.default_value.empty()) assign(resolved, k, *parse_toml("v = " + k.default_value, "defaults")["v"].node());
+
+  std::map<std::string, std::string> vars;
+  if (!path.empty()) {
+    toml::table file;
+    try {
+      file = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+      const auto& where = e.source().begin;
+      fail(path, ":", where.line, ":", where.column, ": ", e.description());
+    }
+    for (auto&& [section, content] : file) {
+      const std::string name(section.str());
+      if (name == "vars") {
+        ENGINE_CHECK(content.is_table(), path, ": [vars] must be a table");
+        for (auto&& [var, value] : *content.as_table()) {
+          ENGINE_CHECK(value.is_string(), path, ": vars.", var.str(), " must be a string");
+          vars[std::string(var.str())] = *value.value<std::string>();
+        }
+        continue;
+      }
+      ENGINE_CHECK(content.is_table(), path, ": unknown key '", name, "' (settings live in sections: [model], ",
+                   "[data], [train], [run], [eval], [vars])");
+      for (auto&& [key_name, value] : *content.as_table()) {
+        const std::string key = name + "." + std::string(key_name.str());
+        const ConfigKey* spec = find_key(key);
+        ENGINE_CHECK(spec != nullptr, path, ": unknown key '", key, "'");
+        ENGINE_CHECK(has_type(value, spec->type), path, ": ", key, " must be ", type_name(spec->type));
+        assign(resolved, *spec, value);
+      }
+    }
+  }
+
+  for (const std::string& text : overrides) {
+    const size_t eq = text.find('=');
+    ENGINE_CHECK(eq != std::string::npos, "--set ", text, ": expected section.key=value");
+    const std::string key = text.substr(0, eq), raw = text.substr(eq + 1);
+    const ConfigKey* spec = find_key(key);
+    ENGINE_CHECK(spec != nullptr, "--set: unknown key '", key, "'");
+    ENGINE_CHECK(spec->type != ConfigType::TableList, "--set: ", key, " cannot be set on the command line");
+    // Strings may be given bare (--set run.dir=runs/x); everything else is a TOML value.
+    const bool bare_string = spec->type == ConfigType::String && (raw.empty() || raw.front() != '"');
+    toml::table parsed;
+    if (bare_string) {
+      parsed.insert("v", raw);
+    } else {
+      try {
+        parsed = toml::parse("v = " + raw);
+      } catch (const toml::parse_error&) {
+        fail("--set ", key, ": '", raw, "' is not ", type_name(spec->type));
+      }
+    }
+    ENGINE_CHECK(has_type(*parsed["v"].node(), spec->type), "--set ", key, ": '", raw, "' is not ", type_name(spec->type));
+    assign(resolved, *spec, *parsed["v"].node());
+  }
+
+  for (const auto& [name, value] : cli_vars) vars[name] = value;
+  // ${NAME}: a variable, another key of the configuration (section.key), or the environment.
+  static const std::regex reference(R"(\$\{([A-Za-z_][A-Za-z0-9_.]*)\})");
+  auto expand = [&](std::string text, const std::string& where) {
+    for (int depth = 0; depth < 10; ++depth) {
+      std::smatch m;
+      if (!std::regex_search(text, m, reference)) return text;
+      const std::string name = m[1];
+      std::string value;
+      if (auto it = vars.find(name); it != vars.end()) {
+        value = it->second;
+      } else if (name.find('.') != std::string::npos && resolved.at_path(name).is_string()) {
+        value = *resolved.at_path(name).value<std::string>();
+      } else if (const char* env = std::getenv(name.c_str())) {
+        value = env;
+      } else {
+        fail("config: ${", name, "} in ", where, " is not defined (set it in [vars], with --var ", name,
+             "=..., or in the environment)");
+      }
+      text = m.prefix().str() + value + m.suffix().str();
+    }
+    fail("config: ", where, " has variables nested too deeply");
+  };
+  for (auto&& [section, content] : resolved)
+    for (auto&& [key, value] : *content.as_table()) {
+      const std::string where = std::string(section.str()) + "." + std::string(key.str());
+      if (value.is_string()) {
+        value.as_string()->get() = expand(value.as_string()->get(), where);
+      } else if (value.is_array_of_tables()) {
+        for (auto& entry : *value.as_array())
+          for (auto&& [field, field_value] : *entry.as_table())
+            if (field_value.is_string())
+              field_value.as_string()->get() = expand(field_value.as_string()->get(), where + "." + std::string(field.str()));
+      }
+    }
+  return Config(std::move(data));
+}
+
+namespace {
+const toml::node& lookup(const toml::table& table, const std::string& key, ConfigType type) {
+  const ConfigKey* spec = find_key(key);
+  ENGINE_CHECK(spec != nullptr && spec->type == type, "config: no key '", key, "' of that type");
+  const toml::node* node = table.at_path(key).node();
+  ENGINE_CHECK(node != nullptr, "config: ", key, " is not set (", spec->help, ")");
+  return *node;
+}
+}  // namespace
+
+bool Config::has(const std::string& key) const { return data_->table.at_path(key).node() != nullptr; }
+
+std::string Config::string(const std::string& key) const {
+  return *lookup(data_->table, key, ConfigType::String).value<std::string>();
+}
+int64_t Config::integer(const std::string& key) const {
+  return *lookup(data_->table, key, ConfigType::Integer).value<int64_t>();
+}
+double Config::number(const std::string& key) const {
+  return *lookup(data_->table, key, ConfigType::Number).value<double>();
+}
+bool Config::boolean(const std::string& key) const {
+  return *lookup(data_->table, key, ConfigType::Boolean).value<bool>();
+}
+
+std::vector<std::map<std::string, std::string>> Config::tables(const std::string& key) const {
+  std::vector<std::map<std::string, std::string>> out;
+  const toml::node* node = data_->table.at_path(key).node();
+  if (!node) return out;
+  lookup(data_->table, key, ConfigType::TableList);
+  for (const auto& entry : *node->as_array()) {
+    std::map<std::string, std::string> fields;
+    for (auto&& [field, value] : *entry.as_table()) {
+      ENGINE_CHECK(value.is_string(), "config: ", key, ".", field.str(), " must be a string");
+      fields[std::string(field.str())] = *value.value<std::string>();
+    }
+    out.push_back(std::move(fields));
+  }
+  return out;
+}
+
+std::string Config::to_toml() const {
+  std::ostringstream out;
+  out << data_->table << "\n";
+  return out.str();
+}
+
+std::string Config::hash() const {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : to_toml()) h = (h ^ c) * 1099511628211ull;
+  std::ostringstream out;
+  out << std::hex << h;
+  return out.str();
+}
+
+}  // namespace train

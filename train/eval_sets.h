@@ -1,0 +1,59 @@
+// Evaluation on image datasets with the protocols of METHOD.md section 7: ImageNet and any
+// ImageFolder (label = sorted folder index), ImageNet-V2 (folders 0..999), ImageNet-Sketch,
+// ImageNet-R and ImageNet-A (logits restricted to the classes present), ObjectNet (2-pixel
+// border crop; right when the argmax over the mapped ImageNet classes lands in the image's set),
+// and CSV file lists. A table of ID, each OOD set and the OOD average, as text, JSON and CSV.
+#pragma once
+
+#include <map>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "data/datasets.h"
+#include "data/loader.h"
+#include "models/classifier.h"
+
+namespace train {
+
+// One [[eval.datasets]] entry: name, kind (imagenet, imagefolder, imagenet-v2, imagenet-sketch,
+// imagenet-r, imagenet-a, objectnet, filelist), root, and for imagenet-r/-a `wnids` (a wnid
+// file or the ImageNet train/val folder whose sorted folder names are the 1000 classes).
+struct EvalDatasetSpec {
+  std::string name, kind, root, wnids, class_names;
+};
+EvalDatasetSpec eval_dataset_spec(const std::map<std::string, std::string>& fields);
+data::Dataset open_eval_dataset(const EvalDatasetSpec& spec, const data::ScanOptions& options);
+
+struct EvalOptions {
+  int64_t batch = 256;
+  int image_size = 224;
+  int workers = 2;
+  data::BadInputPolicy on_bad_input = data::BadInputPolicy::Fail;
+  std::ostream* log = nullptr;  // progress and warnings
+};
+
+struct EvalScore {
+  std::string name;
+  double accuracy = 0;  // percent
+  int64_t images = 0;
+  int64_t skipped = 0;
+};
+
+// Top-1 accuracy of `model` on `dataset` with its protocol.
+EvalScore evaluate_dataset(const models::Classifier& model, const std::string& name,
+                           const data::Dataset& dataset, const EvalOptions& options);
+
+// ID is the first dataset, the rest are OOD.
+struct EvalTable {
+  std::vector<EvalScore> scores;
+  double ood_average() const;
+  void print(std::ostream& out) const;
+  std::string json() const;
+  std::string csv() const;
+};
+
+EvalTable evaluate_all(const models::Classifier& model, const std::vector<EvalDatasetSpec>& specs,
+                       const EvalOptions& options);
+
+}  // namespace train

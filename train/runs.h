@@ -1,0 +1,26 @@
+// `cftrain train` and `cftrain eval` from a configuration (train/config.h): builds the zero-shot
+// teacher and the student, the training data (an ImageFolder or file list with a stratified
+// validation hold-out, or the demo's generated images), runs the trainer in the run directory,
+// and evaluates checkpoints on the configured datasets.
+#pragma once
+
+#include <ostream>
+#include <string>
+
+#include "models/classifier.h"
+#include "train/config.h"
+
+namespace train {
+
+// The zero-shot model of model.weights / model.head ("demo:pretrained": the demo's model).
+models::Classifier load_zero_shot(const Config& config, std::ostream& log);
+
+void train_from_config(const Config& config, bool resume, std::ostream& log);
+
+// Evaluates `checkpoint` (default eval.checkpoint, else run.dir/best.safetensors; a CLIP
+// checkpoint when model.head is given and the path is model.weights) on eval.datasets; prints the
+// table and writes eval.json and eval.csv next to the checkpoint or into `out_dir`.
+void eval_from_config(const Config& config, const std::string& checkpoint, const std::string& out_dir,
+                      std::ostream& log);
+
+}  // namespace train
