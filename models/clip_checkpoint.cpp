@@ -142,6 +142,8 @@ void save_classifier(const std::string& path, const Classifier& classifier,
   for (const auto& [name, t] : classifier.visual->named_parameters()) tensors["visual." + name] = t;
   for (const auto& [name, t] : classifier.head->named_parameters()) tensors["head." + name] = t;
   metadata["architecture"] = classifier.visual->config().describe();
+  // Shapes do not tell the number of heads; CLIP's convention (width / 64) is only a default.
+  metadata["heads"] = std::to_string(classifier.visual->config().heads);
   metadata["head_scale"] = std::to_string(classifier.head->scale);
   save_safetensors(path, tensors, metadata);
 }
@@ -158,7 +160,8 @@ ClassifierCheckpoint load_classifier(const std::string& path) {
   }
   ENGINE_CHECK(head.count("weight"), path, ": not a classifier checkpoint (no head.weight)");
   try {
-    const VisionConfig config = infer_vision_config(visual);
+    VisionConfig config = infer_vision_config(visual);
+    if (out.metadata.count("heads")) config.heads = std::stoll(out.metadata.at("heads"));
     out.classifier.visual = std::make_shared<VisionTransformer>(config, nn::Init::for_loading());
     out.classifier.visual->adopt_state_dict(std::move(visual));
     const double scale = out.metadata.count("head_scale") ? std::stod(out.metadata.at("head_scale")) : 1.0;

@@ -144,6 +144,16 @@ TEST_F(ClipCheckpointErrors, ClassifierCheckpointRoundTrip) {
   const Tensor images = fixture(kIo, "images");
   EXPECT_EQ(back.classifier.head->forward(back.classifier.visual->forward(images).features).to_vector<float>(),
             classifier.head->forward(classifier.visual->forward(images).features).to_vector<float>());
+  // The head count is not a function of the shapes: a 64-wide model with 4 heads round-trips.
+  Generator gen(0);
+  Classifier narrow_heads{std::make_shared<VisionTransformer>(VisionConfig{64, 1, 4, 8, 4, 16}, nn::Init::random(gen)),
+                          std::make_shared<ZeroShotHead>(randn({6, 16}, gen), 10.0)};
+  save_classifier(path, narrow_heads, {}, {});
+  const ClassifierCheckpoint reloaded = load_classifier(path);
+  EXPECT_EQ(reloaded.classifier.visual->config().heads, 4);
+  EXPECT_EQ(reloaded.classifier.head->scale, 10.0);
+  const Tensor x = randn({2, 3, 32, 32}, gen);
+  EXPECT_EQ(reloaded.classifier.logits(x).to_vector<float>(), narrow_heads.logits(x).to_vector<float>());
   // A plain CLIP checkpoint is not a classifier.
   expect_error([] { load_classifier(fixture_path("clip_tiny_openai.safetensors")); }, {"no head.weight"});
 }
