@@ -21,5 +21,6 @@ Command add_eval_command(CLI::App& root);
 Command add_wise_command(CLI::App& root);
 Command add_cam_command(CLI::App& root);
 Command add_mask_command(CLI::App& root);
+Command add_bench_command(CLI::App& root);
 
 }  // namespace train

@@ -20,4 +20,28 @@ void synchronize(int device) {
   CUDA_CHECK(cudaDeviceSynchronize());
 }
 
+EventTimer::EventTimer(int device) : device_(device) {
+  CUDA_CHECK(cudaSetDevice(device));
+  cudaEvent_t start, stop;
+  CUDA_CHECK(cudaEventCreate(&start));
+  CUDA_CHECK(cudaEventCreate(&stop));
+  start_ = start;
+  stop_ = stop;
+  CUDA_CHECK(cudaEventRecord(start));
+}
+
+EventTimer::~EventTimer() {
+  cudaEventDestroy(static_cast<cudaEvent_t>(start_));
+  cudaEventDestroy(static_cast<cudaEvent_t>(stop_));
+}
+
+double EventTimer::elapsed_ms() const {
+  CUDA_CHECK(cudaSetDevice(device_));
+  CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(stop_)));
+  CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(stop_)));
+  float ms = 0;
+  CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start_), static_cast<cudaEvent_t>(stop_)));
+  return ms;
+}
+
 }  // namespace engine::cuda

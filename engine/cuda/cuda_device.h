@@ -8,4 +8,20 @@ int device_count();
 bool is_available();
 void synchronize(int device);
 
+// Elapsed device time between construction and elapsed_ms(), measured with CUDA events on the
+// device's default stream.
+class EventTimer {
+ public:
+  explicit EventTimer(int device);
+  ~EventTimer();
+  EventTimer(const EventTimer&) = delete;
+  EventTimer& operator=(const EventTimer&) = delete;
+  double elapsed_ms() const;  // waits for the work recorded so far
+
+ private:
+  int device_;
+  void* start_;
+  void* stop_;
+};
+
 }  // namespace engine::cuda

@@ -1,0 +1,181 @@
+// Step benchmarks of the method on random weights and inputs.
+#include "train/bench.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+
+#include "engine/core/precision.h"
+#include "nn/lr_schedule.h"
+#include "train/method_step.h"
+#ifdef ENGINE_HAVE_CUDA
+#include "engine/cuda/cuda_backend.h"
+#include "engine/cuda/cuda_device.h"
+#endif
+
+namespace train {
+
+using namespace engine;
+
+namespace {
+
+struct BenchModel {
+  models::VisionConfig config;
+  int64_t classes;
+};
+
+BenchModel bench_model(const std::string& name) {
+  if (name == "vit-b16") return {models::vit_b16(), 1000};
+  if (name == "tiny") return {models::VisionConfig{64, 4, 4, 4, 8, 64}, 10};
+  fail("bench: unknown model '", name, "' (vit-b16 or tiny)");
+}
+
+models::Classifier random_classifier(const BenchModel& spec, Generator& gen, Device device) {
+  models::Classifier model{std::make_shared<models::VisionTransformer>(spec.config, nn::Init::random(gen)),
+                           std::make_shared<models::ZeroShotHead>(mul(l2_normalize(randn({spec.classes, spec.config.output_dim}, gen), -1), 100.0))};
+  model.visual->to(device);
+  model.head->to(device);
+  return model;
+}
+
+// Peak memory: the CUDA allocator's peak since `reset`, or the process's peak resident size.
+class PeakMemory {
+ public:
+  explicit PeakMemory(Device device) : device_(device) {}
+  void reset() {
+#ifdef ENGINE_HAVE_CUDA
+    if (device_.is_cuda()) cuda::cuda_backend(device_.index).allocator().reset_peak();
+#endif
+  }
+  double bytes() const {
+#ifdef ENGINE_HAVE_CUDA
+    if (device_.is_cuda()) return static_cast<double>(cuda::cuda_backend(device_.index).allocator().stats().peak_bytes);
+#endif
+    struct rusage usage {};
+    ::getrusage(RUSAGE_SELF, &usage);
+    return static_cast<double>(usage.ru_maxrss) * 1024.0;
+  }
+
+ private:
+  Device device_;
+};
+
+// Wall time of one call; on CUDA the device is synchronised before and after.
+double time_ms(Device device, const std::function<void()>& step) {
+#ifdef ENGINE_HAVE_CUDA
+  if (device.is_cuda()) {
+    cuda::synchronize(device.index);
+    const cuda::EventTimer timer(device.index);
+    step();
+    return timer.elapsed_ms();
+  }
+#endif
+  (void)device;
+  const auto start = std::chrono::steady_clock::now();
+  step();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+std::vector<BenchRow> run_bench(const BenchOptions& options, std::ostream& progress) {
+  ENGINE_CHECK(options.batch > 0 && options.steps > 0 && options.warmup >= 0, "bench: batch and steps must be positive");
+  Device device = Device::cpu();
+#ifdef ENGINE_HAVE_CUDA
+  if (options.device == "cuda" || (options.device.empty() && cuda::is_available())) device = Device::cuda(0);
+#endif
+  ENGINE_CHECK(options.device.empty() || options.device == device.str().substr(0, 4), "bench: device ",
+               options.device, " is not available in this build or on this machine");
+  const MatmulPrecision precision = parse_matmul_precision(options.precision);
+  ENGINE_CHECK(device.is_cuda() || precision == MatmulPrecision::FP32, "bench: precision ", options.precision,
+               " needs a CUDA device (CPU GEMMs compute in fp32)");
+  set_matmul_precision(precision);
+
+  const BenchModel spec = bench_model(options.model);
+  Generator gen(0);
+  models::Classifier student = random_classifier(spec, gen, device);
+  const models::Classifier teacher = models::clone_classifier(student);
+  const int64_t S = spec.config.image_size();
+  const Tensor images = randn({options.batch, 3, S, S}, gen).to(device);
+  const Tensor labels = randint(0, spec.classes, {options.batch}, gen).to(device);
+  std::vector<Tensor> params = student.visual->parameters();
+  for (const Tensor& p : student.head->parameters()) params.push_back(p);
+  nn::AdamW optimizer({nn::ParamGroup{params, 3e-5, 0.1}});
+  PeakMemory memory(device);
+
+  std::vector<BenchRow> rows;
+  for (const std::string& mode : options.modes) {
+    MethodConfig method;
+    method.strategy = parse_mask_strategy("ObjMaskSingleFill(0.3)");
+    std::function<void(int64_t)> step;
+    auto train_step = [&](TrainMode train_mode) -> std::function<void(int64_t)> {
+      return [&, train_mode](int64_t i) {
+        method.mode = train_mode;
+        Generator masks(0, static_cast<uint64_t>(i));
+        optimizer.zero_grad();
+        method_step(method, student, &teacher, images, labels, masks, 1.0);
+        nn::clip_grad_norm(params, 1.0);
+        optimizer.step();
+      };
+    };
+    if (mode == "infer") {
+      step = [&](int64_t) {
+        NoGradGuard no_grad;
+        student.logits(images);
+      };
+    } else if (mode == "ft") {
+      step = train_step(TrainMode::FT);
+    } else if (mode == "ftfd") {
+      step = train_step(TrainMode::FT_FD);
+    } else if (mode == "full") {
+      step = train_step(TrainMode::FT_FD_MASK);
+    } else if (mode == "cam") {
+      step = [&](int64_t i) {
+        Generator masks(0, static_cast<uint64_t>(i));
+        const Tensor cam = normalize_cam(compute_cam(CamMethod::MMCAM, student, images, labels));
+        const Tensor mask = patch_mask(method.strategy, cam, options.batch, spec.config.patches(), masks);
+        make_counterfactual(method.strategy, images, mask, spec.config.grid, masks);
+      };
+    } else {
+      fail("bench: unknown mode '", mode, "' (infer, ft, ftfd, cam, full)");
+    }
+    memory.reset();
+    for (int64_t i = 0; i < options.warmup; ++i) time_ms(device, [&] { step(i); });
+    std::vector<double> times;
+    for (int64_t i = 0; i < options.steps; ++i) times.push_back(time_ms(device, [&] { step(options.warmup + i); }));
+    std::sort(times.begin(), times.end());
+    const double median = times[times.size() / 2];
+    rows.push_back({options.model, mode, options.precision, device.str(), options.batch, median,
+                    1000.0 * options.batch / median, memory.bytes()});
+    progress << "bench " << options.model << " " << mode << ": " << std::fixed << std::setprecision(1) << median
+             << " ms/step" << std::endl << std::defaultfloat;
+  }
+  set_matmul_precision(MatmulPrecision::FP32);
+  return rows;
+}
+
+void print_bench(const std::vector<BenchRow>& rows, bool json, std::ostream& out) {
+  if (json) {
+    nlohmann::ordered_json list = nlohmann::ordered_json::array();
+    for (const BenchRow& r : rows)
+      list.push_back({{"model", r.model}, {"mode", r.mode}, {"precision", r.precision}, {"device", r.device},
+                      {"batch", r.batch}, {"median_ms", r.median_ms}, {"images_per_second", r.images_per_second},
+                      {"peak_bytes", r.peak_bytes}});
+    out << list.dump(2) << "\n";
+    return;
+  }
+  out << std::left << std::setw(10) << "model" << std::setw(8) << "mode" << std::setw(7) << "prec" << std::setw(8)
+      << "device" << std::right << std::setw(7) << "batch" << std::setw(12) << "ms/step" << std::setw(12) << "images/s"
+      << std::setw(14) << "peak MiB" << "\n";
+  for (const BenchRow& r : rows)
+    out << std::left << std::setw(10) << r.model << std::setw(8) << r.mode << std::setw(7) << r.precision << std::setw(8)
+        << r.device << std::right << std::setw(7) << r.batch << std::fixed << std::setprecision(1) << std::setw(12)
+        << r.median_ms << std::setw(12) << r.images_per_second << std::setw(14) << r.peak_bytes / (1024.0 * 1024.0)
+        << "\n" << std::defaultfloat;
+}
+
+}  // namespace train
