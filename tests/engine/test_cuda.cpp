@@ -1,6 +1,7 @@
 // The CUDA backend against the CPU backend: copies, fill, cuBLAS GEMM through matmul and
 // linear, the caching allocator on the device, and clear errors for kernels not on CUDA yet.
 // Every test skips itself when the build has no CUDA or the machine has no GPU.
+#include "engine/core/precision.h"
 #include "test_util.h"
 
 #ifdef ENGINE_HAVE_CUDA
@@ -69,9 +70,9 @@ TEST_F(Cuda, Tf32GemmIsCloseToFp32) {
 #ifdef ENGINE_HAVE_CUDA
   Generator gen(3);
   const Tensor a = randn({256, 512}, gen), b = randn({512, 128}, gen);
-  cuda::set_allow_tf32(true);
+  set_matmul_precision(MatmulPrecision::TF32);
   const Tensor tf32 = matmul(a.to(gpu), b.to(gpu));
-  cuda::set_allow_tf32(false);
+  set_matmul_precision(MatmulPrecision::FP32);
   EXPECT_ALL_CLOSE(tf32, matmul(a, b), 1e-2, 5e-2);
 #endif
 }
