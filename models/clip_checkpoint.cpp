@@ -1,7 +1,9 @@
 // Checkpoint name maps and classifier checkpoints.
 #include "models/clip_checkpoint.h"
 
+#include <iomanip>
 #include <regex>
+#include <sstream>
 #include <vector>
 
 #include "engine/io/npy.h"
@@ -144,7 +146,9 @@ void save_classifier(const std::string& path, const Classifier& classifier,
   metadata["architecture"] = classifier.visual->config().describe();
   // Shapes do not tell the number of heads; CLIP's convention (width / 64) is only a default.
   metadata["heads"] = std::to_string(classifier.visual->config().heads);
-  metadata["head_scale"] = std::to_string(classifier.head->scale);
+  std::ostringstream scale;
+  scale << std::setprecision(17) << classifier.head->scale;  // std::to_string keeps only 6 decimals
+  metadata["head_scale"] = scale.str();
   save_safetensors(path, tensors, metadata);
 }
 

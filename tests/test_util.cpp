@@ -1,6 +1,9 @@
 // Shared test helpers (see test_util.h).
 #include "test_util.h"
 
+#include <unistd.h>
+
+#include <atomic>
 #include <cmath>
 #include <map>
 #include <sstream>
@@ -127,6 +130,19 @@ void expect_error(const std::function<void()>& body, const std::vector<std::stri
     return;
   }
   ADD_FAILURE() << "expected an engine::Error";
+}
+
+TempDir::TempDir() {
+  static std::atomic<int> counter{0};
+  path_ = std::filesystem::temp_directory_path() /
+          ("cftrain_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+  std::filesystem::remove_all(path_);
+  std::filesystem::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
 }
 
 }  // namespace testing_util

@@ -1,10 +1,11 @@
 // Shared test helpers: loading the PyTorch fixtures, comparing tensors with
-// |a - b| <= atol + rtol * |b| (reporting the worst element), and finite-difference gradient
-// checks in f64.
+// |a - b| <= atol + rtol * |b| (reporting the worst element), finite-difference gradient
+// checks in f64, and a temporary directory removed at scope exit.
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -35,5 +36,21 @@ std::vector<std::string> fixture_names(const std::string& file);
 
 // Expects `body` to throw engine::Error whose message contains every fragment.
 void expect_error(const std::function<void()>& body, const std::vector<std::string>& fragments);
+
+// A fresh directory under the system temp directory, unique per process and instance, deleted
+// with everything in it at scope exit.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  // The path of `name` inside the directory.
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
 
 }  // namespace testing_util

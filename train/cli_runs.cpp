@@ -43,11 +43,16 @@ std::vector<double> parse_alphas(const std::string& text) {
   std::vector<double> alphas;
   std::stringstream in(text);
   for (std::string item; std::getline(in, item, ',');) {
+    size_t used = 0;
+    double alpha = 0;
     try {
-      alphas.push_back(std::stod(item));
+      alpha = std::stod(item, &used);
     } catch (const std::exception&) {
-      engine::fail("--alphas: '", item, "' is not a number");
     }
+    // Checked before anything is evaluated: "0;0.5" must not silently become 0.
+    ENGINE_CHECK(used > 0 && used == item.size(), "--alphas: '", item, "' is not a number");
+    ENGINE_CHECK(alpha >= 0 && alpha <= 1, "--alphas: ", item, " is outside [0, 1]");
+    alphas.push_back(alpha);
   }
   ENGINE_CHECK(!alphas.empty(), "--alphas: no values");
   return alphas;
@@ -105,6 +110,7 @@ Command add_wise_command(CLI::App& root) {
   sweep->excludes(alpha);
   options->config.add_to(app, false);
   return {app, [options] {
+            const std::vector<double> alphas = options->alphas.empty() ? std::vector<double>() : parse_alphas(options->alphas);
             const models::Classifier zs = models::load_classifier_or_zero_shot(options->zeroshot, options->head);
             const models::Classifier ft = models::load_classifier_or_zero_shot(options->finetuned, "");
             if (options->alphas.empty()) {
@@ -119,20 +125,19 @@ Command add_wise_command(CLI::App& root) {
             const Config config = options->config.load();
             std::vector<EvalDatasetSpec> specs;
             for (const auto& fields : config.tables("eval.datasets")) specs.push_back(eval_dataset_spec(fields));
-            EvalOptions eval;
-            eval.batch = config.integer("eval.batch");
-            eval.image_size = static_cast<int>(zs.visual->config().image_size());
-            eval.workers = static_cast<int>(config.integer("data.workers"));
-            eval.log = &std::cerr;
+            const EvalOptions eval = eval_options(config, static_cast<int>(zs.visual->config().image_size()), &std::cerr);
             std::ostringstream csv;
             csv << "alpha,dataset,accuracy\n";
-            std::cout << std::left << std::setw(8) << "alpha" << std::right << std::setw(10) << "ID" << std::setw(10) << "OOD-avg\n";
-            for (double a : parse_alphas(options->alphas)) {
+            std::cout << std::left << std::setw(8) << "alpha" << std::right << std::setw(10) << "ID" << std::setw(10) << "OOD-avg"
+                      << "\n";
+            for (double a : alphas) {
               const EvalTable table = evaluate_all(wise_interpolate(zs, ft, a), specs, eval);
               for (const EvalScore& s : table.scores) csv << a << "," << s.name << "," << s.accuracy << "\n";
               csv << a << ",OOD-avg," << table.ood_average() << "\n";
-              std::cout << std::left << std::setw(8) << a << std::right << std::fixed << std::setprecision(2) << std::setw(10)
-                        << table.scores[0].accuracy << std::setw(10) << table.ood_average() << "\n" << std::defaultfloat << std::flush;
+              std::ostringstream row;  // its own stream: std::cout keeps its default precision for alpha
+              row << std::left << std::setw(8) << a << std::right << std::fixed << std::setprecision(2) << std::setw(10)
+                  << table.scores[0].accuracy << std::setw(10) << table.ood_average();
+              std::cout << row.str() << "\n" << std::flush;
             }
             const std::string dir = options->out.empty() ? std::string(".") : options->out;
             std::filesystem::create_directories(dir);

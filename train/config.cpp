@@ -23,7 +23,7 @@ const std::vector<ConfigKey>& config_schema() {
       {"data.limit", T::Integer, "0", "use only the first N training images (0: all), for quick runs"},
       {"data.image_size", T::Integer, "224", "input size of the CLIP transform"},
       {"data.workers", T::Integer, "2", "decoding threads of the loader"},
-      {"data.on_error", T::String, "\"fail\"", "unreadable images: fail or skip"},
+      {"data.on_error", T::String, "\"fail\"", "unreadable images (training, validation, eval, wise sweeps): fail or skip"},
       {"train.mode", T::String, "\"ft_fd_mask\"", "ft, lp, ft_fd, ft_fd_mask, ft_kd or ft_kd_mask"},
       {"train.strategy", T::String, "\"ObjMaskSingleFill(0.3)\"", "masking strategy of the *_mask modes"},
       {"train.cam", T::String, "\"mmcam\"", "mmcam or gradcam"},

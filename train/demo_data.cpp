@@ -86,7 +86,7 @@ const std::vector<DemoSplit>& demo_splits() {
 const DemoSplit& demo_split(const std::string& name) {
   for (const DemoSplit& split : demo_splits())
     if (split.name == name) return split;
-  fail("unknown demo split '", name, "'");
+  fail("unknown demo split '", name, "' (pretrain, finetune, ID, faint-anti, clean-indep, clean-anti or outline)");
 }
 
 DemoData generate_demo_split(const DemoSplit& split) {

@@ -139,17 +139,23 @@ void train_from_config(const Config& config, bool resume, std::ostream& log) {
   loading.on_bad_input = scan.on_bad_input;
   loading.log = &log;
   LoaderBatches batches(split.train, loading);
-  EvalOptions eval;
-  eval.batch = config.integer("eval.batch");
-  eval.image_size = static_cast<int>(config.integer("data.image_size"));
-  eval.workers = loading.workers;
-  eval.on_bad_input = scan.on_bad_input;
+  const EvalOptions eval = eval_options(config, static_cast<int>(config.integer("data.image_size")), nullptr);
   Validator validate;
   if (split.validation.size() > 0)
     validate = [&](const models::Classifier& m) {
       return evaluate_dataset(m, "validation", split.validation, eval).accuracy / 100.0;
     };
   run_training(settings, student, &teacher, batches, validate, log, resume);
+}
+
+EvalOptions eval_options(const Config& config, int image_size, std::ostream* log) {
+  EvalOptions options;
+  options.batch = config.integer("eval.batch");
+  options.image_size = image_size;
+  options.workers = static_cast<int>(config.integer("data.workers"));
+  options.on_bad_input = data::parse_bad_input_policy(config.string("data.on_error"));
+  options.log = log;
+  return options;
 }
 
 void eval_from_config(const Config& config, const std::string& checkpoint, const std::string& out_dir,
@@ -161,11 +167,7 @@ void eval_from_config(const Config& config, const std::string& checkpoint, const
                                              : models::load_classifier_or_zero_shot(path, "");
   std::vector<EvalDatasetSpec> specs;
   for (const auto& fields : config.tables("eval.datasets")) specs.push_back(eval_dataset_spec(fields));
-  EvalOptions options;
-  options.batch = config.integer("eval.batch");
-  options.image_size = static_cast<int>(model.visual->config().image_size());
-  options.workers = static_cast<int>(config.integer("data.workers"));
-  options.log = &log;
+  const EvalOptions options = eval_options(config, static_cast<int>(model.visual->config().image_size()), &log);
   log << "evaluating " << path << std::endl;
   const EvalTable table = evaluate_all(model, specs, options);
   table.print(log);

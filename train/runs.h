@@ -9,6 +9,7 @@
 
 #include "models/classifier.h"
 #include "train/config.h"
+#include "train/eval_sets.h"
 
 namespace train {
 
@@ -16,6 +17,10 @@ namespace train {
 models::Classifier load_zero_shot(const Config& config, std::ostream& log);
 
 void train_from_config(const Config& config, bool resume, std::ostream& log);
+
+// The evaluation settings of `config` (eval.batch, data.workers, data.on_error) for a model of
+// `image_size` px inputs; progress and warnings go to `log` (none when null).
+EvalOptions eval_options(const Config& config, int image_size, std::ostream* log);
 
 // Evaluates `checkpoint` (default eval.checkpoint, else run.dir/best.safetensors; a CLIP
 // checkpoint when model.head is given and the path is model.weights) on eval.datasets; prints the

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -21,6 +22,13 @@ namespace {
 constexpr uint64_t kMaskStream = uint64_t{1} << 40;
 
 using Clock = std::chrono::steady_clock;
+
+// A double written so that std::stod reads back the same value.
+std::string exact(double v) {
+  std::ostringstream out;
+  out << std::setprecision(17) << v;
+  return out.str();
+}
 
 std::string format_duration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds + 0.5);
@@ -68,7 +76,7 @@ class Checkpoints {
     }
     models::save_classifier(path(which), model_, state,
                             {{"epoch", std::to_string(at.epoch)}, {"micro_batch", std::to_string(at.micro_batch)},
-                             {"step", std::to_string(at.step)}, {"best_val", std::to_string(at.best_val)},
+                             {"step", std::to_string(at.step)}, {"best_val", exact(at.best_val)},
                              {"best_epoch", std::to_string(at.best_epoch)}, {"mode", train_mode_name(config_.method.mode)},
                              {"config_hash", config_.config_hash}});
   }
@@ -78,8 +86,9 @@ class Checkpoints {
     if (config_.run_dir.empty() || !std::filesystem::exists(path("last"))) return false;
     models::ClassifierCheckpoint saved = models::load_classifier(path("last"));
     const auto& meta = saved.metadata;
-    ENGINE_CHECK(meta.count("step") && meta.count("epoch") && meta.count("micro_batch"), path("last"),
-                 ": not a training checkpoint (no step / epoch / micro_batch metadata)");
+    ENGINE_CHECK(meta.count("step") && meta.count("epoch") && meta.count("micro_batch") && meta.count("best_val") &&
+                     meta.count("best_epoch"),
+                 path("last"), ": not a training checkpoint (no step / epoch / micro_batch / best_val / best_epoch metadata)");
     ENGINE_CHECK(!meta.count("config_hash") || meta.at("config_hash") == config_.config_hash, path("last"),
                  ": was written with a different configuration (hash ", meta.at("config_hash"), ", now ",
                  config_.config_hash, "); start a new run directory or restore the configuration");
@@ -118,8 +127,11 @@ class MetricsLog {
     std::vector<std::string> kept;
     std::ifstream in(path_);
     for (std::string line; std::getline(in, line);) {
+      // A record cut short (the run was killed while writing it) has no closing brace: dropped.
       const size_t at = line.find("\"step\":");
-      if (at != std::string::npos && std::stoll(line.substr(at + 7)) <= resumed_step) kept.push_back(line);
+      if (at != std::string::npos && !line.empty() && line.back() == '}' &&
+          std::strtoll(line.c_str() + at + 7, nullptr, 10) <= resumed_step)
+        kept.push_back(line);
     }
     write_file_atomically(path_, [&](int fd) {
       for (const std::string& line : kept) write_all(fd, (line + "\n").data(), line.size() + 1, path_);
@@ -153,9 +165,11 @@ std::string number(double v) {
 }  // namespace
 
 TrainResult run_training(const TrainConfig& config, models::Classifier& student,
-                  const models::Classifier* teacher, BatchSource& data, const Validator& validate,
-                  std::ostream& log, bool resume) {
+                         const models::Classifier* teacher, BatchSource& data, const Validator& validate,
+                         std::ostream& log, bool resume) {
   ENGINE_CHECK(config.epochs > 0 && config.accum > 0, "train: epochs and accum must be positive");
+  // A negative limit would flip every gradient (clip_grad_norm scales by limit / norm).
+  ENGINE_CHECK(config.clip > 0, "train: the gradient-norm limit (clip) must be positive, got ", config.clip);
   ENGINE_CHECK(!config.method.needs_teacher() || teacher, "train: mode ", train_mode_name(config.method.mode),
                " needs a teacher");
   const int64_t steps_per_epoch = data.batches_per_epoch() / config.accum;
@@ -261,8 +275,10 @@ TrainResult run_training(const TrainConfig& config, models::Classifier& student,
       at.best_val = record.val_accuracy;
       at.best_epoch = epoch + 1;
     }
-    checkpoints.save("last", at);
+    // `best` first: a run killed between the two writes then resumes from the previous `last`
+    // and redoes this epoch, instead of believing in a best checkpoint that was never written.
     if (best) checkpoints.save("best", at);
+    checkpoints.save("last", at);
     record.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
     result.epochs.push_back(record);
     if (config.log_epochs) {

@@ -25,7 +25,7 @@ struct TrainConfig {
   int64_t epochs = 10;
   int64_t accum = 1;           // micro-batches per optimizer step
   double clip = 1.0;           // global gradient-norm limit
-  uint64_t seed = 0;           // masks and fills: Generator(seed, kMaskStream + step)
+  uint64_t seed = 0;           // data order; masks and fills: Generator(seed, kMaskStream + micro-batch of the run)
   int64_t log_every = 10;      // optimizer steps between progress lines (0: none)
   bool log_epochs = true;      // a summary line after every epoch
   int64_t checkpoint_every = 0;  // optimizer steps between `last` checkpoints (0: epoch ends)
@@ -52,7 +52,7 @@ struct TrainResult {
 // validator and a run_dir are given). `teacher` is used by the distilling modes; with `resume`,
 // continues from run_dir/last.safetensors when it exists.
 TrainResult run_training(const TrainConfig& config, models::Classifier& student,
-                  const models::Classifier* teacher, BatchSource& data, const Validator& validate,
+                         const models::Classifier* teacher, BatchSource& data, const Validator& validate,
                          std::ostream& log, bool resume = false);
 
 }  // namespace train

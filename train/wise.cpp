@@ -12,8 +12,8 @@ models::Classifier wise_interpolate(const models::Classifier& zeroshot, const mo
                zeroshot.visual->config().describe(), " but the fine-tuned one is ", finetuned.visual->config().describe());
   ENGINE_CHECK(zeroshot.head->weight.shape() == finetuned.head->weight.shape() &&
                    zeroshot.head->scale == finetuned.head->scale,
-               "wise: the heads differ (", shape_str(zeroshot.head->weight.shape()), " vs ",
-               shape_str(finetuned.head->weight.shape()), ")");
+               "wise: the heads differ (", shape_str(zeroshot.head->weight.shape()), " scale ", zeroshot.head->scale,
+               " vs ", shape_str(finetuned.head->weight.shape()), " scale ", finetuned.head->scale, ")");
   NoGradGuard no_grad;
   auto mix = [alpha](const Tensor& a, const Tensor& b) { return add(mul(a, 1.0 - alpha), mul(b, alpha)); };
   models::Classifier out = models::clone_classifier(zeroshot);

@@ -1,9 +1,8 @@
 // Helpers for the data tests: the synthetic test image (the same integer formula as
-// tests/fixtures/make_image_fixtures.py), image files written on the fly (PNG through
-// stb_image_write, JPEG through TurboJPEG) and a temporary directory removed at scope exit.
+// tests/fixtures/make_image_fixtures.py) and image files written on the fly (PNG through
+// stb_image_write, JPEG through TurboJPEG). The temporary directory is testing_util::TempDir.
 #pragma once
 
-#include <filesystem>
 #include <string>
 
 #include "data/image.h"
@@ -17,19 +16,5 @@ data::Image synthetic_image(int width, int height);
 void write_png(const std::string& path, const data::Image& image);
 void write_jpeg(const std::string& path, const data::Image& image, int quality = 90);
 void write_bytes(const std::string& path, const std::string& bytes);
-
-// A fresh directory under the system temp directory, deleted with everything in it.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 }  // namespace data_testing

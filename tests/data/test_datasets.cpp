@@ -14,9 +14,9 @@
 namespace {
 
 using namespace data;
-using data_testing::TempDir;
 using data_testing::write_bytes;
 using testing_util::expect_error;
+using testing_util::TempDir;
 namespace fs = std::filesystem;
 
 // Creates `relative` under `dir` (with its folders) holding a tiny PNG.

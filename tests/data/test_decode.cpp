@@ -9,9 +9,9 @@
 namespace {
 
 using namespace data;
-using data_testing::TempDir;
 using data_testing::write_bytes;
 using testing_util::expect_error;
+using testing_util::TempDir;
 
 const std::string kImageDir = std::string(ENGINE_FIXTURE_DIR) + "/images/";
 

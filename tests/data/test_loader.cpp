@@ -12,7 +12,7 @@
 namespace {
 
 using namespace data;
-using data_testing::TempDir;
+using testing_util::TempDir;
 using testing_util::expect_error;
 using engine::Tensor;
 

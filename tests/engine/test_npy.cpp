@@ -1,7 +1,5 @@
 // .npy files: reading what NumPy wrote (every supported dtype, v1 and v2 headers), round trips,
 // and clear errors for what is not supported or corrupt.
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 
@@ -31,7 +29,8 @@ TEST(Npy, ReadsWhatNumPyWrote) {
 }
 
 TEST(Npy, RoundTripsAndKeepsHeadersAligned) {
-  const std::string path = (std::filesystem::temp_directory_path() / ("rt_" + std::to_string(::getpid()) + ".npy")).string();
+  const testing_util::TempDir dir;
+  const std::string path = dir / "rt.npy";
   const Tensor values[] = {transpose(reshape(arange(12, DType::F32), {3, 4}), 0, 1), arange(5),
                            from_vector<bool>({true, false}, {2}), scalar_tensor(2.5, DType::F64),
                            zeros({2, 0, 3})};
@@ -47,7 +46,6 @@ TEST(Npy, RoundTripsAndKeepsHeadersAligned) {
     const size_t header = static_cast<unsigned char>(prefix[8]) | static_cast<unsigned char>(prefix[9]) << 8;
     EXPECT_EQ((10 + header) % 64, 0u);
   }
-  std::filesystem::remove(path);
   expect_error([&] { save_npy(path, zeros({2}, DType::BF16)); }, {"bf16", "cannot be written"});
 }
 
@@ -55,20 +53,18 @@ TEST(Npy, UnsupportedAndCorruptFilesAreClearErrors) {
   expect_error([] { load_npy(npy("fortran.npy")); }, {"fortran.npy", "Fortran order"});
   expect_error([] { load_npy(npy("big_endian.npy")); }, {"big_endian.npy", "'>f4'", "not supported"});
   expect_error([] { load_npy(npy("missing.npy")); }, {"missing.npy", "cannot open"});
-  const std::string dir = std::filesystem::temp_directory_path() / ("npy_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  const testing_util::TempDir dir;
   {
-    std::ofstream(dir + "/text.npy") << "hello, not numpy";
+    std::ofstream(dir / "text.npy") << "hello, not numpy";
   }
-  expect_error([&] { load_npy(dir + "/text.npy"); }, {"text.npy", "bad magic"});
+  expect_error([&] { load_npy(dir / "text.npy"); }, {"text.npy", "bad magic"});
   // Truncated data: drop the last bytes of a valid file.
   std::ifstream in(npy("f4_2x3.npy"), std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::ofstream(dir + "/short.npy", std::ios::binary) << bytes.substr(0, bytes.size() - 3);
-  expect_error([&] { load_npy(dir + "/short.npy"); }, {"short.npy", "holds 21 bytes", "needs 24"});
-  std::ofstream(dir + "/header.npy", std::ios::binary) << bytes.substr(0, 40);
-  expect_error([&] { load_npy(dir + "/header.npy"); }, {"header.npy", "runs past the end"});
-  std::filesystem::remove_all(dir);
+  std::ofstream(dir / "short.npy", std::ios::binary) << bytes.substr(0, bytes.size() - 3);
+  expect_error([&] { load_npy(dir / "short.npy"); }, {"short.npy", "holds 21 bytes", "needs 24"});
+  std::ofstream(dir / "header.npy", std::ios::binary) << bytes.substr(0, 40);
+  expect_error([&] { load_npy(dir / "header.npy"); }, {"header.npy", "runs past the end"});
 }
 
 }  // namespace

@@ -1,7 +1,5 @@
 // safetensors: round trip of every dtype with metadata, half-precision conversion, atomic
 // writes, and a clear error (naming the file) for each kind of corrupt file.
-#include <unistd.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -16,22 +14,15 @@ using testing_util::expect_error;
 
 class Safetensors : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("safetensors_test_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
   // A file with the given JSON header and `data_bytes` bytes of data.
   std::string raw_file(const std::string& name, const std::string& header, size_t data_bytes) {
-    std::ofstream out(path(name), std::ios::binary);
+    std::ofstream out(dir_ / name, std::ios::binary);
     const uint64_t n = header.size();
     for (int i = 0; i < 8; ++i) out.put(static_cast<char>(n >> (8 * i)));
     out << header << std::string(data_bytes, '\0');
-    return path(name);
+    return dir_ / name;
   }
-  std::filesystem::path dir_;
+  testing_util::TempDir dir_;
 };
 
 TEST_F(Safetensors, RoundTripsEveryDtypeAndMetadata) {
@@ -47,8 +38,8 @@ TEST_F(Safetensors, RoundTripsEveryDtypeAndMetadata) {
       {"i.empty", zeros({0, 3})},
       {"j.strided", transpose(reshape(arange(6, DType::F32), {2, 3}), 0, 1)},
   };
-  save_safetensors(path("x.safetensors"), tensors, {{"step", "12"}, {"arch", "ViT-B/16"}});
-  const SafetensorsContents back = load_safetensors(path("x.safetensors"), false);
+  save_safetensors(dir_ / "x.safetensors", tensors, {{"step", "12"}, {"arch", "ViT-B/16"}});
+  const SafetensorsContents back = load_safetensors(dir_ / "x.safetensors", false);
   EXPECT_EQ(back.metadata.at("step"), "12");
   EXPECT_EQ(back.metadata.at("arch"), "ViT-B/16");
   ASSERT_EQ(back.tensors.size(), tensors.size());
@@ -63,12 +54,12 @@ TEST_F(Safetensors, RoundTripsEveryDtypeAndMetadata) {
   EXPECT_EQ(back.tensors.at("f.bool").to_vector<bool>(), std::vector<bool>({true, false, true}));
   EXPECT_EQ(back.tensors.at("j.strided").to_vector<float>(), std::vector<float>({0, 3, 1, 4, 2, 5}));
   // By default half-precision tensors load as f32.
-  EXPECT_EQ(load_safetensors(path("x.safetensors")).tensors.at("g.bf16").dtype(), DType::F32);
+  EXPECT_EQ(load_safetensors(dir_ / "x.safetensors").tensors.at("g.bf16").dtype(), DType::F32);
 }
 
 TEST_F(Safetensors, ReadsF16AsF32) {
   // 1.0 = 0x3c00, -2.0 = 0xc000, 65504 = 0x7bff, smallest subnormal 2^-24 = 0x0001.
-  const std::string file = path("half.safetensors");
+  const std::string file = dir_ / "half.safetensors";
   const std::string header = R"({"h":{"dtype":"F16","shape":[4],"data_offsets":[0,8]}})";
   std::ofstream out(file, std::ios::binary);
   const uint64_t n = header.size();
@@ -83,11 +74,11 @@ TEST_F(Safetensors, ReadsF16AsF32) {
 
 TEST_F(Safetensors, CorruptFilesAreClearErrors) {
   const std::string ok = R"("t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})";
-  expect_error([&] { load_safetensors(path("missing.safetensors")); }, {"missing.safetensors", "cannot open"});
+  expect_error([&] { load_safetensors(dir_ / "missing.safetensors"); }, {"missing.safetensors", "cannot open"});
   {
-    std::ofstream(path("short.safetensors")) << "abc";
+    std::ofstream(dir_ / "short.safetensors") << "abc";
   }
-  expect_error([&] { load_safetensors(path("short.safetensors")); }, {"short.safetensors", "too short"});
+  expect_error([&] { load_safetensors(dir_ / "short.safetensors"); }, {"short.safetensors", "too short"});
   expect_error([&] { load_safetensors(raw_file("json.safetensors", "{not json", 0)); },
                {"json.safetensors", "not valid JSON"});
   expect_error([&] { load_safetensors(raw_file("dtype.safetensors", R"({"t":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})", 8)); },
@@ -101,34 +92,34 @@ TEST_F(Safetensors, CorruptFilesAreClearErrors) {
   expect_error([&] { load_safetensors(raw_file("overlap.safetensors", R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12)); },
                {"overlap.safetensors", "'b' starts at byte 4", "expected 8"});
   {  // A valid file cut short.
-    save_safetensors(path("whole.safetensors"), {{"w", ones({64})}});
-    std::ifstream in(path("whole.safetensors"), std::ios::binary);
+    save_safetensors(dir_ / "whole.safetensors", {{"w", ones({64})}});
+    std::ifstream in(dir_ / "whole.safetensors", std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::ofstream(path("cut.safetensors"), std::ios::binary) << bytes.substr(0, bytes.size() - 10);
+    std::ofstream(dir_ / "cut.safetensors", std::ios::binary) << bytes.substr(0, bytes.size() - 10);
   }
-  expect_error([&] { load_safetensors(path("cut.safetensors")); }, {"cut.safetensors", "'w'", "past the data section"});
+  expect_error([&] { load_safetensors(dir_ / "cut.safetensors"); }, {"cut.safetensors", "'w'", "past the data section"});
   expect_error([&] { load_safetensors(raw_file("tail.safetensors", "{" + ok + "}", 16)); },
                {"tail.safetensors", "8 bytes at the end"});
   expect_error([&] { load_safetensors(raw_file("shape.safetensors", R"({"t":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8)); },
                {"shape.safetensors", "non-negative"});
   // A header length that runs past the end of the file.
   {
-    std::ofstream out(path("length.safetensors"), std::ios::binary);
+    std::ofstream out(dir_ / "length.safetensors", std::ios::binary);
     const uint64_t n = 1000;
     for (int i = 0; i < 8; ++i) out.put(static_cast<char>(n >> (8 * i)));
     out << "{}";
   }
-  expect_error([&] { load_safetensors(path("length.safetensors")); }, {"length.safetensors", "header length 1000"});
+  expect_error([&] { load_safetensors(dir_ / "length.safetensors"); }, {"length.safetensors", "header length 1000"});
 }
 
 TEST_F(Safetensors, FailedWriteLeavesTheOldFileIntact) {
-  const std::string file = path("keep.safetensors");
+  const std::string file = dir_ / "keep.safetensors";
   save_safetensors(file, {{"w", ones({2})}});
   expect_error([&] { save_safetensors(file, {{"bad", Tensor()}}); }, {"keep.safetensors", "undefined"});
   EXPECT_EQ(load_safetensors(file).tensors.at("w").to_vector<float>(), std::vector<float>({1, 1}));
-  for (const auto& entry : std::filesystem::directory_iterator(dir_))
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path()))
     EXPECT_EQ(entry.path().string().find(".tmp."), std::string::npos) << entry.path();
-  expect_error([&] { save_safetensors(path("no/such/dir/x.safetensors"), {{"w", ones({1})}}); },
+  expect_error([&] { save_safetensors(dir_ / "no/such/dir/x.safetensors", {{"w", ones({1})}}); },
                {"no/such/dir/x.safetensors", "cannot create"});
 }
 

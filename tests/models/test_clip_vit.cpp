@@ -2,8 +2,6 @@
 // make_clip_fixtures.py): both checkpoint layouts, features, logits, attention, masked and
 // dropped tokens, and every parameter gradient of a cross-entropy loss; plus a full-size
 // ViT-B/16 and the loader's errors.
-#include <unistd.h>
-
 #include <cmath>
 #include <filesystem>
 
@@ -92,18 +90,13 @@ TEST(ClipVit, FullSizeVitB16BuildsAndRuns) {
 
 class ClipCheckpointErrors : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("clip_ckpt_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir_);
-    state_ = load_safetensors(fixture_path("clip_tiny_openai.safetensors")).tensors;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void SetUp() override { state_ = load_safetensors(fixture_path("clip_tiny_openai.safetensors")).tensors; }
   std::string write(const std::string& name, const std::map<std::string, Tensor>& state) {
-    const std::string path = (dir_ / name).string();
+    const std::string path = dir_ / name;
     save_safetensors(path, state);
     return path;
   }
-  std::filesystem::path dir_;
+  testing_util::TempDir dir_;
   std::map<std::string, Tensor> state_;
 };
 
@@ -135,7 +128,7 @@ TEST_F(ClipCheckpointErrors, WrongResolutionMissingUnexpectedAndMisshapenKeys) {
 TEST_F(ClipCheckpointErrors, ClassifierCheckpointRoundTrip) {
   Classifier classifier{load_visual_tower(fixture_path("clip_tiny_openai.safetensors"), 32),
                         std::make_shared<ZeroShotHead>(fixture(kIo, "head"))};
-  const std::string path = (dir_ / "ft.safetensors").string();
+  const std::string path = dir_ / "ft.safetensors";
   save_classifier(path, classifier, {{"optimizer.step", full({1}, 7.0)}}, {{"step", "7"}, {"epoch", "1"}});
   const ClassifierCheckpoint back = load_classifier(path);
   EXPECT_EQ(back.metadata.at("step"), "7");
@@ -154,6 +147,10 @@ TEST_F(ClipCheckpointErrors, ClassifierCheckpointRoundTrip) {
   EXPECT_EQ(reloaded.classifier.head->scale, 10.0);
   const Tensor x = randn({2, 3, 32, 32}, gen);
   EXPECT_EQ(reloaded.classifier.logits(x).to_vector<float>(), narrow_heads.logits(x).to_vector<float>());
+  // Any scale round-trips exactly (WiSE-FT compares the heads' scales).
+  const Classifier third{narrow_heads.visual, std::make_shared<ZeroShotHead>(randn({6, 16}, gen), 1.0 / 3.0)};
+  save_classifier(path, third, {}, {});
+  EXPECT_EQ(load_classifier(path).classifier.head->scale, 1.0 / 3.0);
   // A plain CLIP checkpoint is not a classifier.
   expect_error([] { load_classifier(fixture_path("clip_tiny_openai.safetensors")); }, {"no head.weight"});
 }

@@ -1,7 +1,7 @@
 // MMCAM and GradCAM on the tiny CLIP: against the straightforward reference formula computed here
 // (all attention gradients at once, full relevance matrices), and against PyTorch fixtures.
-#include "models/clip_checkpoint.h"
 #include "test_util.h"
+#include "tiny_clip.h"
 #include "train/cam.h"
 #include "train/masks.h"
 
@@ -10,14 +10,8 @@ namespace {
 using namespace engine;
 using namespace train;
 using testing_util::fixture;
-
-const char* kIo = "clip_tiny_io.safetensors";
-const char* kMethod = "clip_tiny_method.safetensors";
-
-models::Classifier tiny_classifier() {
-  return {models::load_visual_tower(std::string(ENGINE_FIXTURE_DIR) + "/clip_tiny_openai.safetensors", 32),
-          std::make_shared<models::ZeroShotHead>(fixture(kIo, "head"))};
-}
+using tiny_clip::kIo;
+using tiny_clip::kMethod;
 
 // R = I; for l = 1..L: R = R + A_l @ R; cam = R[:, 0, 1:], with A_l = mean_h relu(G_l * P_l).
 Tensor reference_mmcam(const models::Classifier& model, const Tensor& images, const Tensor& labels) {
@@ -37,7 +31,7 @@ Tensor reference_mmcam(const models::Classifier& model, const Tensor& images, co
 }
 
 TEST(Cam, EfficientMmcamEqualsTheReferenceFormulaAndPyTorch) {
-  const models::Classifier model = tiny_classifier();
+  const models::Classifier model = tiny_clip::classifier();
   const Tensor images = fixture(kIo, "images"), labels = fixture(kIo, "labels");
   const Tensor cam = compute_cam(CamMethod::MMCAM, model, images, labels);
   EXPECT_EQ(cam.shape(), Shape({3, 16}));
@@ -49,14 +43,14 @@ TEST(Cam, EfficientMmcamEqualsTheReferenceFormulaAndPyTorch) {
 }
 
 TEST(Cam, GradCamMatchesPyTorch) {
-  const models::Classifier model = tiny_classifier();
+  const models::Classifier model = tiny_clip::classifier();
   const Tensor cam = compute_cam(CamMethod::GradCAM, model, fixture(kIo, "images"), fixture(kIo, "labels"));
   EXPECT_ALL_CLOSE(cam, fixture(kMethod, "gradcam"), 1e-5, 1e-6);
   EXPECT_GE(amin(cam).item<float>(), 0.0f);
 }
 
 TEST(Cam, WorksUnderNoGradAndNormalisesPerImage) {
-  const models::Classifier model = tiny_classifier();
+  const models::Classifier model = tiny_clip::classifier();
   NoGradGuard no_grad;  // e.g. called from evaluation code
   const Tensor cam = compute_cam(CamMethod::MMCAM, model, fixture(kIo, "images"), fixture(kIo, "labels"));
   const Tensor normalized = normalize_cam(cam);

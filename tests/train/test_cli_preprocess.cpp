@@ -1,8 +1,6 @@
 // cftrain preprocess end to end: the .npy it writes equals Pillow + torchvision's CLIP
 // preprocessing of the fixture images (tests/fixtures/make_image_fixtures.py), at 224 with
 // bicubic and at other sizes and filters; bad input is one "error:" line naming the file.
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 
@@ -34,42 +32,36 @@ Tensor normalised(const Tensor& crop) {
 
 class CliPreprocess : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("cftrain_preprocess_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  std::filesystem::path dir_;
+  testing_util::TempDir dir_;
 };
 
 TEST_F(CliPreprocess, JpegAt224MatchesTorchvisionExactly) {
-  const CliRun run = cftrain("preprocess --image " + kImageDir + "photo_500x375.jpg --out " + path("t.npy"));
+  const CliRun run = cftrain("preprocess --image " + kImageDir + "photo_500x375.jpg --out " + dir_ / "t.npy");
   ASSERT_EQ(run.status, 0) << run.output;
-  const Tensor out = load_npy(path("t.npy"));
+  const Tensor out = load_npy(dir_ / "t.npy");
   EXPECT_EQ(out.dtype(), DType::F32);
   EXPECT_ALL_CLOSE(out, normalised(fixture(kFixtures, "crop.photo_500x375_bicubic_224")), 0.0, 0.0);
 }
 
 TEST_F(CliPreprocess, OtherSizesAndFilters) {
-  const CliRun bicubic = cftrain("preprocess --image " + kImageDir + "la_50x40.png --size 32 --out " + path("a.npy"));
+  const CliRun bicubic = cftrain("preprocess --image " + kImageDir + "la_50x40.png --size 32 --out " + dir_ / "a.npy");
   ASSERT_EQ(bicubic.status, 0) << bicubic.output;
-  EXPECT_ALL_CLOSE(load_npy(path("a.npy")), fixture(kFixtures, "norm.la_50x40_bicubic_32"), 0.0, 0.0);
+  EXPECT_ALL_CLOSE(load_npy(dir_ / "a.npy"), fixture(kFixtures, "norm.la_50x40_bicubic_32"), 0.0, 0.0);
   const CliRun nearest = cftrain("preprocess --image " + kImageDir + "rgb_100x70.png --size 48 --resample nearest --out " +
-                                 path("b.npy"));
+                                 dir_ / "b.npy");
   ASSERT_EQ(nearest.status, 0) << nearest.output;
-  EXPECT_ALL_CLOSE(load_npy(path("b.npy")), normalised(fixture(kFixtures, "crop.rgb_100x70_nearest_48")), 0.0, 0.0);
+  EXPECT_ALL_CLOSE(load_npy(dir_ / "b.npy"), normalised(fixture(kFixtures, "crop.rgb_100x70_nearest_48")), 0.0, 0.0);
 }
 
 TEST_F(CliPreprocess, BadInputIsOneErrorLineAndNoOutput) {
-  const std::string text = path("notes.jpg");
+  const std::string text = dir_ / "notes.jpg";
   { std::ofstream(text) << "not an image"; }
-  const CliRun run = cftrain("preprocess --image " + text + " --out " + path("t.npy"));
+  const CliRun run = cftrain("preprocess --image " + text + " --out " + dir_ / "t.npy");
   EXPECT_EQ(run.status, 1);
   EXPECT_EQ(run.output, "error: " + text +
                             ": not an image this pipeline reads (JPEG, PNG, BMP, GIF, binary PGM/PPM)\n");
-  EXPECT_FALSE(std::filesystem::exists(path("t.npy")));
-  const CliRun missing = cftrain("preprocess --image " + path("absent.png") + " --out " + path("t.npy"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "t.npy"));
+  const CliRun missing = cftrain("preprocess --image " + dir_ / "absent.png" + " --out " + dir_ / "t.npy");
   EXPECT_EQ(missing.status, 1);
   EXPECT_NE(missing.output.find("absent.png: cannot open"), std::string::npos) << missing.output;
   EXPECT_NE(cftrain("preprocess --image " + text + " --out x.npy --resample lanczos").status, 0);

@@ -31,27 +31,22 @@ using testing_util::fixture;
 class CliRuns : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("cli_runs_" + std::to_string(::getpid()));
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
     // A tiny zero-shot classifier for 32 px images (the demo's image size).
     Generator gen(11);
     models::Classifier model{
         std::make_shared<models::VisionTransformer>(models::VisionConfig{64, 1, 2, 8, 4, 16}, nn::Init::random(gen)),
         std::make_shared<models::ZeroShotHead>(nn::Init::random(gen).uniform_fan_in({6, 16}, 16), 10.0)};
-    models::save_classifier(path("zs.safetensors"), model, {}, {});
+    models::save_classifier(dir_ / "zs.safetensors", model, {}, {});
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
   std::string write_config() {
-    std::ofstream(path("run.toml")) << "[model]\nweights = \"" << path("zs.safetensors") << "\"\n"
+    std::ofstream(dir_ / "run.toml") << "[model]\nweights = \"" << dir_ / "zs.safetensors" << "\"\n"
                                     << "[data]\ntrain = \"demo:finetune\"\nlimit = 160\nholdout = 32\n"
                                     << "[train]\nmode = \"ft_fd_mask\"\nw_distill = 1\nlr = 1e-3\nepochs = 2\nbatch = 16\n"
                                     << "accum = 1\nlog_every = 1\ncheckpoint_every = 1\n";
-    return path("run.toml");
+    return dir_ / "run.toml";
   }
-  std::filesystem::path dir_;
+  testing_util::TempDir dir_;
 };
 
 int count_lines(const std::string& file, const std::string& needle) {
@@ -63,41 +58,41 @@ int count_lines(const std::string& file, const std::string& needle) {
 
 TEST_F(CliRuns, KilledRunResumesToTheSameResult) {
   const std::string config = write_config();
-  const auto whole = cftrain("train --config " + config + " --set run.dir=" + path("a"));
+  const auto whole = cftrain("train --config " + config + " --set run.dir=" + dir_ / "a");
   ASSERT_EQ(whole.status, 0) << whole.output;
   EXPECT_NE(whole.output.find("val acc"), std::string::npos) << whole.output;
-  EXPECT_TRUE(std::filesystem::exists(path("a/best.safetensors")));
-  EXPECT_TRUE(std::filesystem::exists(path("a/config.toml")));
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "a/best.safetensors"));
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "a/config.toml"));
 
   const pid_t child = ::fork();
   if (child == 0) {
-    const std::string set = "run.dir=" + path("b");
+    const std::string set = "run.dir=" + dir_ / "b";
     ::execl(CFTRAIN_BINARY, CFTRAIN_BINARY, "train", "--config", config.c_str(), "--set", set.c_str(), (char*)nullptr);
     ::_exit(127);
   }
   // Kill it in the second epoch (8 steps per epoch), after a few checkpoints.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (count_lines(path("b/metrics.jsonl"), "\"type\":\"step\"") < 11 && std::chrono::steady_clock::now() < deadline)
+  while (count_lines(dir_ / "b/metrics.jsonl", "\"type\":\"step\"") < 11 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   ::kill(child, SIGKILL);
   int status = 0;
   ::waitpid(child, &status, 0);
   ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before it could be killed";
 
-  const auto resumed = cftrain("train --config " + config + " --set run.dir=" + path("b") + " --resume");
+  const auto resumed = cftrain("train --config " + config + " --set run.dir=" + dir_ / "b" + " --resume");
   ASSERT_EQ(resumed.status, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("resuming from"), std::string::npos) << resumed.output;
-  const auto a = load_safetensors(path("a/last.safetensors")).tensors, b = load_safetensors(path("b/last.safetensors")).tensors;
+  const auto a = load_safetensors(dir_ / "a/last.safetensors").tensors, b = load_safetensors(dir_ / "b/last.safetensors").tensors;
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, t] : a) {
     if (t.dtype() == DType::F32) {
       EXPECT_EQ(t.to_vector<float>(), b.at(name).to_vector<float>()) << name;
     }
   }
-  EXPECT_EQ(count_lines(path("b/metrics.jsonl"), "\"type\":\"step\""), 16);
+  EXPECT_EQ(count_lines(dir_ / "b/metrics.jsonl", "\"type\":\"step\""), 16);
 
   // Resuming with other settings is refused.
-  const auto changed = cftrain("train --config " + config + " --set run.dir=" + path("b") + " --set train.lr=0.5 --resume");
+  const auto changed = cftrain("train --config " + config + " --set run.dir=" + dir_ / "b" + " --set train.lr=0.5 --resume");
   EXPECT_EQ(changed.status, 1);
   EXPECT_NE(changed.output.find("another configuration"), std::string::npos) << changed.output;
 }
@@ -132,17 +127,17 @@ std::pair<Tensor, Tensor> write_image_folder(const std::string& root, const std:
 
 TEST_F(CliRuns, EvalMatchesADirectComputationIncludingClassSubsets) {
   const std::vector<std::string> wnids = {"n00", "n01", "n02", "n03", "n04", "n05"};
-  auto [all_images, all_labels] = write_image_folder(path("val"), wnids, 6);
-  std::ofstream(path("wnids.txt")) << "n00\nn01\nn02\nn03\nn04\nn05\n";
-  std::filesystem::create_directories(path("subset"));
-  for (const char* w : {"n01", "n04"}) std::filesystem::copy(path("val/") + w, path("subset/") + w);
-  std::ofstream(path("eval.toml")) << "[[eval.datasets]]\nname = \"val\"\nkind = \"imagenet\"\nroot = \"" << path("val") << "\"\n"
-                                   << "[[eval.datasets]]\nname = \"subset\"\nkind = \"imagenet-r\"\nroot = \"" << path("subset")
-                                   << "\"\nwnids = \"" << path("wnids.txt") << "\"\n";
-  const auto run = cftrain("eval --config " + path("eval.toml") + " --checkpoint " + path("zs.safetensors") + " --out " + path("out"));
+  auto [all_images, all_labels] = write_image_folder(dir_ / "val", wnids, 6);
+  std::ofstream(dir_ / "wnids.txt") << "n00\nn01\nn02\nn03\nn04\nn05\n";
+  std::filesystem::create_directories(dir_ / "subset");
+  for (const char* w : {"n01", "n04"}) std::filesystem::copy(dir_ / "val/" + w, dir_ / "subset/" + w);
+  std::ofstream(dir_ / "eval.toml") << "[[eval.datasets]]\nname = \"val\"\nkind = \"imagenet\"\nroot = \"" << dir_ / "val" << "\"\n"
+                                   << "[[eval.datasets]]\nname = \"subset\"\nkind = \"imagenet-r\"\nroot = \"" << dir_ / "subset"
+                                   << "\"\nwnids = \"" << dir_ / "wnids.txt" << "\"\n";
+  const auto run = cftrain("eval --config " + dir_ / "eval.toml" + " --checkpoint " + dir_ / "zs.safetensors" + " --out " + dir_ / "out");
   ASSERT_EQ(run.status, 0) << run.output;
 
-  const models::Classifier model = models::load_classifier(path("zs.safetensors")).classifier;
+  const models::Classifier model = models::load_classifier(dir_ / "zs.safetensors").classifier;
   NoGradGuard no_grad;
   const Tensor logits = model.logits(all_images);
   const double full = 100.0 * sum(to_dtype(eq(argmax(logits, 1), all_labels), DType::F32)).item<float>() / all_labels.numel();
@@ -152,7 +147,7 @@ TEST_F(CliRuns, EvalMatchesADirectComputationIncludingClassSubsets) {
   int correct = 0;
   for (int i = 0; i < 12; ++i) correct += (best[i] == 0) == (i < 6);
   const std::string csv = [&] {
-    std::ifstream in(path("out/eval.csv"));
+    std::ifstream in(dir_ / "out/eval.csv");
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   }();
   std::ostringstream expected_full, expected_sub;
@@ -160,51 +155,51 @@ TEST_F(CliRuns, EvalMatchesADirectComputationIncludingClassSubsets) {
   expected_sub << "subset,OOD," << 100.0 * correct / 12 << ",12,0";
   EXPECT_NE(csv.find(expected_full.str()), std::string::npos) << csv;
   EXPECT_NE(csv.find(expected_sub.str()), std::string::npos) << csv;
-  EXPECT_TRUE(std::filesystem::exists(path("out/eval.json")));
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "out/eval.json"));
   EXPECT_NE(run.output.find("OOD average"), std::string::npos);
 
   // WiSE-FT: a checkpoint at one alpha, and a sweep evaluated on the same datasets.
   Generator gen(12);
-  models::Classifier tuned = models::load_classifier(path("zs.safetensors")).classifier;
+  models::Classifier tuned = models::load_classifier(dir_ / "zs.safetensors").classifier;
   {
     NoGradGuard ng;
     for (Tensor& p : tuned.visual->parameters()) add_(p, randn(p.shape(), gen, 0.0, 0.01));
   }
-  models::save_classifier(path("ft.safetensors"), tuned, {}, {});
-  const auto wise = cftrain("wise --zeroshot " + path("zs.safetensors") + " --finetuned " + path("ft.safetensors") +
-                            " --alpha 0.25 --out " + path("w.safetensors"));
+  models::save_classifier(dir_ / "ft.safetensors", tuned, {}, {});
+  const auto wise = cftrain("wise --zeroshot " + dir_ / "zs.safetensors" + " --finetuned " + dir_ / "ft.safetensors" +
+                            " --alpha 0.25 --out " + dir_ / "w.safetensors");
   ASSERT_EQ(wise.status, 0) << wise.output;
   const models::Classifier expected = train::wise_interpolate(model, tuned, 0.25);
-  const models::ClassifierCheckpoint got = models::load_classifier(path("w.safetensors"));
+  const models::ClassifierCheckpoint got = models::load_classifier(dir_ / "w.safetensors");
   EXPECT_EQ(got.metadata.at("wise_alpha"), "0.25");
   for (const auto& [name, p] : expected.visual->named_parameters())
     EXPECT_EQ(p.to_vector<float>(), got.classifier.visual->state_dict().at(name).to_vector<float>()) << name;
-  const auto sweep = cftrain("wise --zeroshot " + path("zs.safetensors") + " --finetuned " + path("ft.safetensors") +
-                             " --alphas 0,1 --config " + path("eval.toml") + " --out " + path("sweep"));
+  const auto sweep = cftrain("wise --zeroshot " + dir_ / "zs.safetensors" + " --finetuned " + dir_ / "ft.safetensors" +
+                             " --alphas 0,1 --config " + dir_ / "eval.toml" + " --out " + dir_ / "sweep");
   ASSERT_EQ(sweep.status, 0) << sweep.output;
 
-  EXPECT_NE(std::ifstream(path("sweep/wise.csv")).peek(), EOF);
+  EXPECT_NE(std::ifstream(dir_ / "sweep/wise.csv").peek(), EOF);
   std::ostringstream alpha0;
   alpha0 << "0,val," << full;
-  EXPECT_EQ(count_lines(path("sweep/wise.csv"), alpha0.str()), 1);
+  EXPECT_EQ(count_lines(dir_ / "sweep/wise.csv", alpha0.str()), 1);
 }
 
 TEST_F(CliRuns, CamAndMaskWriteArraysAndPictures) {
   const char* io = "clip_tiny_io.safetensors";
-  save_npy(path("x.npy"), fixture(io, "images"));
-  save_npy(path("y.npy"), fixture(io, "labels"));
-  save_npy(path("head.npy"), fixture(io, "head"));
+  save_npy(dir_ / "x.npy", fixture(io, "images"));
+  save_npy(dir_ / "y.npy", fixture(io, "labels"));
+  save_npy(dir_ / "head.npy", fixture(io, "head"));
   const std::string weights = std::string(ENGINE_FIXTURE_DIR) + "/clip_tiny_openai.safetensors";
-  const std::string common = " --weights " + weights + " --head " + path("head.npy") + " --input " + path("x.npy") + " --labels " + path("y.npy");
-  const auto cam = cftrain("cam" + common + " --method mmcam --out " + path("c.npy") + " --png " + path("c.png"));
+  const std::string common = " --weights " + weights + " --head " + dir_ / "head.npy" + " --input " + dir_ / "x.npy" + " --labels " + dir_ / "y.npy";
+  const auto cam = cftrain("cam" + common + " --method mmcam --out " + dir_ / "c.npy" + " --png " + dir_ / "c.png");
   ASSERT_EQ(cam.status, 0) << cam.output;
-  EXPECT_ALL_CLOSE(load_npy(path("c.npy")), fixture("clip_tiny_method.safetensors", "mmcam"), 1e-5, 1e-7);
-  EXPECT_GT(std::filesystem::file_size(path("c.png")), 1000u);
-  const auto mask = cftrain("mask" + common + " --strategy 'CtxMaskMultiFill(0.5)' --out " + path("m.npy") + " --png " + path("m.png"));
+  EXPECT_ALL_CLOSE(load_npy(dir_ / "c.npy"), fixture("clip_tiny_method.safetensors", "mmcam"), 1e-5, 1e-7);
+  EXPECT_GT(std::filesystem::file_size(dir_ / "c.png"), 1000u);
+  const auto mask = cftrain("mask" + common + " --strategy 'CtxMaskMultiFill(0.5)' --out " + dir_ / "m.npy" + " --png " + dir_ / "m.png");
   ASSERT_EQ(mask.status, 0) << mask.output;
-  EXPECT_EQ(load_npy(path("m.npy")).shape(), Shape({3, 3, 32, 32}));
-  EXPECT_TRUE(std::filesystem::exists(path("m.png")));
-  const auto bad = cftrain("mask" + common + " --strategy 'CtxMask(0.5)' --png " + path("bad.png"));
+  EXPECT_EQ(load_npy(dir_ / "m.npy").shape(), Shape({3, 3, 32, 32}));
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "m.png"));
+  const auto bad = cftrain("mask" + common + " --strategy 'CtxMask(0.5)' --png " + dir_ / "bad.png");
   EXPECT_EQ(bad.status, 1);
   EXPECT_NE(bad.output.find("error: mask strategy 'CtxMask(0.5)'"), std::string::npos) << bad.output;
 }

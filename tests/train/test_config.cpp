@@ -1,15 +1,15 @@
 // Configuration: defaults, files, --set overrides, variables, eval dataset tables, the resolved
 // TOML, and errors for unknown keys, wrong types and undefined variables.
-#include <unistd.h>
-
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "test_util.h"
 #include "train/config.h"
 #include "train/masks.h"
 #include "train/method_step.h"
+#include "train/runs.h"
 
 namespace {
 
@@ -18,17 +18,12 @@ using testing_util::expect_error;
 
 class ConfigTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("config_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string write(const std::string& name, const std::string& text) {
-    const std::string path = (dir_ / name).string();
+    const std::string path = dir_ / name;
     std::ofstream(path) << text;
     return path;
   }
-  std::filesystem::path dir_;
+  testing_util::TempDir dir_;
 };
 
 TEST_F(ConfigTest, DefaultsAreTheReferenceSettings) {
@@ -87,6 +82,19 @@ root = "${R}"
   EXPECT_NE(Config::load(path, {"train.epochs=4"}, {{"R", "/data/r"}}).hash(), config.hash());
 }
 
+TEST_F(ConfigTest, EvalOptionsFollowTheDataAndEvalSettings) {
+  // Used by validation, `cftrain eval` and the `wise --alphas` sweep alike.
+  const Config config = Config::load(write("e.toml", "[data]\nworkers = 3\non_error = \"skip\"\n[eval]\nbatch = 7\n"));
+  std::ostringstream log;
+  const EvalOptions options = eval_options(config, 32, &log);
+  EXPECT_EQ(options.batch, 7);
+  EXPECT_EQ(options.workers, 3);
+  EXPECT_EQ(options.image_size, 32);
+  EXPECT_EQ(options.on_bad_input, data::BadInputPolicy::Skip);
+  EXPECT_EQ(options.log, &log);
+  EXPECT_EQ(eval_options(Config::load(""), 224, nullptr).on_bad_input, data::BadInputPolicy::Fail);
+}
+
 TEST_F(ConfigTest, ErrorsNameTheKey) {
   expect_error([&] { Config::load(write("u.toml", "[train]\nlearning_rate = 1e-5\n")); },
                {"u.toml", "unknown key 'train.learning_rate'"});
@@ -98,7 +106,7 @@ TEST_F(ConfigTest, ErrorsNameTheKey) {
   expect_error([&] { Config::load("", {"train.epochs"}); }, {"expected section.key=value"});
   expect_error([&] { Config::load(write("v.toml", "[model]\nweights = \"${NOPE_NOT_SET}/w\"\n")); },
                {"${NOPE_NOT_SET} in model.weights is not defined"});
-  expect_error([&] { Config::load(write("missing.toml", "")); std::filesystem::remove(dir_ / "missing.toml"); Config::load((dir_ / "missing.toml").string()); },
+  expect_error([&] { Config::load(write("missing.toml", "")); std::filesystem::remove(dir_ / "missing.toml"); Config::load(dir_ / "missing.toml"); },
                {"missing.toml"});
 }
 

@@ -1,8 +1,6 @@
 // The demo benchmark: its generated splits follow DEMO.md (backgrounds tied to or independent of
 // the label, styles, value range, reproducibility), and a shrunken run writes results.json with
 // the benchmark's schema, results.csv and both pictures.
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -53,14 +51,14 @@ TEST(DemoData, ImagesAreNormalisedPixelsAndReproducible) {
   };
   EXPECT_LT(grey_pixels(split("outline", 200)), 0.7 * grey_pixels(split("clean-indep", 200)));
   EXPECT_GT(grey_pixels(split("outline", 200)), 0.0f);
-  testing_util::expect_error([] { demo_split("validation"); }, {"unknown demo split 'validation'"});
+  testing_util::expect_error([] { demo_split("validation"); }, {"unknown demo split 'validation'", "finetune"});
 }
 
 TEST(Demo, ShrunkenRunWritesTheBenchmarkOutputs) {
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("demo_" + std::to_string(::getpid()));
+  const testing_util::TempDir dir;
   DemoOptions options;
-  options.out_dir = (dir / "out").string();
-  options.cache_dir = (dir / "cache").string();
+  options.out_dir = dir / "out";
+  options.cache_dir = dir / "cache";
   options.size_fraction = 0.02;
   options.seeds = 2;
   std::ostringstream log;
@@ -91,7 +89,6 @@ TEST(Demo, ShrunkenRunWritesTheBenchmarkOutputs) {
   options.seeds = 1;
   run_demo(options, again);
   EXPECT_NE(again.str().find("using the cached pre-trained model"), std::string::npos);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

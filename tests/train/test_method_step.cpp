@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "test_util.h"
+#include "tiny_clip.h"
 #include "train/method_step.h"
 
 namespace {
@@ -11,22 +12,12 @@ namespace {
 using namespace engine;
 using namespace train;
 using testing_util::fixture;
-
-const char* kIo = "clip_tiny_io.safetensors";
-const char* kMethod = "clip_tiny_method.safetensors";
-
-models::Classifier load_tiny(double scale) {
-  auto visual = models::load_visual_tower(std::string(ENGINE_FIXTURE_DIR) + "/clip_tiny_openai.safetensors", 32);
-  if (scale != 1.0) {
-    NoGradGuard no_grad;
-    for (Tensor& p : visual->parameters()) mul_(p, scale);
-  }
-  return {visual, std::make_shared<models::ZeroShotHead>(mul(fixture(kIo, "head"), scale))};
-}
+using tiny_clip::kIo;
+using tiny_clip::kMethod;
 
 TEST(MethodStep, FtFdObjMaskSingleFillMatchesPyTorch) {
-  const models::Classifier teacher = load_tiny(1.0);
-  const models::Classifier student = load_tiny(1.05);
+  const models::Classifier teacher = tiny_clip::classifier(1.0);
+  const models::Classifier student = tiny_clip::classifier(1.05);
   MethodConfig config;
   config.mode = TrainMode::FT_FD_MASK;
   config.strategy = parse_mask_strategy("ObjMaskSingleFill(0.3)");
@@ -54,10 +45,10 @@ TEST(MethodStep, FtFdObjMaskSingleFillMatchesPyTorch) {
 }
 
 TEST(MethodStep, EveryModeRunsAndOnlyTheRightParametersLearn) {
-  const models::Classifier teacher = load_tiny(1.0);
+  const models::Classifier teacher = tiny_clip::classifier(1.0);
   const Tensor images = fixture(kIo, "images"), labels = fixture(kIo, "labels");
   for (const char* mode : {"ft", "lp", "ft_fd", "ft_fd_mask", "ft_kd", "ft_kd_mask"}) {
-    const models::Classifier student = load_tiny(1.05);
+    const models::Classifier student = tiny_clip::classifier(1.05);
     MethodConfig config;
     config.mode = parse_train_mode(mode);
     EXPECT_STREQ(train_mode_name(config.mode), mode);
@@ -74,7 +65,7 @@ TEST(MethodStep, EveryModeRunsAndOnlyTheRightParametersLearn) {
   MethodConfig fd;
   fd.mode = TrainMode::FT_FD;
   Generator masks(0);
-  testing_util::expect_error([&] { method_step(fd, load_tiny(1.0), nullptr, images, labels, masks, 1.0); },
+  testing_util::expect_error([&] { method_step(fd, tiny_clip::classifier(1.0), nullptr, images, labels, masks, 1.0); },
                              {"ft_fd needs a teacher"});
 }
 

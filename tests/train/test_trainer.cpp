@@ -1,8 +1,6 @@
 // The training loop: resuming after an interruption reproduces the uninterrupted run exactly,
 // gradient accumulation equals the large batch, a NaN stops the run and keeps the last good
 // checkpoint, best/last checkpoints and the metrics log; WiSE-FT interpolation is exact.
-#include <unistd.h>
-
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -35,13 +33,7 @@ DemoData tiny_data(int64_t n) {
 
 class Trainer : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("trainer_" + std::to_string(::getpid()));
-    std::filesystem::remove_all(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string run(const std::string& name) const { return (dir_ / name).string(); }
-  std::filesystem::path dir_;
+  testing_util::TempDir dir_;
 };
 
 TrainConfig method_config(const std::string& run_dir) {
@@ -55,6 +47,15 @@ TrainConfig method_config(const std::string& run_dir) {
   config.seed = 5;
   config.log_every = 1;
   config.checkpoint_every = 1;
+  config.run_dir = run_dir;
+  return config;
+}
+
+// Plain fine-tuning for `epochs` epochs into `run_dir`.
+TrainConfig ft_config(int64_t epochs, const std::string& run_dir) {
+  TrainConfig config;
+  config.method.mode = TrainMode::FT;
+  config.epochs = epochs;
   config.run_dir = run_dir;
   return config;
 }
@@ -83,20 +84,20 @@ TEST_F(Trainer, ResumingAfterACrashReproducesTheUninterruptedRun) {
 
   models::Classifier uninterrupted = models::clone_classifier(teacher);
   TensorBatches batches(data.images, data.labels, 16, 3);  // 6 micro-batches, 3 steps per epoch
-  run_training(method_config(run("a")), uninterrupted, &teacher, batches, nullptr, log);
+  run_training(method_config(dir_ / "a"), uninterrupted, &teacher, batches, nullptr, log);
 
   models::Classifier interrupted = models::clone_classifier(teacher);
   Crashing crashing(batches, 9);  // in the second epoch, after its first optimizer step
-  EXPECT_THROW(run_training(method_config(run("b")), interrupted, &teacher, crashing, nullptr, log), std::runtime_error);
+  EXPECT_THROW(run_training(method_config(dir_ / "b"), interrupted, &teacher, crashing, nullptr, log), std::runtime_error);
   models::Classifier resumed = models::clone_classifier(teacher);  // a fresh process: initial weights
-  const TrainResult result = run_training(method_config(run("b")), resumed, &teacher, batches, nullptr, log, /*resume=*/true);
-  EXPECT_NE(log.str().find("resuming from " + run("b") + "/last.safetensors: epoch 2, step 4"), std::string::npos) << log.str();
+  const TrainResult result = run_training(method_config(dir_ / "b"), resumed, &teacher, batches, nullptr, log, /*resume=*/true);
+  EXPECT_NE(log.str().find("resuming from " + dir_ / "b/last.safetensors" + ": epoch 2, step 4"), std::string::npos) << log.str();
   EXPECT_EQ(result.optimizer_steps, 6);
   for (const auto& [name, p] : uninterrupted.visual->named_parameters())
     EXPECT_EQ(p.to_vector<float>(), resumed.visual->state_dict().at(name).to_vector<float>()) << name;
   EXPECT_EQ(uninterrupted.head->weight.to_vector<float>(), resumed.head->weight.to_vector<float>());
   // The metrics log of the resumed run has each step once.
-  std::ifstream metrics(run("b") + "/metrics.jsonl");
+  std::ifstream metrics(dir_ / "b/metrics.jsonl");
   int steps = 0;
   for (std::string line; std::getline(metrics, line);) steps += line.find("\"type\":\"step\"") != std::string::npos;
   EXPECT_EQ(steps, 6);
@@ -142,17 +143,14 @@ class Poisoned : public BatchSource {
 TEST_F(Trainer, NanStopsTheRunAndKeepsTheLastGoodCheckpoint) {
   const DemoData data = tiny_data(64);
   models::Classifier model = tiny_model(3);
-  TrainConfig config;
-  config.method.mode = TrainMode::FT;
-  config.epochs = 2;
+  TrainConfig config = ft_config(2, dir_ / "nan");
   config.checkpoint_every = 1;
-  config.run_dir = run("nan");
   TensorBatches batches(data.images, data.labels, 16, 0);
   Poisoned poisoned(batches, 6);
   std::ostringstream log;
   expect_error([&] { run_training(config, model, nullptr, poisoned, nullptr, log); },
-               {"training stopped: the loss is NaN (task NaN)", "epoch 2, step 7", "last good checkpoint is " + run("nan") + "/last.safetensors"});
-  const models::ClassifierCheckpoint last = models::load_classifier(run("nan") + "/last.safetensors");
+               {"training stopped: the loss is NaN (task NaN)", "epoch 2, step 7", "last good checkpoint is " + dir_ / "nan/last.safetensors"});
+  const models::ClassifierCheckpoint last = models::load_classifier(dir_ / "nan/last.safetensors");
   EXPECT_EQ(last.metadata.at("step"), "6");
   for (const Tensor& p : last.classifier.visual->parameters())
     EXPECT_TRUE(std::isfinite(sum(abs(p)).item<float>()));
@@ -161,10 +159,7 @@ TEST_F(Trainer, NanStopsTheRunAndKeepsTheLastGoodCheckpoint) {
 TEST_F(Trainer, BestAndLastCheckpointsWithValidation) {
   const DemoData data = tiny_data(64);
   models::Classifier model = tiny_model(4);
-  TrainConfig config;
-  config.method.mode = TrainMode::FT;
-  config.epochs = 3;
-  config.run_dir = run("val");
+  TrainConfig config = ft_config(3, dir_ / "val");
   config.config_hash = "abc123";
   TensorBatches batches(data.images, data.labels, 16, 0);
   std::vector<double> scores = {0.5, 0.7, 0.6};
@@ -173,8 +168,8 @@ TEST_F(Trainer, BestAndLastCheckpointsWithValidation) {
   const TrainResult result = run_training(config, model, nullptr, batches, [&](const models::Classifier&) { return scores[calls++]; }, log);
   EXPECT_EQ(result.best_epoch, 2);
   EXPECT_DOUBLE_EQ(result.best_val_accuracy, 0.7);
-  EXPECT_EQ(models::load_classifier(run("val") + "/best.safetensors").metadata.at("epoch"), "2");
-  const auto last = models::load_classifier(run("val") + "/last.safetensors").metadata;
+  EXPECT_EQ(models::load_classifier(dir_ / "val/best.safetensors").metadata.at("epoch"), "2");
+  const auto last = models::load_classifier(dir_ / "val/last.safetensors").metadata;
   EXPECT_EQ(last.at("epoch"), "3");
   EXPECT_EQ(last.at("config_hash"), "abc123");
   EXPECT_EQ(last.at("mode"), "ft");
@@ -182,6 +177,46 @@ TEST_F(Trainer, BestAndLastCheckpointsWithValidation) {
   // Resuming under another configuration is refused.
   config.config_hash = "other";
   expect_error([&] { run_training(config, model, nullptr, batches, nullptr, log, true); }, {"different configuration"});
+}
+
+TEST_F(Trainer, NonPositiveGradientLimitIsAnError) {
+  const DemoData data = tiny_data(32);
+  models::Classifier model = tiny_model(9);
+  TrainConfig config = ft_config(1, "");
+  config.clip = -1.0;
+  TensorBatches batches(data.images, data.labels, 16, 0);
+  std::ostringstream log;
+  expect_error([&] { run_training(config, model, nullptr, batches, nullptr, log); }, {"clip", "must be positive, got -1"});
+}
+
+TEST_F(Trainer, ResumingKeepsTheBestEpochOnATie) {
+  // 1/3 has no short decimal form: a later equal score is no improvement, after a resume as in
+  // an uninterrupted run.
+  const DemoData data = tiny_data(64);
+  models::Classifier model = tiny_model(7);
+  TrainConfig config = ft_config(2, dir_ / "tie");
+  TensorBatches batches(data.images, data.labels, 16, 0);
+  Crashing crashing(batches, 4);  // at the first batch of epoch 2, after epoch 1's checkpoints
+  const Validator third = [](const models::Classifier&) { return 1.0 / 3.0; };
+  std::ostringstream log;
+  EXPECT_THROW(run_training(config, model, nullptr, crashing, third, log), std::runtime_error);
+  const TrainResult result = run_training(config, model, nullptr, batches, third, log, /*resume=*/true);
+  EXPECT_EQ(result.best_epoch, 1);
+  EXPECT_EQ(result.best_val_accuracy, 1.0 / 3.0);
+  EXPECT_EQ(models::load_classifier(dir_ / "tie/best.safetensors").metadata.at("epoch"), "1");
+}
+
+TEST_F(Trainer, BestIsWrittenBeforeLast) {
+  // When writing `last` fails (here: a directory in its place), `best` of that epoch exists.
+  const DemoData data = tiny_data(32);
+  models::Classifier model = tiny_model(8);
+  TrainConfig config = ft_config(1, dir_ / "order");
+  std::filesystem::create_directories(dir_ / "order/last.safetensors");
+  TensorBatches batches(data.images, data.labels, 16, 0);
+  std::ostringstream log;
+  EXPECT_THROW(run_training(config, model, nullptr, batches, [](const models::Classifier&) { return 0.5; }, log),
+               engine::Error);
+  EXPECT_EQ(models::load_classifier(dir_ / "order/best.safetensors").metadata.at("epoch"), "1");
 }
 
 TEST(Wise, InterpolationIsExactAtTheEndsAndLinearBetween) {
@@ -200,6 +235,8 @@ TEST(Wise, InterpolationIsExactAtTheEndsAndLinearBetween) {
                            zero_shot.head};
   expect_error([&] { wise_interpolate(zero_shot, other, 0.5); }, {"wise", "1 layers", "2 layers"});
   expect_error([&] { wise_interpolate(zero_shot, tuned, 1.5); }, {"alpha 1.5"});
+  const models::Classifier rescaled{tuned.visual, std::make_shared<models::ZeroShotHead>(tuned.head->weight, 5.0)};
+  expect_error([&] { wise_interpolate(zero_shot, rescaled, 0.5); }, {"heads differ", "scale 10 vs", "scale 5)"});
 }
 
 }  // namespace
