@@ -342,7 +342,7 @@ std::vector<bool> stratified_holdout(const std::vector<int64_t>& labels, int64_t
             [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
   for (int64_t i = 0; i < holdout - given; ++i) ++share[remainders[i].second];
 
-  engine::Generator generator(seed);
+  engine::Generator generator(seed, engine::kHoldoutStream);
   std::vector<bool> held_out(total, false);
   for (const auto& [label, indices] : members) {
     const std::vector<int64_t> order =

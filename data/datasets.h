@@ -93,8 +93,8 @@ struct Split {
 
 // Holds out exactly `holdout` samples, stratified by label: class c gets floor(holdout * n_c / n)
 // and the remaining ones go to the classes with the largest remainders (ties: lower label first).
-// Within a class the samples are drawn by randperm with a Generator seeded by `seed`, one class
-// after another in label order. Both parts keep the dataset's order and class information.
+// Within a class the samples are drawn by randperm with Generator(seed, kHoldoutStream), one
+// class after another in label order. Both parts keep the dataset's order and class information.
 Split stratified_split(const Dataset& dataset, int64_t holdout, uint64_t seed);
 
 // The same rule on bare labels: held_out[i] for each position; `what` names them in errors.

@@ -48,7 +48,9 @@ int64_t Loader::skipped() const {
   return skipped_;
 }
 
-void Loader::start_epoch(int64_t epoch) {
+void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
+  ENGINE_CHECK(first_batch >= 0 && first_batch <= batches_per_epoch(), "Loader: first batch ", first_batch,
+               " is outside the epoch's ", batches_per_epoch(), " batches");
   std::vector<int64_t> order(dataset_.size());
   if (options_.shuffle) {
     engine::Generator generator(options_.seed, static_cast<uint64_t>(epoch));
@@ -62,8 +64,8 @@ void Loader::start_epoch(int64_t epoch) {
     active_ = true;
     order_ = std::move(order);
     samples_ = std::min(dataset_.size(), batches_per_epoch() * options_.batch_size);
-    next_sample_ = 0;
-    consumed_ = 0;
+    next_sample_ = std::min(samples_, first_batch * options_.batch_size);
+    consumed_ = first_batch;
     skipped_ = 0;
   }
   work_ready_.notify_all();

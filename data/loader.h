@@ -55,8 +55,9 @@ class Loader {
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
 
-  // Starts epoch `epoch` (abandoning the unfinished part of the current one).
-  void start_epoch(int64_t epoch);
+  // Starts epoch `epoch` at batch `first_batch` (the earlier batches are not read: how a
+  // resumed run continues), abandoning the unfinished part of the current epoch.
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The epoch's next batch; false at its end.
   bool next(Batch& batch);
 

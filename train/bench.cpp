@@ -11,6 +11,7 @@
 
 #include "engine/core/precision.h"
 #include "nn/lr_schedule.h"
+#include "train/format_guard.h"
 #include "train/method_step.h"
 #ifdef ENGINE_HAVE_CUDA
 #include "engine/cuda/cuda_backend.h"
@@ -159,6 +160,7 @@ std::vector<BenchRow> run_bench(const BenchOptions& options, std::ostream& progr
 }
 
 void print_bench(const std::vector<BenchRow>& rows, bool json, std::ostream& out) {
+  const FormatGuard keep_format(out);
   if (json) {
     nlohmann::ordered_json list = nlohmann::ordered_json::array();
     for (const BenchRow& r : rows)

@@ -29,16 +29,21 @@ Tensor mmcam(const models::VisionOutput& forward, const Tensor& score) {
   fill_(class_entry, 1.0);
   // Backward reaches the layers from the last to the first: exactly the order of
   // r <- r (I + A_L) ... (I + A_1).
-  std::vector<HookHandle> hooks;
+  // The hooks refer to r: they are removed however grad() ends.
+  struct Hooks {
+    std::vector<HookHandle> handles;
+    ~Hooks() {
+      for (HookHandle& h : handles) h.remove();
+    }
+  } hooks;
   for (const Tensor& p : probs) {
-    hooks.push_back(p.register_hook([&r, saved = p.detach()](const Tensor& g) {
+    hooks.handles.push_back(p.register_hook([&r, saved = p.detach()](const Tensor& g) {
       const Tensor a = mean(relu(mul(g, saved)), {1});  // (N, T, T)
       r = add(r, matmul(r, a));
       return Tensor();
     }));
   }
   grad({score}, {probs.front()}, {}, /*retain_graph=*/true);
-  for (HookHandle& hook : hooks) hook.remove();
   return reshape(narrow(r, 2, 1, T - 1), {N, T - 1});
 }
 

@@ -48,6 +48,7 @@ struct ImageInputs {
       for (size_t i = 0; i < images.size(); ++i)
         transform.apply(data::read_image(images[i]).view(), x.data<float>() + i * 3 * size * size);
     }
+    ENGINE_CHECK(x.shape()[0] > 0, input.empty() ? "--images" : input, ": no images");
     Tensor y = load_npy(labels);
     ENGINE_CHECK((y.dtype() == DType::I64 || y.dtype() == DType::I32) && y.dim() == 1 && y.shape()[0] == x.shape()[0],
                  labels, ": expected ", x.shape()[0], " integer labels, got ", dtype_name(y.dtype()), " ", shape_str(y.shape()));

@@ -26,7 +26,7 @@ Command add_preprocess_command(CLI::App& root) {
   app->add_option("--out", options->out, "Output float32 (3, S, S) .npy")->required();
   app->add_option("--size", options->size, "S: the short side is resized to S, then the centre S x S is cropped")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 8192));
   app->add_option("--resample", options->resample, "Resize filter (Pillow's)")
       ->capture_default_str()
       ->check(CLI::IsMember({"bicubic", "bilinear", "nearest"}));

@@ -130,20 +130,21 @@ Command add_wise_command(CLI::App& root) {
             csv << "alpha,dataset,accuracy\n";
             std::cout << std::left << std::setw(8) << "alpha" << std::right << std::setw(10) << "ID" << std::setw(10) << "OOD-avg"
                       << "\n";
+            const std::string dir = options->out.empty() ? std::string(".") : options->out;
+            std::filesystem::create_directories(dir);
+            const std::string path = dir + "/wise.csv";
             for (double a : alphas) {
               const EvalTable table = evaluate_all(wise_interpolate(zs, ft, a), specs, eval);
               for (const EvalScore& s : table.scores) csv << a << "," << s.name << "," << s.accuracy << "\n";
               csv << a << ",OOD-avg," << table.ood_average() << "\n";
+              // Rewritten after every alpha, so a failure later keeps what was computed.
+              const std::string text = csv.str();
+              engine::write_file_atomically(path, [&](int fd) { engine::write_all(fd, text.data(), text.size(), path); });
               std::ostringstream row;  // its own stream: std::cout keeps its default precision for alpha
               row << std::left << std::setw(8) << a << std::right << std::fixed << std::setprecision(2) << std::setw(10)
                   << table.scores[0].accuracy << std::setw(10) << table.ood_average();
               std::cout << row.str() << "\n" << std::flush;
             }
-            const std::string dir = options->out.empty() ? std::string(".") : options->out;
-            std::filesystem::create_directories(dir);
-            const std::string path = dir + "/wise.csv";
-            const std::string text = csv.str();
-            engine::write_file_atomically(path, [&](int fd) { engine::write_all(fd, text.data(), text.size(), path); });
             std::cout << "wrote " << path << "\n";
           }};
 }

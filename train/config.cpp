@@ -20,7 +20,7 @@ const std::vector<ConfigKey>& config_schema() {
       {"data.train", T::String, "", "training ImageFolder root, a file list (.csv), or demo:finetune"},
       {"data.class_names", T::String, "\"\"", "optional class-name file for the training set"},
       {"data.holdout", T::Integer, "10240", "training images held out for validation (stratified, seeded)"},
-      {"data.limit", T::Integer, "0", "use only the first N training images (0: all), for quick runs"},
+      {"data.limit", T::Integer, "0", "use a seeded, class-stratified subset of N training images (0: all)"},
       {"data.image_size", T::Integer, "224", "input size of the CLIP transform"},
       {"data.workers", T::Integer, "2", "decoding threads of the loader"},
       {"data.on_error", T::String, "\"fail\"", "unreadable images (training, validation, eval, wise sweeps): fail or skip"},
@@ -31,7 +31,7 @@ const std::vector<ConfigKey>& config_schema() {
       {"train.w_distill", T::Number, "30.0", "weight of the distillation loss"},
       {"train.kd_temperature", T::Number, "10.0", "temperature of the ft_kd modes"},
       {"train.lr", T::Number, "3e-5", "peak learning rate (one-cycle)"},
-      {"train.weight_decay", T::Number, "0.1", "AdamW weight decay (lp uses 0)"},
+      {"train.weight_decay", T::Number, "0.1", "AdamW weight decay (the lp mode always uses 0)"},
       {"train.pct_start", T::Number, "0.02", "one-cycle warm-up fraction"},
       {"train.epochs", T::Integer, "10", "epochs"},
       {"train.batch", T::Integer, "128", "micro-batch size"},
@@ -258,8 +258,17 @@ std::string Config::to_toml() const {
 }
 
 std::string Config::hash() const {
+  // Settings that change how a run reports or where it writes, but not its results.
+  toml::table results = data_->table;
+  for (const char* key : {"train.log_every", "train.checkpoint_every", "data.workers", "run.dir"}) {
+    const std::string k(key);
+    if (auto* section = results[k.substr(0, k.find('.'))].as_table()) section->erase(k.substr(k.find('.') + 1));
+  }
+  results.erase("eval");
+  std::ostringstream text;
+  text << results;
   uint64_t h = 1469598103934665603ull;  // FNV-1a
-  for (unsigned char c : to_toml()) h = (h ^ c) * 1099511628211ull;
+  for (unsigned char c : text.str()) h = (h ^ c) * 1099511628211ull;
   std::ostringstream out;
   out << std::hex << h;
   return out.str();

@@ -43,7 +43,9 @@ class Config {
   std::vector<std::map<std::string, std::string>> tables(const std::string& key) const;
 
   std::string to_toml() const;  // the resolved configuration
-  std::string hash() const;     // of to_toml(), hex
+  // Of the settings that affect a run's results (not logging, checkpoint frequency, workers,
+  // run.dir or eval.*), hex; a resumed run must have the same.
+  std::string hash() const;
 
  private:
   struct Data;

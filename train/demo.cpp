@@ -15,6 +15,7 @@
 #include "engine/io/atomic_file.h"
 #include "train/demo_data.h"
 #include "train/evaluate.h"
+#include "train/format_guard.h"
 #include "train/picture.h"
 #include "train/trainer.h"
 #include "train/wise.h"
@@ -57,7 +58,7 @@ Scores score(const models::Classifier& model, const std::map<std::string, DemoDa
 }
 
 models::Classifier pretrain(const Scaled& scale, std::ostream& log) {
-  Generator init(kPretrainSeed, 1);
+  Generator init(kPretrainSeed, kInitStream);
   models::Classifier model;
   model.visual = std::make_shared<models::VisionTransformer>(demo_model(), nn::Init::random(init));
   // The head as a PyTorch Linear(32, 6), applied to 10 * normalize(features).
@@ -80,7 +81,7 @@ models::Classifier pretrain(const Scaled& scale, std::ostream& log) {
 
 models::Classifier load_or_pretrain(const std::string& cache_dir, const Scaled& scale, std::ostream& log) {
   std::ostringstream name;
-  name << cache_dir << "/demo-pretrained-v1";
+  name << cache_dir << "/demo-pretrained-v2";
   if (scale.fraction != 1.0) name << "-fraction" << scale.fraction;
   name << ".safetensors";
   if (std::filesystem::exists(name.str())) {
@@ -152,6 +153,7 @@ double spread_of(const std::vector<double>& v) {  // sample standard deviation
 using Results = std::vector<std::pair<std::string, std::map<std::string, std::vector<double>>>>;
 
 void print_table(const Results& results, int64_t seeds, std::ostream& log) {
+  const FormatGuard keep_format(log);
   log << "\n" << std::left << std::setw(32) << "method";
   for (const std::string& c : kColumns) log << std::right << std::setw(seeds > 1 ? 15 : 12) << c;
   log << "\n";

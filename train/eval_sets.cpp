@@ -1,6 +1,8 @@
 // Dataset evaluation and result tables.
 #include "train/eval_sets.h"
 
+#include "train/format_guard.h"
+
 #include <chrono>
 #include <iomanip>
 #include <nlohmann/json.hpp>
@@ -93,6 +95,7 @@ double EvalTable::ood_average() const {
 }
 
 void EvalTable::print(std::ostream& out) const {
+  const FormatGuard keep_format(out);
   out << std::left << std::setw(24) << "dataset" << std::right << std::setw(10) << "accuracy" << std::setw(10) << "images" << "\n";
   for (size_t i = 0; i < scores.size(); ++i) {
     out << std::left << std::setw(24) << (scores[i].name + (i == 0 ? " (ID)" : "")) << std::right << std::fixed

@@ -94,8 +94,13 @@ StepTerms method_step(const MethodConfig& config, const models::Classifier& stud
                       Generator& masks, double loss_scale) {
   const int64_t grid = student.visual->config().grid;
   const StepLosses losses = method_losses(config, student, teacher, images, labels, [&](const Tensor& cam) {
-    const Tensor mask = patch_mask(config.strategy, cam, images.shape()[0], grid * grid, masks);
-    return make_counterfactual(config.strategy, images, mask, grid, masks);
+    const MaskStrategy& s = config.strategy;
+    // RandMaskNoFill draws its kept tokens itself; the others need the patch mask.
+    const bool token_dropping = s.mask == MaskKind::Rand && s.fill == FillKind::NoFill;
+    const int64_t n = images.shape()[0], patches = grid * grid;
+    const Tensor mask = token_dropping ? zeros({n, patches}, DType::Bool, images.device())
+                                       : patch_mask(s, cam, n, patches, masks);
+    return make_counterfactual(s, images, mask, grid, masks);
   });
   mul(losses.loss, loss_scale).backward();
   StepTerms terms;

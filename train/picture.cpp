@@ -86,11 +86,15 @@ void Canvas::image(int x, int y, const Tensor& pixels, int zoom, const Tensor& t
   ENGINE_CHECK(pixels.dim() == 3 && pixels.shape()[0] == 3, "Canvas::image: expected (3, H, W), got ",
                shape_str(pixels.shape()));
   const int64_t H = pixels.shape()[1], W = pixels.shape()[2];
-  const std::vector<float> v = clamp(pixels.detach().to(DType::F32), 0.0, 1.0).to_vector<float>();
+  // NaN pixels (a diverged model's input?) are drawn black rather than cast as undefined.
+  const Tensor finite = pixels.detach().to(DType::F32);
+  const std::vector<float> v = clamp(where(ne(finite, finite), zeros_like(finite), finite), 0.0, 1.0).to_vector<float>();
   std::vector<float> heat;
   if (tint.defined()) {
     ENGINE_CHECK(tint.shape() == Shape({H, W}), "Canvas::image: tint must be (", H, ", ", W, ")");
     heat = tint.detach().to(DType::F32).to_vector<float>();
+    for (float& h : heat)
+      if (std::isnan(h)) h = 0;
   }
   for (int64_t py = 0; py < H; ++py)
     for (int64_t px = 0; px < W; ++px) {

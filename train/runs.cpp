@@ -32,7 +32,8 @@ TrainConfig trainer_config(const Config& c) {
   t.method.w_distill = c.number("train.w_distill");
   t.method.kd_temperature = c.number("train.kd_temperature");
   t.lr = c.number("train.lr");
-  t.weight_decay = c.number("train.weight_decay");
+  // A linear probe uses no weight decay (METHOD.md section 3), whatever the setting says.
+  t.weight_decay = t.method.mode == TrainMode::LP ? 0.0 : c.number("train.weight_decay");
   t.pct_start = c.number("train.pct_start");
   t.epochs = c.integer("train.epochs");
   t.accum = c.integer("train.accum");
@@ -52,12 +53,7 @@ class LoaderBatches : public BatchSource {
       : batch_(options.batch_size), loader_(dataset, std::move(options)) {}
   int64_t batches_per_epoch() const override { return loader_.batches_per_epoch(); }
   int64_t batch_size() const override { return batch_; }
-  void start_epoch(int64_t epoch, int64_t skip) override {
-    loader_.start_epoch(epoch);
-    data::Batch unused;
-    for (int64_t i = 0; i < skip && loader_.next(unused); ++i) {
-    }
-  }
+  void start_epoch(int64_t epoch, int64_t skip) override { loader_.start_epoch(epoch, skip); }
   bool next(Tensor& images, Tensor& labels) override {
     data::Batch batch;
     if (!loader_.next(batch)) return false;
@@ -71,8 +67,22 @@ class LoaderBatches : public BatchSource {
   data::Loader loader_;
 };
 
-// The first `limit` items (all when 0).
-int64_t limited(int64_t size, int64_t limit) { return limit > 0 ? std::min(size, limit) : size; }
+// Positions of a seeded subset of `limit` items stratified by label (all when limit is 0 or
+// not smaller than the set), in their original order.
+std::vector<int64_t> subset(const std::vector<int64_t>& labels, int64_t limit, uint64_t seed, const std::string& what) {
+  const int64_t n = static_cast<int64_t>(labels.size());
+  // Another seed than the validation hold-out's, so the two draws are unrelated.
+  const std::vector<bool> chosen = limit > 0 && limit < n ? data::stratified_holdout(labels, limit, seed + 1, what)
+                                                          : std::vector<bool>(n, true);
+  std::vector<int64_t> kept;
+  for (int64_t i = 0; i < n; ++i)
+    if (chosen[i]) kept.push_back(i);
+  return kept;
+}
+
+Tensor index_tensor(const std::vector<int64_t>& positions) {
+  return from_vector(positions, {static_cast<int64_t>(positions.size())});
+}
 
 }  // namespace
 
@@ -95,8 +105,11 @@ void train_from_config(const Config& config, bool resume, std::ostream& log) {
   if (settings.method.masks()) log << ", " << settings.method.strategy.name();
   log << ")" << std::endl;
 
-  const models::Classifier teacher = load_zero_shot(config, log);
-  models::Classifier student = models::clone_classifier(teacher);
+  // The frozen teacher only where the mode distills (a second model in memory otherwise).
+  const models::Classifier zero_shot = load_zero_shot(config, log);
+  const bool distills = settings.method.needs_teacher();
+  models::Classifier student = distills ? models::clone_classifier(zero_shot) : zero_shot;
+  const models::Classifier* teacher = distills ? &zero_shot : nullptr;
   const int64_t batch = config.integer("train.batch"), holdout = config.integer("data.holdout");
   const int64_t limit = config.integer("data.limit");
   const std::string source = config.string("data.train");
@@ -104,18 +117,18 @@ void train_from_config(const Config& config, bool resume, std::ostream& log) {
 
   if (source.rfind("demo:", 0) == 0) {
     const DemoData all = generate_demo_split(demo_split(source.substr(5)));
-    const int64_t n = limited(all.labels.numel(), limit);
-    const Tensor images = narrow(all.images, 0, 0, n), labels = narrow(all.labels, 0, 0, n);
+    const Tensor rows = index_tensor(subset(all.labels.to_vector<int64_t>(), limit, seed, source));
+    const Tensor images = index_select(all.images, 0, rows), labels = index_select(all.labels, 0, rows);
     const std::vector<bool> held = data::stratified_holdout(labels.to_vector<int64_t>(), holdout, seed, source);
     std::vector<int64_t> train_index, val_index;
-    for (int64_t i = 0; i < n; ++i) (held[i] ? val_index : train_index).push_back(i);
-    const Tensor train_rows = from_vector(train_index, {static_cast<int64_t>(train_index.size())});
-    const Tensor val_rows = from_vector(val_index, {static_cast<int64_t>(val_index.size())});
-    TensorBatches batches(index_select(images, 0, train_rows), index_select(labels, 0, train_rows), batch, seed);
-    const Tensor val_images = index_select(images, 0, val_rows), val_labels = index_select(labels, 0, val_rows);
+    for (int64_t i = 0; i < labels.numel(); ++i) (held[i] ? val_index : train_index).push_back(i);
+    TensorBatches batches(index_select(images, 0, index_tensor(train_index)),
+                          index_select(labels, 0, index_tensor(train_index)), batch, seed);
+    const Tensor val_images = index_select(images, 0, index_tensor(val_index));
+    const Tensor val_labels = index_select(labels, 0, index_tensor(val_index));
     Validator validate;
     if (!val_index.empty()) validate = [&](const models::Classifier& m) { return accuracy(m, val_images, val_labels); };
-    run_training(settings, student, &teacher, batches, validate, log, resume);
+    run_training(settings, student, teacher, batches, validate, log, resume);
     return;
   }
 
@@ -125,7 +138,13 @@ void train_from_config(const Config& config, bool resume, std::ostream& log) {
   data::Dataset dataset = source.size() > 4 && source.substr(source.size() - 4) == ".csv"
                               ? data::file_list(source, scan)
                               : data::image_folder(source, config.string("data.class_names"), scan);
-  dataset.samples.resize(limited(dataset.size(), limit));
+  if (limit > 0) {
+    std::vector<int64_t> labels;
+    for (const data::Sample& sample : dataset.samples) labels.push_back(sample.label);
+    std::vector<data::Sample> kept;
+    for (int64_t i : subset(labels, limit, seed, source)) kept.push_back(dataset.samples[i]);
+    dataset.samples = std::move(kept);
+  }
   const data::Split split = data::stratified_split(dataset, holdout, seed);
   log << "training on " << split.train.size() << " images of " << dataset.class_names.size() << " classes, "
       << split.validation.size() << " held out for validation" << std::endl;
@@ -145,7 +164,7 @@ void train_from_config(const Config& config, bool resume, std::ostream& log) {
     validate = [&](const models::Classifier& m) {
       return evaluate_dataset(m, "validation", split.validation, eval).accuracy / 100.0;
     };
-  run_training(settings, student, &teacher, batches, validate, log, resume);
+  run_training(settings, student, teacher, batches, validate, log, resume);
 }
 
 EvalOptions eval_options(const Config& config, int image_size, std::ostream* log) {

@@ -11,15 +11,13 @@
 
 #include "engine/io/atomic_file.h"
 #include "nn/lr_schedule.h"
+#include "train/format_guard.h"
 
 namespace train {
 
 using namespace engine;
 
 namespace {
-
-// Mask randomness uses streams far above the data-order streams (which are epoch numbers).
-constexpr uint64_t kMaskStream = uint64_t{1} << 40;
 
 using Clock = std::chrono::steady_clock;
 
@@ -49,13 +47,42 @@ std::vector<std::pair<std::string, Tensor>> trained_parameters(const TrainConfig
   return params;
 }
 
+// The running sums of the epoch in progress (progress lines, epoch records).
+struct EpochSums {
+  double loss = 0, task = 0, distill = 0;
+  int64_t correct = 0, seen = 0, micro_batches = 0;
+};
+
 struct Position {
   int64_t epoch = 0;         // the epoch in progress
   int64_t micro_batch = 0;   // the next micro-batch of that epoch
   int64_t step = 0;          // optimizer steps taken
   double best_val = -1;
   int64_t best_epoch = -1;
+  EpochSums sums;            // of the epoch in progress, up to micro_batch
 };
+
+// Checkpoint metadata values, with errors naming the file and the key.
+int64_t meta_int(const std::map<std::string, std::string>& meta, const std::string& key, const std::string& path) {
+  try {
+    size_t used = 0;
+    const int64_t v = std::stoll(meta.at(key), &used);
+    if (used == meta.at(key).size()) return v;
+  } catch (const std::exception&) {
+  }
+  fail(path, ": metadata '", key, "' is missing or not an integer");
+}
+
+double meta_double(const std::map<std::string, std::string>& meta, const std::string& key, const std::string& path) {
+  try {
+    size_t used = 0;
+    const double v = std::stod(meta.at(key), &used);
+    if (used == meta.at(key).size()) return v;
+  } catch (const std::exception&) {
+  }
+  fail(path, ": metadata '", key, "' is missing or not a number");
+}
+
 
 class Checkpoints {
  public:
@@ -74,11 +101,15 @@ class Checkpoints {
       state["optimizer." + params_[i].first + ".exp_avg"] = slots[i].exp_avg;
       state["optimizer." + params_[i].first + ".exp_avg_sq"] = slots[i].exp_avg_sq;
     }
+    const EpochSums& sums = at.sums;
     models::save_classifier(path(which), model_, state,
                             {{"epoch", std::to_string(at.epoch)}, {"micro_batch", std::to_string(at.micro_batch)},
                              {"step", std::to_string(at.step)}, {"best_val", exact(at.best_val)},
                              {"best_epoch", std::to_string(at.best_epoch)}, {"mode", train_mode_name(config_.method.mode)},
-                             {"config_hash", config_.config_hash}});
+                             {"config_hash", config_.config_hash}, {"epoch_loss", exact(sums.loss)},
+                             {"epoch_task", exact(sums.task)}, {"epoch_distill", exact(sums.distill)},
+                             {"epoch_correct", std::to_string(sums.correct)}, {"epoch_seen", std::to_string(sums.seen)},
+                             {"epoch_micro_batches", std::to_string(sums.micro_batches)}});
   }
 
   // Restores model, optimizer and position from `last`; false when there is none.
@@ -86,19 +117,21 @@ class Checkpoints {
     if (config_.run_dir.empty() || !std::filesystem::exists(path("last"))) return false;
     models::ClassifierCheckpoint saved = models::load_classifier(path("last"));
     const auto& meta = saved.metadata;
-    ENGINE_CHECK(meta.count("step") && meta.count("epoch") && meta.count("micro_batch") && meta.count("best_val") &&
-                     meta.count("best_epoch"),
-                 path("last"), ": not a training checkpoint (no step / epoch / micro_batch / best_val / best_epoch metadata)");
-    ENGINE_CHECK(!meta.count("config_hash") || meta.at("config_hash") == config_.config_hash, path("last"),
+    const std::string file = path("last");
+    ENGINE_CHECK(meta.count("step"), file, ": not a training checkpoint (no step metadata)");
+    ENGINE_CHECK(!meta.count("config_hash") || meta.at("config_hash") == config_.config_hash, file,
                  ": was written with a different configuration (hash ", meta.at("config_hash"), ", now ",
                  config_.config_hash, "); start a new run directory or restore the configuration");
     model_.visual->load_state_dict(saved.classifier.visual->state_dict());
     model_.head->load_state_dict(saved.classifier.head->state_dict());
-    at.epoch = std::stoll(meta.at("epoch"));
-    at.micro_batch = std::stoll(meta.at("micro_batch"));
-    at.step = std::stoll(meta.at("step"));
-    at.best_val = std::stod(meta.at("best_val"));
-    at.best_epoch = std::stoll(meta.at("best_epoch"));
+    at.epoch = meta_int(meta, "epoch", file);
+    at.micro_batch = meta_int(meta, "micro_batch", file);
+    at.step = meta_int(meta, "step", file);
+    at.best_val = meta_double(meta, "best_val", file);
+    at.best_epoch = meta_int(meta, "best_epoch", file);
+    at.sums = {meta_double(meta, "epoch_loss", file),     meta_double(meta, "epoch_task", file),
+               meta_double(meta, "epoch_distill", file),  meta_int(meta, "epoch_correct", file),
+               meta_int(meta, "epoch_seen", file),        meta_int(meta, "epoch_micro_batches", file)};
     auto& slots = optimizer_.state()[0];
     for (size_t i = 0; i < params_.size(); ++i) {
       auto avg = saved.training_state.find("optimizer." + params_[i].first + ".exp_avg");
@@ -189,6 +222,9 @@ TrainResult run_training(const TrainConfig& config, models::Classifier& student,
   nn::OneCycleLR scheduler(optimizer, {config.lr}, schedule);
   const Checkpoints checkpoints(config, student, params, optimizer);
 
+  ENGINE_CHECK(resume || config.run_dir.empty() || !std::filesystem::exists(checkpoints.path("last")),
+               "train: ", config.run_dir, " already holds a run (last.safetensors); pass --resume to continue it ",
+               "or choose a new run directory");
   Position at;
   if (resume && checkpoints.restore(at)) {
     scheduler.set_step(at.step);
@@ -202,13 +238,13 @@ TrainResult run_training(const TrainConfig& config, models::Classifier& student,
   TrainResult result;
   result.best_val_accuracy = at.best_val;
   result.best_epoch = at.best_epoch;
+  const FormatGuard keep_format(log);
   const auto run_start = Clock::now();
   int64_t steps_this_run = 0;
   for (int64_t epoch = at.epoch; epoch < config.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     data.start_epoch(epoch, at.micro_batch);
-    double loss_sum = 0, task_sum = 0, distill_sum = 0;
-    int64_t correct = 0, seen = 0, micro_batches = 0;
+    EpochSums& sums = at.sums;  // restored mid-epoch on resume, else zero
     auto interval_start = Clock::now();
     int64_t interval_images = 0;
     for (int64_t b = at.micro_batch; b < steps_per_epoch * config.accum; ++b) {
@@ -220,13 +256,13 @@ TrainResult run_training(const TrainConfig& config, models::Classifier& student,
                    describe(terms.task), config.method.distills() ? ", distill " + describe(terms.distill) : "",
                    ") at epoch ", epoch + 1, ", step ", at.step + 1,
                    config.run_dir.empty() ? std::string() : "; the last good checkpoint is " + checkpoints.path("last"));
-      loss_sum += terms.loss;
-      task_sum += terms.task;
-      distill_sum += terms.distill;
-      correct += terms.correct;
-      seen += terms.count;
+      sums.loss += terms.loss;
+      sums.task += terms.task;
+      sums.distill += terms.distill;
+      sums.correct += terms.correct;
+      sums.seen += terms.count;
+      ++sums.micro_batches;
       interval_images += terms.count;
-      ++micro_batches;
       if ((b + 1) % config.accum != 0) continue;
 
       const double norm = nn::clip_grad_norm(tensors, config.clip);
@@ -246,41 +282,52 @@ TrainResult run_training(const TrainConfig& config, models::Classifier& student,
         const double eta = elapsed / steps_this_run * (total_steps - at.step);
         const double per_second = interval_images / std::max(interval, 1e-9);
         log << "epoch " << epoch + 1 << "/" << config.epochs << "  step " << at.step << "/" << total_steps
-            << std::fixed << std::setprecision(4) << "  loss " << loss_sum / micro_batches;
+            << std::fixed << std::setprecision(4) << "  loss " << sums.loss / sums.micro_batches;
         if (config.method.distills())
-          log << " (task " << task_sum / micro_batches << ", distill " << distill_sum / micro_batches << ")";
-        log << std::setprecision(1) << "  acc " << 100.0 * correct / seen << "%" << std::scientific
+          log << " (task " << sums.task / sums.micro_batches << ", distill " << sums.distill / sums.micro_batches << ")";
+        log << std::setprecision(1) << "  acc " << 100.0 * sums.correct / sums.seen << "%" << std::scientific
             << std::setprecision(2) << "  lr " << lr << std::fixed << std::setprecision(0) << "  "
             << per_second << " img/s  ETA " << format_duration(eta) << std::endl << std::defaultfloat;
         metrics.write("{\"type\":\"step\",\"epoch\":" + std::to_string(epoch + 1) + ",\"step\":" + std::to_string(at.step) +
-                      ",\"loss\":" + number(loss_sum / micro_batches) + ",\"task\":" + number(task_sum / micro_batches) +
-                      ",\"distill\":" + number(distill_sum / micro_batches) + ",\"accuracy\":" + number(double(correct) / seen) +
+                      ",\"loss\":" + number(sums.loss / sums.micro_batches) + ",\"task\":" + number(sums.task / sums.micro_batches) +
+                      ",\"distill\":" + number(sums.distill / sums.micro_batches) +
+                      ",\"accuracy\":" + number(double(sums.correct) / sums.seen) +
                       ",\"lr\":" + number(lr) + ",\"grad_norm\":" + number(norm) + ",\"images_per_s\":" + number(per_second) + "}");
         interval_start = Clock::now();
         interval_images = 0;
       }
-      if (config.checkpoint_every > 0 && at.step % config.checkpoint_every == 0) checkpoints.save("last", at);
+      // (The epoch's last step is saved by the epoch end below.)
+      const bool epoch_end = at.micro_batch == steps_per_epoch * config.accum;
+      if (config.checkpoint_every > 0 && at.step % config.checkpoint_every == 0 && !epoch_end)
+        checkpoints.save("last", at);
     }
 
-    EpochRecord record{epoch + 1, loss_sum / std::max<int64_t>(micro_batches, 1),
-                       seen ? double(correct) / seen : 0.0, -1, 0};
+    EpochRecord record{epoch + 1, sums.loss / std::max<int64_t>(sums.micro_batches, 1),
+                       sums.seen ? double(sums.correct) / sums.seen : 0.0, -1, 0};
     if (validate) {
       record.val_accuracy = validate(student);
       student.visual->train(config.method.mode != TrainMode::LP);
     }
     at.epoch = epoch + 1;
     at.micro_batch = 0;
+    at.sums = EpochSums{};
     const bool best = validate && record.val_accuracy > at.best_val;
     if (best) {
       at.best_val = record.val_accuracy;
       at.best_epoch = epoch + 1;
     }
+    record.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+    result.epochs.push_back(record);
+    // The record before the checkpoints: a resumed run drops records past its checkpoint, so a
+    // kill in between loses nothing.
+    metrics.write("{\"type\":\"epoch\",\"epoch\":" + std::to_string(epoch + 1) + ",\"step\":" + std::to_string(at.step) +
+                  ",\"train_loss\":" + number(record.train_loss) + ",\"train_accuracy\":" + number(record.train_accuracy) +
+                  ",\"val_accuracy\":" + (validate ? number(record.val_accuracy) : "null") +
+                  ",\"seconds\":" + number(record.seconds) + "}");
     // `best` first: a run killed between the two writes then resumes from the previous `last`
     // and redoes this epoch, instead of believing in a best checkpoint that was never written.
     if (best) checkpoints.save("best", at);
     checkpoints.save("last", at);
-    record.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-    result.epochs.push_back(record);
     if (config.log_epochs) {
       log << "epoch " << epoch + 1 << "/" << config.epochs << " done in " << format_duration(record.seconds)
           << std::fixed << std::setprecision(4) << ": train loss " << record.train_loss << std::setprecision(1)
@@ -288,10 +335,6 @@ TrainResult run_training(const TrainConfig& config, models::Classifier& student,
       if (validate) log << ", val acc " << 100 * record.val_accuracy << "%" << (best ? " (best)" : "");
       log << std::endl << std::defaultfloat;
     }
-    metrics.write("{\"type\":\"epoch\",\"epoch\":" + std::to_string(epoch + 1) + ",\"step\":" + std::to_string(at.step) +
-                  ",\"train_loss\":" + number(record.train_loss) + ",\"train_accuracy\":" + number(record.train_accuracy) +
-                  ",\"val_accuracy\":" + (validate ? number(record.val_accuracy) : "null") +
-                  ",\"seconds\":" + number(record.seconds) + "}");
   }
   result.best_val_accuracy = at.best_val;
   result.best_epoch = at.best_epoch;

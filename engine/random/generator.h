@@ -9,6 +9,12 @@
 
 namespace engine {
 
+// The streams of one seed that the training code draws from, kept apart so no two purposes
+// share random numbers: data order uses stream = epoch (small numbers), the others these bases.
+constexpr uint64_t kHoldoutStream = uint64_t{1} << 32;  // the validation hold-out
+constexpr uint64_t kMaskStream = uint64_t{1} << 40;     // + micro-batch: masks and fills
+constexpr uint64_t kInitStream = uint64_t{1} << 48;     // parameter initialisation
+
 class Generator {
  public:
   explicit Generator(uint64_t seed, uint64_t stream = 0) : seed_(seed), stream_(stream) {}

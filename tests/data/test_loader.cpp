@@ -130,6 +130,26 @@ TEST(Loader, ShuffleIsSeededPerEpochAndIndependentOfTheWorkerCount) {
   EXPECT_NE(all_indices(epoch(c, 0)), orders[0]);
 }
 
+// A resumed epoch starts at a given batch: the same batches as the tail of a whole epoch.
+TEST(Loader, StartingAtABatchGivesTheRestOfTheEpoch) {
+  TempDir dir;
+  const Dataset dataset = make_dataset(dir, 11);
+  LoaderOptions settings = options(3, 2);
+  settings.shuffle = true;
+  settings.seed = 4;
+  Loader whole(dataset, settings), resumed(dataset, settings);
+  const std::vector<Batch> all = epoch(whole, 1);
+  resumed.start_epoch(1, 2);
+  std::vector<int64_t> tail;
+  for (Batch batch; resumed.next(batch);) {
+    const std::vector<int64_t> idx = batch.indices.to_vector<int64_t>();
+    tail.insert(tail.end(), idx.begin(), idx.end());
+  }
+  const std::vector<int64_t> expected = all_indices(std::vector<Batch>(all.begin() + 2, all.end()));
+  EXPECT_EQ(tail, expected);
+  testing_util::expect_error([&] { resumed.start_epoch(0, 5); }, {"first batch 5", "4 batches"});
+}
+
 TEST(Loader, FailPolicyErrorReachesTheConsumerAndEndsTheEpoch) {
   TempDir dir;
   Dataset dataset = make_dataset(dir, 10);

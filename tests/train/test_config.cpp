@@ -80,6 +80,11 @@ root = "${R}"
   const Config again = Config::load(resolved);
   EXPECT_EQ(again.hash(), config.hash());
   EXPECT_NE(Config::load(path, {"train.epochs=4"}, {{"R", "/data/r"}}).hash(), config.hash());
+  // Reporting and locations do not change a run's results, so not its hash.
+  const Config other = Config::load(path, {"train.epochs=3", "train.w_distill=2.5", "run.dir=elsewhere", "train.strategy=\"CtxMaskMultiFill(0.3)\"",
+                                           "train.log_every=1", "train.checkpoint_every=7", "data.workers=5"},
+                                    {{"R", "/data/r"}});
+  EXPECT_EQ(other.hash(), config.hash());
 }
 
 TEST_F(ConfigTest, EvalOptionsFollowTheDataAndEvalSettings) {

@@ -10,6 +10,7 @@ PyTorch is not installed.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -205,6 +206,7 @@ def main():
     if failures:
         print(f"{len(failures)} check(s) failed; files kept in {work}")
         sys.exit(1)
+    shutil.rmtree(work)
     print("all checks passed")
 
 
