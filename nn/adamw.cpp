@@ -1,5 +1,9 @@
-// AdamW step: per parameter, one backend kernel (see engine/cpu/adamw.cpp for the formula).
+// AdamW step: one multi-tensor backend kernel per parameter group (see
+// engine/cpu/adamw_update.h for the formula).
 #include "nn/adamw.h"
+
+#include <map>
+#include <tuple>
 
 namespace nn {
 
@@ -25,6 +29,13 @@ void AdamW::step() {
   NoGradGuard no_grad;
   for (size_t g = 0; g < groups_.size(); ++g) {
     const ParamGroup& group = groups_[g];
+    // The parameters that have a gradient, batched by what one kernel call shares: device,
+    // dtype and step count (one batch per group unless some parameters missed gradients).
+    struct Batch {
+      Device device;
+      std::vector<Tensor> params, grads, exp_avgs, exp_avg_sqs;
+    };
+    std::map<std::tuple<int, int, int, int64_t>, Batch> batches;
     for (size_t i = 0; i < group.params.size(); ++i) {
       const Tensor& param = group.params[i];
       const Tensor grad = param.grad();
@@ -39,10 +50,27 @@ void AdamW::step() {
         s.exp_avg_sq = zeros_like(param);
       }
       ++s.step;
-      const AdamWHyper hyper{group.lr, group.beta1, group.beta2, group.eps, group.weight_decay, s.step};
-      backend_for(param.device())
-          .adamw_step(param.view(), contiguous(grad).view(), s.exp_avg.view(), s.exp_avg_sq.view(), hyper);
-      param.storage()->bump_version();
+      const Device device = param.device();
+      Batch& batch = batches[{static_cast<int>(device.type), device.index,
+                              static_cast<int>(param.dtype()), s.step}];
+      batch.device = device;
+      batch.params.push_back(param);
+      batch.grads.push_back(contiguous(grad));
+      batch.exp_avgs.push_back(s.exp_avg);
+      batch.exp_avg_sqs.push_back(s.exp_avg_sq);
+    }
+    auto views = [](const std::vector<Tensor>& tensors) {
+      std::vector<View> out;
+      for (const Tensor& t : tensors) out.push_back(t.view());
+      return out;
+    };
+    for (const auto& [key, batch] : batches) {
+      const AdamWHyper hyper{group.lr, group.beta1, group.beta2, group.eps, group.weight_decay,
+                             std::get<3>(key)};
+      backend_for(batch.device)
+          .adamw_multi_step(views(batch.params), views(batch.grads), views(batch.exp_avgs),
+                            views(batch.exp_avg_sqs), hyper);
+      for (const Tensor& param : batch.params) param.storage()->bump_version();
     }
   }
 }

@@ -1,6 +1,6 @@
 // AdamW (decoupled weight decay, bias correction) with parameter groups, each with its own
 // learning rate, weight decay and betas; parameters without a gradient are skipped, as in
-// PyTorch. The update itself is one fused kernel per parameter on its device.
+// PyTorch. The update itself is one fused multi-tensor kernel per group on its device.
 #pragma once
 
 #include <vector>

@@ -2,6 +2,8 @@
 #include "nn/lr_schedule.h"
 
 #include <cmath>
+#include <map>
+#include <utility>
 
 namespace nn {
 
@@ -43,7 +45,8 @@ void OneCycleLR::apply(int64_t step) {
   const double last = static_cast<double>(options_.total_steps) - 1.0;
   const double s = static_cast<double>(step);
   const bool warming = s <= warm_end;
-  const double pct = warming ? s / warm_end : (s - warm_end) / (last - warm_end);
+  // warm_end == 0 (pct_start * total_steps == 1): step 0 is the whole warm-up, so it is at the peak.
+  const double pct = warming ? (warm_end > 0 ? s / warm_end : 1.0) : (s - warm_end) / (last - warm_end);
   for (size_t g = 0; g < max_lrs_.size(); ++g) {
     const double max_lr = max_lrs_[g];
     const double initial_lr = max_lr / options_.div_factor;
@@ -81,12 +84,18 @@ void CosineLR::apply(int64_t step) {
 
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   NoGradGuard no_grad;
-  double total_sq = 0.0;
+  // The gradients of each device go to one squared-norm kernel: one host sync per device.
+  std::map<std::pair<int, int>, std::vector<Tensor>> grads_by_device;
   for (const Tensor& p : params) {
     const Tensor g = p.grad();
-    if (!g.defined()) continue;
-    const double n = norm(g).to(DType::F64).item<double>();
-    total_sq += n * n;
+    if (g.defined())
+      grads_by_device[{static_cast<int>(g.device().type), g.device().index}].push_back(contiguous(g));
+  }
+  double total_sq = 0.0;
+  for (const auto& [device, grads] : grads_by_device) {
+    std::vector<View> views;
+    for (const Tensor& g : grads) views.push_back(g.view());
+    total_sq += backend_for(grads[0].device()).squared_norm(views);
   }
   const double total = std::sqrt(total_sq);
   const double coef = max_norm / (total + 1e-6);

@@ -19,6 +19,7 @@ void Backend::unary(UnaryOp, const View&, const View&, double, double) { missing
 void Backend::binary(BinaryOp, const View&, const View&, const View&) { missing("binary"); }
 void Backend::where(const View&, const View&, const View&, const View&) { missing("where"); }
 void Backend::reduce(ReduceOp, const View&, const View&, int) { missing("reduce"); }
+double Backend::squared_norm(const std::vector<View>&) { missing("squared_norm"); }
 void Backend::gemm(DType, int64_t, int64_t, int64_t, int64_t, double, const GemmOperand&,
                    const GemmOperand&, double, const GemmOperand&) {
   missing("gemm");
@@ -41,8 +42,10 @@ void Backend::index_select(const View&, const View&, int, const View&) {
 void Backend::gather(const View&, const View&, int, const View&) { missing("gather"); }
 void Backend::scatter_add(const View&, int, const View&, const View&) { missing("scatter_add"); }
 void Backend::random(RandomKind, const View&, const RandomParams&) { missing("random"); }
-void Backend::adamw_step(const View&, const View&, const View&, const View&, const AdamWHyper&) {
-  missing("adamw_step");
+void Backend::adamw_multi_step(const std::vector<View>&, const std::vector<View>&,
+                               const std::vector<View>&, const std::vector<View>&,
+                               const AdamWHyper&) {
+  missing("adamw_multi_step");
 }
 
 Backend& backend_for(Device device) {

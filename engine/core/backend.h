@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "engine/core/device.h"
 #include "engine/core/dtype.h"
@@ -97,6 +98,10 @@ class Backend {
   // Reduces the trailing `reduced_dims` dimensions of `in`; out (contiguous) holds the rest.
   // ArgMax writes i64 indices into the flattened reduced block (first maximum wins, NaN wins).
   virtual void reduce(ReduceOp op, const View& out, const View& in, int reduced_dims);
+  // The sum of the squares of every element of every tensor (contiguous, f32 or f64), in
+  // double: one result, so a device needs one host synchronisation for a whole list. The
+  // summation order depends only on the tensors' sizes, never on threads or timing.
+  virtual double squared_norm(const std::vector<View>& tensors);
 
   virtual void gemm(DType dtype, int64_t batch, int64_t M, int64_t N, int64_t K, double alpha,
                     const GemmOperand& A, const GemmOperand& B, double beta, const GemmOperand& C);
@@ -122,9 +127,12 @@ class Backend {
 
   virtual void random(RandomKind kind, const View& out, const RandomParams& params);
 
-  // One AdamW update of one parameter tensor (all four contiguous, same shape).
-  virtual void adamw_step(const View& param, const View& grad, const View& exp_avg,
-                          const View& exp_avg_sq, const AdamWHyper& hyper);
+  // One AdamW update of several parameter tensors that share the hyper-parameters and step
+  // count: params[i], grads[i], exp_avgs[i], exp_avg_sqs[i] are contiguous, of one shape, and
+  // every tensor has one dtype (f32 or f64). A device may update the whole list in one launch.
+  virtual void adamw_multi_step(const std::vector<View>& params, const std::vector<View>& grads,
+                                const std::vector<View>& exp_avgs,
+                                const std::vector<View>& exp_avg_sqs, const AdamWHyper& hyper);
 
  protected:
   [[noreturn]] void missing(const char* kernel) const;

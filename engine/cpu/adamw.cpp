@@ -1,41 +1,29 @@
-// CPU AdamW update of one parameter tensor, in the order of operations of PyTorch's
-// single-tensor AdamW so trajectories match it to float rounding:
-//   p *= 1 - lr * wd;  m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g^2;
-//   p -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-#include <cmath>
-
+// CPU AdamW update of a list of parameter tensors, element by element with the update of
+// engine/cpu/adamw_update.h (PyTorch's single-tensor order of operations).
 #include "engine/core/threading.h"
+#include "engine/cpu/adamw_update.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/cpu_dispatch.h"
 
 namespace engine::cpu {
 
-void CpuBackend::adamw_step(const View& param, const View& grad, const View& exp_avg,
-                            const View& exp_avg_sq, const AdamWHyper& h) {
-  dispatch_floating(param.dtype, "adamw_step", [&](auto tag) {
+void CpuBackend::adamw_multi_step(const std::vector<View>& params, const std::vector<View>& grads,
+                                  const std::vector<View>& exp_avgs,
+                                  const std::vector<View>& exp_avg_sqs, const AdamWHyper& hyper) {
+  check_adamw_lists(params, grads, exp_avgs, exp_avg_sqs);
+  if (params.empty()) return;
+  dispatch_floating(params[0].dtype, "adamw_multi_step", [&](auto tag) {
     using T = decltype(tag);
-    T* p = param.ptr<T>();
-    const T* g = grad.ptr<T>();
-    T* m = exp_avg.ptr<T>();
-    T* v = exp_avg_sq.ptr<T>();
-    const T decay = static_cast<T>(1.0 - h.lr * h.weight_decay);
-    const T beta1 = static_cast<T>(h.beta1), beta2 = static_cast<T>(h.beta2);
-    const T one_minus_beta1 = static_cast<T>(1.0 - h.beta1);
-    const T one_minus_beta2 = static_cast<T>(1.0 - h.beta2);
-    const double bias_correction1 = 1.0 - std::pow(h.beta1, static_cast<double>(h.step));
-    const double bias_correction2 = 1.0 - std::pow(h.beta2, static_cast<double>(h.step));
-    const T step_size = static_cast<T>(h.lr / bias_correction1);
-    const T bias_correction2_sqrt = static_cast<T>(std::sqrt(bias_correction2));
-    const T eps = static_cast<T>(h.eps);
-    parallel_for(param.numel(), 8192, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        p[i] *= decay;
-        m[i] = m[i] * beta1 + one_minus_beta1 * g[i];
-        v[i] = v[i] * beta2 + one_minus_beta2 * g[i] * g[i];
-        const T denom = std::sqrt(v[i]) / bias_correction2_sqrt + eps;
-        p[i] -= step_size * (m[i] / denom);
-      }
-    });
+    const AdamWConstants<T> constants = adamw_constants<T>(hyper);
+    for (size_t t = 0; t < params.size(); ++t) {
+      T* p = params[t].ptr<T>();
+      const T* g = grads[t].ptr<T>();
+      T* m = exp_avgs[t].ptr<T>();
+      T* v = exp_avg_sqs[t].ptr<T>();
+      parallel_for(params[t].numel(), 8192, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) adamw_update(p[i], g[i], m[i], v[i], constants);
+      });
+    }
   });
 }
 

@@ -18,6 +18,7 @@ class CpuBackend final : public Backend {
   void binary(BinaryOp op, const View& out, const View& lhs, const View& rhs) override;
   void where(const View& out, const View& cond, const View& lhs, const View& rhs) override;
   void reduce(ReduceOp op, const View& out, const View& in, int reduced_dims) override;
+  double squared_norm(const std::vector<View>& tensors) override;
   void gemm(DType dtype, int64_t batch, int64_t M, int64_t N, int64_t K, double alpha,
             const GemmOperand& A, const GemmOperand& B, double beta,
             const GemmOperand& C) override;
@@ -33,8 +34,9 @@ class CpuBackend final : public Backend {
   void gather(const View& out, const View& in, int dim, const View& index) override;
   void scatter_add(const View& out, int dim, const View& index, const View& src) override;
   void random(RandomKind kind, const View& out, const RandomParams& params) override;
-  void adamw_step(const View& param, const View& grad, const View& exp_avg,
-                  const View& exp_avg_sq, const AdamWHyper& hyper) override;
+  void adamw_multi_step(const std::vector<View>& params, const std::vector<View>& grads,
+                        const std::vector<View>& exp_avgs, const std::vector<View>& exp_avg_sqs,
+                        const AdamWHyper& hyper) override;
 };
 
 CpuBackend& cpu_backend();

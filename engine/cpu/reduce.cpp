@@ -1,8 +1,9 @@
 // CPU reductions over the trailing dimensions of a contiguous input: one output per leading
 // index, each summed sequentially in double (or compared) in index order, so the result does
-// not depend on the thread count.
+// not depend on the thread count. And the squared norm of a list of tensors.
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "engine/core/threading.h"
 #include "engine/cpu/cpu_backend.h"
@@ -14,6 +15,8 @@ namespace {
 
 template <typename T>
 using Accumulator = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
+
+constexpr int64_t kNormBlock = int64_t{1} << 16;
 
 template <typename T>
 void reduce_rows(ReduceOp op, const View& out, const T* in, int64_t rows, int64_t width) {
@@ -73,6 +76,33 @@ void CpuBackend::reduce(ReduceOp op, const View& out, const View& in, int reduce
     }
     reduce_rows<T>(op, out, in.ptr<T>(), rows, width);
   });
+}
+
+double CpuBackend::squared_norm(const std::vector<View>& tensors) {
+  // Each tensor in fixed blocks summed in parallel, then the blocks and tensors in order.
+  double total = 0;
+  for (const View& t : tensors) {
+    ENGINE_CHECK(t.is_contiguous(), "squared_norm: tensors must be contiguous, got shape ",
+                 shape_str(t.shape), " with strides ", shape_str(t.strides));
+    dispatch_floating(t.dtype, "squared_norm", [&](auto tag) {
+      using T = decltype(tag);
+      const T* x = t.ptr<T>();
+      const int64_t n = t.numel(), blocks = (n + kNormBlock - 1) / kNormBlock;
+      std::vector<double> partial(blocks);
+      parallel_for(blocks, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) {
+          double acc = 0;
+          for (int64_t i = b * kNormBlock; i < std::min(n, (b + 1) * kNormBlock); ++i) {
+            const double v = x[i];
+            acc += v * v;
+          }
+          partial[b] = acc;
+        }
+      });
+      for (double p : partial) total += p;
+    });
+  }
+  return total;
 }
 
 }  // namespace engine::cpu

@@ -1,5 +1,5 @@
 // Checked CUDA / cuBLAS calls: a failure throws engine::Error naming the call, the error and
-// file:line.
+// file:line. CUDA_CHECK_LAUNCH() follows every kernel launch.
 #pragma once
 
 #include <cublas_v2.h>
@@ -22,3 +22,7 @@
       ::engine::fail(__FILE__, ":", __LINE__, ": ", #call, " failed: ",                     \
                      cublasGetStatusString(status_));                                       \
   } while (0)
+
+// A launch error (bad configuration, too many resources) surfaces here; errors inside the
+// kernel surface at the next synchronising call.
+#define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())

@@ -1,40 +1,35 @@
-// The CUDA backend against the CPU backend: copies, fill, cuBLAS GEMM through matmul and
-// linear, the caching allocator on the device, and clear errors for kernels not on CUDA yet.
-// Every test skips itself when the build has no CUDA or the machine has no GPU.
-#include "engine/core/precision.h"
-#include "test_util.h"
+// The CUDA backend against the CPU backend: copies between every dtype pair (on the device,
+// across devices, strided), fill, cuBLAS GEMMs in each matmul precision, the caching allocator
+// on the device, and errors identical to the CPU's. Every test skips itself when the build has
+// no CUDA or the machine has no GPU.
+#include <functional>
+
+#include "test_cuda_util.h"
 
 #ifdef ENGINE_HAVE_CUDA
 #include "engine/cuda/cuda_backend.h"
-#include "engine/cuda/cuda_device.h"
 #endif
 
 namespace {
 
 using namespace engine;
+using cuda_test::close_at_scale;
+using Cuda = cuda_test::CudaTest;
 
-class Cuda : public ::testing::Test {
- protected:
-  void SetUp() override {
-#ifdef ENGINE_HAVE_CUDA
-    if (!cuda::is_available()) GTEST_SKIP() << "no CUDA device on this machine";
-#else
-    GTEST_SKIP() << "built without CUDA";
-#endif
-  }
-  const Device gpu = Device::cuda(0);
-};
+const Device cpu = Device::cpu();
+
+std::vector<double> values_of(const Tensor& t) { return t.to(DType::F64).to_vector<double>(); }
 
 TEST_F(Cuda, CopiesRoundTripIncludingStridedViewsAndBf16) {
   Generator gen(1);
   const Tensor x = randn({7, 5, 3}, gen);
   const Tensor on_gpu = x.to(gpu);
   EXPECT_EQ(on_gpu.device(), gpu);
-  EXPECT_EQ(on_gpu.to(Device::cpu()).to_vector<float>(), x.to_vector<float>());
+  EXPECT_EQ(on_gpu.to(cpu).to_vector<float>(), x.to_vector<float>());
   const Tensor strided = permute(on_gpu, {2, 0, 1});  // non-contiguous on the device
-  EXPECT_EQ(contiguous(strided).to(Device::cpu()).to_vector<float>(),
+  EXPECT_EQ(contiguous(strided).to(cpu).to_vector<float>(),
             contiguous(permute(x, {2, 0, 1})).to_vector<float>());
-  EXPECT_EQ(on_gpu.to(DType::BF16).to(DType::F32).to(Device::cpu()).to_vector<float>(),
+  EXPECT_EQ(on_gpu.to(DType::BF16).to(DType::F32).to(cpu).to_vector<float>(),
             x.to(DType::BF16).to(DType::F32).to_vector<float>());
   Tensor host_view = zeros({3, 7, 5});
   Tensor target = permute(host_view, {1, 2, 0});
@@ -42,12 +37,47 @@ TEST_F(Cuda, CopiesRoundTripIncludingStridedViewsAndBf16) {
   EXPECT_EQ(contiguous(permute(host_view, {1, 2, 0})).to_vector<float>(), x.to_vector<float>());
 }
 
-TEST_F(Cuda, FillEveryDtype) {
-  EXPECT_EQ(full({5}, 2.5, DType::F32, gpu).to(Device::cpu()).to_vector<float>(), std::vector<float>(5, 2.5f));
-  EXPECT_EQ(full({3}, -7, DType::I64, gpu).to(Device::cpu()).to_vector<int64_t>(), std::vector<int64_t>(3, -7));
-  EXPECT_EQ(full({2}, 1, DType::Bool, gpu).to(Device::cpu()).to_vector<bool>(), std::vector<bool>(2, true));
-  EXPECT_EQ(full({2}, 1.5, DType::BF16, gpu).to(Device::cpu()).to(DType::F32).to_vector<float>(),
+TEST_F(Cuda, CopiesBetweenEveryDtypePairMatchTheCpu) {
+  // Values every dtype can hold (u8 and bool included); fractions truncate towards zero for
+  // integers and are exact in bf16.
+  const Tensor values = from_vector<double>({0, 1, 2.75, 3, 100.5, 255, 7, 0.5}, {2, 4});
+  const DType all[] = {DType::F32, DType::F64, DType::BF16, DType::I64, DType::I32, DType::U8, DType::Bool};
+  for (DType from : all) {
+    const Tensor src = values.to(from);
+    const Tensor on_gpu = src.to(gpu);
+    for (DType to : all) {
+      const std::string pair = std::string(dtype_name(from)) + " -> " + dtype_name(to);
+      const std::vector<double> expected = values_of(src.to(to));
+      EXPECT_EQ(values_of(on_gpu.to(to)), expected) << pair << " on the device";
+      EXPECT_EQ(values_of(transpose(on_gpu, 0, 1).to(to)), values_of(transpose(src, 0, 1).to(to)))
+          << pair << " from a strided view";
+      Tensor device_dst = zeros({2, 4}, to, gpu);
+      copy_(device_dst, src);
+      EXPECT_EQ(values_of(device_dst), expected) << pair << " host -> device";
+      Tensor host = zeros({4, 2}, to);
+      Tensor host_view = transpose(host, 0, 1);
+      copy_(host_view, on_gpu);
+      EXPECT_EQ(values_of(host_view), expected) << pair << " device -> strided host";
+      Tensor device_view = transpose(zeros({4, 2}, to, gpu), 0, 1);
+      copy_(device_view, on_gpu);
+      EXPECT_EQ(values_of(device_view), expected) << pair << " device -> strided device";
+    }
+  }
+}
+
+TEST_F(Cuda, FillEveryDtypeIncludingStridedViews) {
+  EXPECT_EQ(full({5}, 2.5, DType::F32, gpu).to(cpu).to_vector<float>(), std::vector<float>(5, 2.5f));
+  EXPECT_EQ(full({3}, -7, DType::I64, gpu).to(cpu).to_vector<int64_t>(), std::vector<int64_t>(3, -7));
+  EXPECT_EQ(full({2}, 1, DType::Bool, gpu).to(cpu).to_vector<bool>(), std::vector<bool>(2, true));
+  EXPECT_EQ(full({2}, 1.5, DType::BF16, gpu).to(cpu).to(DType::F32).to_vector<float>(),
             std::vector<float>(2, 1.5f));
+  Tensor base = zeros({4, 6}, DType::F64, gpu);
+  Tensor every_other_column = slice(base, 1, 0, 6, 2);
+  fill_(every_other_column, 3.0);
+  Tensor expected = zeros({4, 6}, DType::F64);
+  Tensor expected_view = slice(expected, 1, 0, 6, 2);
+  fill_(expected_view, 3.0);
+  EXPECT_EQ(values_of(base), values_of(expected));
 }
 
 TEST_F(Cuda, MatmulAndLinearMatchTheCpu) {
@@ -64,17 +94,50 @@ TEST_F(Cuda, MatmulAndLinearMatchTheCpu) {
   const Tensor every_other = slice(slice(randn({20, 30}, gen), 0, 0, 20, 2), 1, 0, 30, 3);  // (10, 10)
   EXPECT_ALL_CLOSE(matmul(every_other.to(gpu), b.narrow(0, 0, 10).to(gpu)),
                    matmul(every_other, b.narrow(0, 0, 10)), 1e-4, 1e-4);
+  // K = 0: the product is zero.
+  EXPECT_EQ(values_of(matmul(zeros({3, 0}, DType::F32, gpu), zeros({0, 2}, DType::F32, gpu))),
+            std::vector<double>(6, 0.0));
 }
 
-TEST_F(Cuda, Tf32GemmIsCloseToFp32) {
-#ifdef ENGINE_HAVE_CUDA
+// Reduced-precision GEMMs against fp32, relative to the result's largest entry (close_at_scale):
+// tf32 rounds inputs to 10-bit mantissas and bf16 to 8-bit ones, so a K = 512 dot product of unit
+// normals (|entries| up to ~100) carries errors of about 0.01 and 0.04 respectively; the bounds
+// 2e-3 and 1e-2 of the scale leave a margin of five.
+TEST_F(Cuda, Tf32AndBf16GemmsAreCloseToFp32) {
   Generator gen(3);
   const Tensor a = randn({256, 512}, gen), b = randn({512, 128}, gen);
-  set_matmul_precision(MatmulPrecision::TF32);
-  const Tensor tf32 = matmul(a.to(gpu), b.to(gpu));
-  set_matmul_precision(MatmulPrecision::FP32);
-  EXPECT_ALL_CLOSE(tf32, matmul(a, b), 1e-2, 5e-2);
-#endif
+  const Tensor fp32 = matmul(a, b);
+  {
+    const cuda_test::PrecisionScope tf32(MatmulPrecision::TF32);
+    EXPECT_TRUE(close_at_scale(matmul(a.to(gpu), b.to(gpu)), fp32, 2e-3));
+  }
+  const cuda_test::PrecisionScope bf16(MatmulPrecision::BF16);
+  const Tensor reduced = matmul(a.to(gpu), b.to(gpu));
+  EXPECT_TRUE(close_at_scale(reduced, fp32, 1e-2));
+  EXPECT_NE(values_of(reduced), values_of(fp32)) << "bf16 inputs must change the product";
+}
+
+// With bf16 precision the GPU multiplies the bf16 roundings of A and B exactly and accumulates
+// in fp32: the CPU's fp32 product of the rounded inputs agrees up to summation order. Covers
+// the operand layouts: batched with a broadcast B, transposed, strided, and linear with bias.
+TEST_F(Cuda, Bf16GemmsMultiplyTheRoundedInputsInFp32) {
+  Generator gen(5);
+  auto rounded = [](const Tensor& t) { return t.to(DType::BF16).to(DType::F32); };
+  const Tensor a = randn({4, 37, 53}, gen), b = randn({53, 71}, gen);
+  const Tensor bt = randn({71, 53}, gen), bias = randn({71}, gen);
+  const Tensor every_other = slice(slice(randn({20, 30}, gen), 0, 0, 20, 2), 1, 0, 30, 3);  // (10, 10)
+  const Tensor expected_batched = matmul(rounded(a), rounded(b));
+  const Tensor expected_transposed = matmul(transpose(rounded(a), 1, 2), rounded(a));
+  const Tensor expected_linear = linear(rounded(a), rounded(bt), bias);
+  const Tensor expected_strided = matmul(rounded(every_other), rounded(b.narrow(0, 0, 10)));
+  const cuda_test::PrecisionScope bf16(MatmulPrecision::BF16);
+  EXPECT_TRUE(close_at_scale(matmul(a.to(gpu), b.to(gpu)), expected_batched, 1e-5));
+  EXPECT_TRUE(close_at_scale(matmul(transpose(a.to(gpu), 1, 2), a.to(gpu)), expected_transposed, 1e-5));
+  EXPECT_TRUE(close_at_scale(linear(a.to(gpu), bt.to(gpu), bias.to(gpu)), expected_linear, 1e-5));
+  EXPECT_TRUE(close_at_scale(matmul(every_other.to(gpu), b.narrow(0, 0, 10).to(gpu)), expected_strided, 1e-5));
+  // f64 ignores the setting.
+  const Tensor a64 = a.to(DType::F64), b64 = b.to(DType::F64);
+  EXPECT_ALL_CLOSE(matmul(a64.to(gpu), b64.to(gpu)), matmul(a64, b64), 1e-12, 1e-12);
 }
 
 TEST_F(Cuda, CachingAllocatorReusesBlocksAcrossSteps) {
@@ -90,8 +153,37 @@ TEST_F(Cuda, CachingAllocatorReusesBlocksAcrossSteps) {
 #endif
 }
 
-TEST_F(Cuda, KernelsNotYetOnCudaAreClearErrors) {
-  testing_util::expect_error([&] { exp(ones({2}, DType::F32, gpu)); }, {"unary", "not implemented on cuda:0"});
+// Kernel errors read exactly as on the CPU, whichever device runs the op.
+TEST_F(Cuda, ErrorsMatchTheCpu) {
+  auto message = [](const std::function<void()>& body) -> std::string {
+    try {
+      body();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  auto on = [](Device device) {
+    const Tensor x = ones({3, 4}, DType::F32, device);
+    const std::vector<std::function<void()>> cases = {
+        [=] { add(ones({2}, DType::BF16, device), ones({2}, DType::BF16, device)); },
+        [=] { mul(ones({2}, DType::Bool, device), ones({2}, DType::Bool, device)); },
+        [=] { gather(x, 1, full({3, 2}, 4, DType::I64, device)); },
+        [=] { index_select(x, 0, from_vector<int64_t>({0, -1}, {2}, device)); },
+        [=] { scatter_add(x, 0, full({1, 4}, 3, DType::I64, device), ones({1, 4}, DType::F32, device)); },
+        [=] { backend_for(device).squared_norm({ones({2}, DType::I64, device).view()}); },
+        [=] { backend_for(device).squared_norm({transpose(x, 0, 1).view()}); },
+    };
+    return cases;
+  };
+  const auto cpu_cases = on(cpu), gpu_cases = on(gpu);
+  for (size_t i = 0; i < cpu_cases.size(); ++i) {
+    const std::string expected = message(cpu_cases[i]);
+    EXPECT_NE(expected, "no error") << "case " << i;
+    EXPECT_EQ(message(gpu_cases[i]), expected) << "case " << i;
+  }
+  testing_util::expect_error([] { zeros({1}, DType::F32, Device::cuda(99)); },
+                             {"device cuda:99 is not available"});
 }
 
 }  // namespace

@@ -39,6 +39,23 @@ TEST(AdamWOneCycle, MatchesPyTorchTrajectory) {
   testing_util::expect_error([&] { sched.step(); }, {"OneCycleLR", "total_steps is 12"});
 }
 
+TEST(AdamWOneCycle, WarmUpOfOneStepStartsAtThePeak) {
+  // pct_start * total_steps == 1 (the default 0.02 over 50 steps): the warm-up phase ends at
+  // step 0, so its fraction is 0 / 0; the rate must still be finite (the peak), then anneal.
+  Tensor p = ones({1}).requires_grad_(true);
+  nn::AdamW opt({nn::ParamGroup{{p}, 1e-3, 0.0}});
+  nn::OneCycleOptions schedule;
+  schedule.total_steps = 50;
+  schedule.pct_start = 0.02;
+  nn::OneCycleLR sched(opt, {1e-3}, schedule);
+  EXPECT_DOUBLE_EQ(sched.lr(), 1e-3);
+  EXPECT_DOUBLE_EQ(opt.groups()[0].beta1, 0.85);
+  for (int step = 1; step < 50; ++step) {
+    sched.step();
+    EXPECT_TRUE(std::isfinite(sched.lr()) && sched.lr() < 1e-3) << step;
+  }
+}
+
 TEST(AdamW, SkipsParametersWithoutGradient) {
   Tensor p = ones({3}).requires_grad_(true);
   nn::AdamW opt({nn::ParamGroup{{p}, 0.1, 0.5}});
