@@ -70,7 +70,8 @@ int Canvas::text_width(const std::string& text, int scale) {
 }
 
 void Canvas::text(int x, int y, const std::string& text, Rgb colour, int scale) {
-  std::vector<char> quads(text.size() * 300 + 64);
+  // 64 bytes per quad, and no glyph has more than 32 quads; stb_easy_font truncates silently.
+  std::vector<char> quads(text.size() * 32 * 64 + 64);
   std::string copy = text;
   const int count = stb_easy_font_print(0, 0, copy.data(), nullptr, quads.data(), static_cast<int>(quads.size()));
   // Each quad: 4 vertices of (x, y, z floats + 4 colour bytes); quads are axis-aligned.

@@ -1,0 +1,47 @@
+// The canvas: text draws every glyph (stb_easy_font truncates silently when its buffer is
+// short), images are drawn pixel for pixel, the heat map's ends, and the PNG reads back.
+#include <cmath>
+
+#include "data/decode.h"
+#include "test_util.h"
+#include "train/picture.h"
+
+namespace {
+
+using namespace engine;
+using namespace train;
+
+int dark_pixels(const data::Image& image, int x0, int x1) {
+  int n = 0;
+  for (int y = 0; y < image.height; ++y)
+    for (int x = x0; x < x1; ++x) n += image.pixels[(y * image.width + x) * 3] < 128;
+  return n;
+}
+
+TEST(Canvas, TextDrawsEveryGlyphAndImagesAndPngRoundTrip) {
+  testing_util::TempDir dir;
+  const std::string text = "80 60 55 100 WiSE-FT(0.75)";
+  const int width = Canvas::text_width(text, 2);
+  Canvas canvas(width + 10, 60);
+  canvas.text(0, 0, text, {0, 0, 0}, 2);
+  const Tensor pixels = from_vector<float>({0.0f, 1.0f, 0.5f, 0.25f, 1.0f, 0.0f, 0.2f, 0.8f, 0.0f, 1.0f, 0.0f, 1.0f}, {3, 2, 2});
+  canvas.image(0, 30, pixels, 3);
+  canvas.save_png(dir / "c.png");
+  const data::Image image = data::read_image(dir / "c.png");
+  ASSERT_EQ(image.width, width + 10);
+  // The last glyph (the closing parenthesis) is drawn.
+  EXPECT_GT(dark_pixels(image, Canvas::text_width(text.substr(0, text.size() - 1), 2), width), 0);
+  // Pixel (x, y) of the image covers a 3 x 3 block.
+  const std::vector<float> v = pixels.to_vector<float>();
+  for (int y = 0; y < 2; ++y)
+    for (int x = 0; x < 2; ++x)
+      for (int c = 0; c < 3; ++c)
+        EXPECT_EQ(image.pixels[((30 + 3 * y + 1) * image.width + 3 * x + 1) * 3 + c], std::lround(255 * v[(c * 2 + y) * 2 + x]));
+  // The heat map runs from blue through green to red.
+  const Rgb cold = heat_colour(0), mid = heat_colour(0.5), hot = heat_colour(1);
+  EXPECT_TRUE(cold.b > cold.g && cold.g >= cold.r);
+  EXPECT_TRUE(mid.g > mid.r && mid.g > mid.b);
+  EXPECT_TRUE(hot.r > hot.g && hot.g >= hot.b);
+}
+
+}  // namespace
