@@ -1,6 +1,7 @@
 // Checkpoint name maps and classifier checkpoints.
 #include "models/clip_checkpoint.h"
 
+#include <cstdlib>
 #include <iomanip>
 #include <regex>
 #include <sstream>
@@ -91,6 +92,7 @@ std::map<std::string, Tensor> from_huggingface(std::map<std::string, Tensor>&& c
       if (!parts.count(which)) missing.push_back(which);
     ENGINE_CHECK(missing.empty(), source, ": ", name, " lacks the ", join(missing), " projection");
     state[name] = cat({parts["q"], parts["k"], parts["v"]}, 0);
+    parts.clear();  // the separate projections are not kept beside the fused one
   }
   return state;
 }
@@ -103,14 +105,48 @@ std::map<std::string, Tensor> visual_state_from(std::map<std::string, Tensor>&& 
                                     : from_openai(std::move(checkpoint));
 }
 
+namespace {
+
+// Only what a visual tower needs: when the vision names are prefixed (OpenAI "visual.", HF
+// "vision_model." and "visual_projection."), the rest (a text tower, a head, training state) is
+// not loaded at all.
+SafetensorsContents load_vision_tensors(const std::string& path) {
+  auto is_vision = [](const std::string& name) {
+    return starts_with(name, "visual.") || starts_with(name, "vision_model.") || starts_with(name, "visual_projection.");
+  };
+  bool prefixed = false;
+  load_safetensors(path, true, [&](const std::string& name) {  // reads the header only
+    prefixed = prefixed || is_vision(name);
+    return false;
+  });
+  return prefixed ? load_safetensors(path, true, is_vision) : load_safetensors(path);
+}
+
+// Shapes do not tell the number of heads: a checkpoint written by save_classifier records it;
+// otherwise CLIP's convention (width / 64) stands.
+void apply_recorded_heads(VisionConfig& config, const std::map<std::string, std::string>& metadata,
+                          const std::string& path) {
+  const auto it = metadata.find("heads");
+  if (it == metadata.end()) return;
+  char* end = nullptr;
+  const long long heads = std::strtoll(it->second.c_str(), &end, 10);
+  ENGINE_CHECK(!it->second.empty() && *end == '\0' && heads > 0 && config.width % heads == 0, path,
+               ": metadata 'heads' = '", it->second, "' is not a positive divisor of the width ", config.width);
+  config.heads = heads;
+}
+
+}  // namespace
+
 std::shared_ptr<VisionTransformer> load_visual_tower(const std::string& path, int64_t image_size) {
-  std::map<std::string, Tensor> state = visual_state_from(load_safetensors(path).tensors, path);
+  SafetensorsContents contents = load_vision_tensors(path);
+  std::map<std::string, Tensor> state = visual_state_from(std::move(contents.tensors), path);
   VisionConfig config;
   try {
     config = infer_vision_config(state);
   } catch (const Error& e) {
     fail(path, ": ", e.what());
   }
+  apply_recorded_heads(config, contents.metadata, path);
   ENGINE_CHECK(image_size == 0 || config.image_size() == image_size, path, ": the checkpoint's positional embedding ",
                "is for ", config.image_size(), " px images (", config.grid, "x", config.grid,
                " patches of ", config.patch, " px); ", image_size, " px input is not supported");
@@ -165,7 +201,7 @@ ClassifierCheckpoint load_classifier(const std::string& path) {
   ENGINE_CHECK(head.count("weight"), path, ": not a classifier checkpoint (no head.weight)");
   try {
     VisionConfig config = infer_vision_config(visual);
-    if (out.metadata.count("heads")) config.heads = std::stoll(out.metadata.at("heads"));
+    apply_recorded_heads(config, out.metadata, path);
     out.classifier.visual = std::make_shared<VisionTransformer>(config, nn::Init::for_loading());
     out.classifier.visual->adopt_state_dict(std::move(visual));
     const double scale = out.metadata.count("head_scale") ? std::stod(out.metadata.at("head_scale")) : 1.0;

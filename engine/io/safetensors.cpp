@@ -51,10 +51,21 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
   const char* data() const { return data_; }
   size_t size() const { return size_; }
+  // Drops the pages of [0, end) that lie wholly inside it from memory once their bytes have
+  // been copied out, so that loading never holds the file and its tensors at the same time.
+  void release_before(size_t end) {
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    const size_t limit = end / page * page;
+    if (limit > released_) {
+      ::madvise(const_cast<char*>(data_) + released_, limit - released_, MADV_DONTNEED);
+      released_ = limit;
+    }
+  }
 
  private:
   const char* data_ = nullptr;
   size_t size_ = 0;
+  size_t released_ = 0;
 };
 
 struct Entry {
@@ -163,10 +174,10 @@ Tensor decode(const Entry& entry, const char* bytes, bool half_to_f32) {
   return out;
 }
 
-}  // namespace
-
-SafetensorsContents parse_safetensors(const char* bytes, size_t size, const std::string& path,
-                                      bool half_to_f32) {
+// Validates the whole file, then decodes the tensors that `keep` accepts in the order of their
+// bytes; `decoded(end)` hears how far into `bytes` the decoding has come.
+SafetensorsContents parse(const char* bytes, size_t size, const std::string& path, bool half_to_f32,
+                          const TensorFilter& keep, const std::function<void(size_t)>& decoded) {
   ENGINE_CHECK(size >= 8, path, ": too short to be a safetensors file (", size, " bytes)");
   const uint64_t header_size = read_u64_le(bytes);
   ENGINE_CHECK(header_size <= size - 8, path, ": header length ", header_size,
@@ -205,14 +216,24 @@ SafetensorsContents parse_safetensors(const char* bytes, size_t size, const std:
   ENGINE_CHECK(expected_begin == data_size, path, ": ", data_size - expected_begin,
                " bytes at the end of the data section belong to no tensor");
   const char* data = header_begin + header_size;
-  for (const Entry& entry : entries)
+  for (const Entry& entry : entries) {
+    if (keep && !keep(entry.name)) continue;
     contents.tensors[entry.name] = decode(entry, data + entry.begin, half_to_f32);
+    if (decoded) decoded(8 + header_size + entry.end);
+  }
   return contents;
 }
 
-SafetensorsContents load_safetensors(const std::string& path, bool half_to_f32) {
-  const MappedFile file(path);
-  return parse_safetensors(file.data(), file.size(), path, half_to_f32);
+}  // namespace
+
+SafetensorsContents parse_safetensors(const char* bytes, size_t size, const std::string& source,
+                                      bool half_to_f32, const TensorFilter& keep) {
+  return parse(bytes, size, source, half_to_f32, keep, {});
+}
+
+SafetensorsContents load_safetensors(const std::string& path, bool half_to_f32, const TensorFilter& keep) {
+  MappedFile file(path);
+  return parse(file.data(), file.size(), path, half_to_f32, keep, [&](size_t end) { file.release_before(end); });
 }
 
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,

@@ -1,6 +1,10 @@
 // safetensors: round trip of every dtype with metadata, half-precision conversion, atomic
 // writes, and a clear error (naming the file) for each kind of corrupt file.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -70,6 +74,73 @@ TEST_F(Safetensors, ReadsF16AsF32) {
   out.close();
   EXPECT_EQ(load_safetensors(file).tensors.at("h").to_vector<float>(),
             std::vector<float>({1.0f, -2.0f, 65504.0f, 5.9604645e-08f}));
+}
+
+TEST_F(Safetensors, ReadsBf16AsF32Exactly) {
+  const Tensor values = from_vector<float>({1.0f, -0.375f, 3.0e38f, 1.0e-40f}, {4});
+  save_safetensors(dir_ / "b.safetensors", {{"b", values.to(DType::BF16)}});
+  EXPECT_EQ(load_safetensors(dir_ / "b.safetensors").tensors.at("b").to_vector<float>(),
+            values.to(DType::BF16).to(DType::F32).to_vector<float>());
+}
+
+TEST_F(Safetensors, AFilterLoadsOnlyTheChosenTensorsButValidatesAll) {
+  save_safetensors(dir_ / "f.safetensors", {{"visual.w", ones({2})}, {"text.w", zeros({3})}});
+  std::vector<std::string> seen;
+  const auto chosen = load_safetensors(dir_ / "f.safetensors", true, [&](const std::string& name) {
+    seen.push_back(name);
+    return name.rfind("visual.", 0) == 0;
+  });
+  EXPECT_EQ(seen, std::vector<std::string>({"text.w", "visual.w"}));  // in the order of their bytes
+  ASSERT_EQ(chosen.tensors.size(), 1u);
+  EXPECT_EQ(chosen.tensors.at("visual.w").to_vector<float>(), std::vector<float>({1, 1}));
+  expect_error([&] { load_safetensors(raw_file("gap.safetensors", R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8), true,
+                                      [](const std::string&) { return false; }); },
+               {"gap.safetensors", "'a'", "starts at byte 4"});
+}
+
+// Peak resident memory (kB) of a child process that loads `path`, above what it held before.
+long load_peak_kib(const std::string& path) {
+  auto status_kib = [](const char* field) {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+      if (line.rfind(field, 0) == 0) return std::stol(line.substr(std::strlen(field)));
+    return -1L;
+  };
+  int pipe_fds[2];
+  if (::pipe(pipe_fds) != 0) return -1;
+  const pid_t child = ::fork();
+  if (child == 0) {
+    long grown = -1;
+    std::ofstream clear("/proc/self/clear_refs");
+    if (clear << "5" << std::flush) {  // resets the peak (VmHWM) to the current size
+      const long before = status_kib("VmRSS:");
+      try {
+        const SafetensorsContents contents = load_safetensors(path);
+        grown = status_kib("VmHWM:") - before;
+      } catch (...) {
+      }
+    }
+    (void)!::write(pipe_fds[1], &grown, sizeof grown);
+    ::_exit(0);
+  }
+  long grown = -1;
+  (void)!::read(pipe_fds[0], &grown, sizeof grown);
+  ::waitpid(child, nullptr, 0);
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+  return grown;
+}
+
+TEST_F(Safetensors, LoadingHoldsAboutOneCopyOfTheFile) {
+  // 64 MiB of f32 in 16 tensors: without dropping the mapped pages as they are copied, the peak
+  // is the file plus its tensors (about 128 MiB).
+  std::map<std::string, Tensor> tensors;
+  for (int i = 0; i < 16; ++i) tensors["t" + std::to_string(i)] = full({1024, 1024}, static_cast<double>(i));
+  save_safetensors(dir_ / "big.safetensors", tensors);
+  tensors.clear();
+  const long grown_kib = load_peak_kib(dir_ / "big.safetensors");
+  ASSERT_GT(grown_kib, 0);
+  EXPECT_LT(grown_kib, 80 * 1024) << "loading a 64 MiB file grew the process by " << grown_kib << " KiB";
 }
 
 TEST_F(Safetensors, CorruptFilesAreClearErrors) {

@@ -91,9 +91,10 @@ TEST(ClipVit, FullSizeVitB16BuildsAndRuns) {
 class ClipCheckpointErrors : public ::testing::Test {
  protected:
   void SetUp() override { state_ = load_safetensors(fixture_path("clip_tiny_openai.safetensors")).tensors; }
-  std::string write(const std::string& name, const std::map<std::string, Tensor>& state) {
+  std::string write(const std::string& name, const std::map<std::string, Tensor>& state,
+                    const std::map<std::string, std::string>& metadata = {}) {
     const std::string path = dir_ / name;
-    save_safetensors(path, state);
+    save_safetensors(path, state, metadata);
     return path;
   }
   testing_util::TempDir dir_;
@@ -147,6 +148,12 @@ TEST_F(ClipCheckpointErrors, ClassifierCheckpointRoundTrip) {
   EXPECT_EQ(reloaded.classifier.head->scale, 10.0);
   const Tensor x = randn({2, 3, 32, 32}, gen);
   EXPECT_EQ(reloaded.classifier.logits(x).to_vector<float>(), narrow_heads.logits(x).to_vector<float>());
+  // So does the visual tower alone (`cftrain embed --weights` of a fine-tuned classifier).
+  const auto tower = load_visual_tower(path, 32);
+  EXPECT_EQ(tower->config().heads, 4);
+  EXPECT_EQ(tower->forward(x).features.to_vector<float>(), narrow_heads.visual->forward(x).features.to_vector<float>());
+  expect_error([&] { load_visual_tower(write("heads.safetensors", state_, {{"heads", "5"}}), 32); },
+               {"heads.safetensors", "metadata 'heads' = '5' is not a positive divisor of the width 128"});
   // Any scale round-trips exactly (WiSE-FT compares the heads' scales).
   const Classifier third{narrow_heads.visual, std::make_shared<ZeroShotHead>(randn({6, 16}, gen), 1.0 / 3.0)};
   save_classifier(path, third, {}, {});
