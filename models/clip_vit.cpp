@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <limits>
+#include <regex>
 #include <sstream>
 
 namespace models {
@@ -24,11 +25,11 @@ bool VisionConfig::operator==(const VisionConfig& o) const {
 VisionConfig vit_b16() { return VisionConfig{}; }
 
 VisionConfig infer_vision_config(const std::map<std::string, Tensor>& state) {
-  auto shape_of = [&](const std::string& name) -> const Shape& {
-    auto it = state.find(name);
-    ENGINE_CHECK(it != state.end(), "CLIP visual tower: checkpoint has no '", name, "'");
-    return it->second.shape();
-  };
+  std::string missing;
+  for (const char* name : {"conv1.weight", "positional_embedding", "proj"})
+    if (!state.count(name)) missing += std::string(missing.empty() ? "'" : ", '") + name + "'";
+  ENGINE_CHECK(missing.empty(), "CLIP visual tower: checkpoint has no ", missing);
+  auto shape_of = [&](const std::string& name) -> const Shape& { return state.at(name).shape(); };
   const Shape& conv = shape_of("conv1.weight");
   ENGINE_CHECK(conv.size() == 4 && conv[1] == 3 && conv[2] == conv[3], "CLIP visual tower: ",
                "conv1.weight has shape ", shape_str(conv), ", expected (width, 3, patch, patch)");
@@ -49,9 +50,13 @@ VisionConfig infer_vision_config(const std::map<std::string, Tensor>& state) {
   ENGINE_CHECK(proj.size() == 2 && proj[0] == config.width, "CLIP visual tower: proj has shape ",
                shape_str(proj), ", expected (", config.width, ", output_dim)");
   config.output_dim = proj[1];
+  // One more than the highest block index present, so that a gap shows up as missing keys.
+  static const std::regex block_key(R"(transformer\.resblocks\.(\d{1,6})\..+)");
   config.layers = 0;
-  while (state.count("transformer.resblocks." + std::to_string(config.layers) + ".ln_1.weight"))
-    ++config.layers;
+  for (const auto& [name, t] : state) {
+    std::smatch m;
+    if (std::regex_match(name, m, block_key)) config.layers = std::max<int64_t>(config.layers, std::stoll(m[1].str()) + 1);
+  }
   ENGINE_CHECK(config.layers > 0, "CLIP visual tower: checkpoint has no transformer.resblocks");
   return config;
 }
@@ -138,6 +143,11 @@ VisionOutput VisionTransformer::forward(const Tensor& images, const VisionForwar
     ENGINE_CHECK(keep.dtype() == DType::I64 && keep.dim() == 2 && keep.shape()[0] == N,
                  "VisionTransformer: keep_patches must be i64 (", N, ", K), got ",
                  dtype_name(keep.dtype()), " ", shape_str(keep.shape()));
+    if (keep.numel() > 0) {
+      const int64_t lowest = amin(keep).item<int64_t>(), highest = amax(keep).item<int64_t>();
+      ENGINE_CHECK(lowest >= 0 && highest < P, "VisionTransformer: keep_patches must index patches 0..", P - 1,
+                   ", got ", lowest < 0 ? lowest : highest);
+    }
     const Tensor tokens = cat({zeros({N, 1}, DType::I64, keep.device()), add(keep, ones({}, DType::I64, keep.device()))}, 1);
     x = nn::gather_tokens(x, tokens);  // (N, 1 + K, W)
   }

@@ -262,12 +262,7 @@ def main():
         fail("--classnames, --templates and --head-out go together")
 
     state, merges = read_source(args.source)
-    dtype = torch.float16 if args.dtype == "f16" else torch.float32
-    converted = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
-    safetensors_io.save(args.out, converted, {"source": os.path.basename(os.path.normpath(args.source)),
-                                              "converter": "weights/convert_clip.py"}, quiet=True)
-    print(f"wrote {args.out}: {len(converted)} tensors ({args.dtype})")
-    if args.head_out:
+    if args.head_out:  # every input checked before anything is written
         if "token_embedding.weight" not in state:
             fail(f"{args.source}: has no text tower, so no zero-shot head can be computed")
         merges = args.bpe or merges
@@ -277,10 +272,18 @@ def main():
         templates = read_lines(args.templates, "template")
         if not all("{}" in t for t in templates):
             fail(f"{args.templates}: every template needs a '{{}}' for the class name")
+    dtype = torch.float16 if args.dtype == "f16" else torch.float32
+    converted = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
+    safetensors_io.save(args.out, converted, {"source": os.path.basename(os.path.normpath(args.source)),
+                                              "converter": "weights/convert_clip.py"}, quiet=True)
+    print(f"wrote {args.out}: {len(converted)} tensors ({args.dtype})")
+    if args.head_out:
         head = zero_shot_head(state, Tokenizer(merges), classnames, templates)
-        np.save(args.head_out, head.numpy().astype(np.float32))
+        temporary = args.head_out + ".tmp"
+        with open(temporary, "wb") as f:  # written whole, then renamed: never half a head
+            np.save(f, head.numpy().astype(np.float32))
+        os.replace(temporary, args.head_out)
         print(f"wrote {args.head_out}: head of {head.shape[0]} classes x {head.shape[1]} dims")
-
 
 if __name__ == "__main__":
     main()

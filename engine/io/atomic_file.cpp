@@ -1,4 +1,4 @@
-// Atomic file writes (temporary file + fsync + rename).
+// Atomic file writes (temporary file + fsync + rename + fsync of the folder).
 #include "engine/io/atomic_file.h"
 
 #include <fcntl.h>
@@ -40,6 +40,14 @@ void write_file_atomically(const std::string& path, const std::function<void(int
     const std::string reason = std::strerror(errno);
     std::remove(temp.c_str());
     fail(path, ": cannot replace the file: ", reason);
+  }
+  // The rename itself lasts through a crash only once the directory that holds it is synced.
+  const size_t slash = path.find_last_of('/');
+  const std::string folder = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const int dir = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
   }
 }
 

@@ -76,6 +76,14 @@ TEST(ClipVit, MaskedPatchesAndKeptPatchesMatchTheReference) {
   kept.keep_patches = fixture(kIo, "keep_patches");
   EXPECT_ALL_CLOSE(model->forward(fixture(kIo, "images"), kept).features,
                    fixture(kIo, "features_kept"), 1e-5, 1e-6);
+  // A kept index outside the patches (-1 would pick the class token) is an error.
+  const Tensor images = fixture(kIo, "images");
+  const int64_t N = images.shape()[0], P = model->config().patches();
+  for (int64_t bad : {int64_t{-1}, P}) {
+    kept.keep_patches = full({N, 2}, static_cast<double>(bad), DType::I64);
+    expect_error([&] { model->forward(images, kept); },
+                 {"keep_patches must index patches 0..", std::to_string(P - 1), "got " + std::to_string(bad)});
+  }
 }
 
 TEST(ClipVit, FullSizeVitB16BuildsAndRuns) {
@@ -107,8 +115,10 @@ TEST_F(ClipCheckpointErrors, WrongResolutionMissingUnexpectedAndMisshapenKeys) {
   auto missing = state_;
   missing.erase("visual.transformer.resblocks.1.mlp.c_fc.bias");
   missing.erase("visual.ln_post.weight");
+  missing.erase("visual.transformer.resblocks.0.ln_1.weight");  // a gap before the last block
   expect_error([&] { load_visual_tower(write("missing.safetensors", missing), 32); },
-               {"missing.safetensors", "missing:", "ln_post.weight", "transformer.resblocks.1.mlp.c_fc.bias"});
+               {"missing.safetensors", "missing:", "ln_post.weight", "transformer.resblocks.1.mlp.c_fc.bias",
+                "transformer.resblocks.0.ln_1.weight"});
   auto unexpected = state_;
   unexpected["visual.extra.weight"] = zeros({2});
   expect_error([&] { load_visual_tower(write("unexpected.safetensors", unexpected), 32); },
@@ -118,7 +128,7 @@ TEST_F(ClipCheckpointErrors, WrongResolutionMissingUnexpectedAndMisshapenKeys) {
   expect_error([&] { load_visual_tower(write("shape.safetensors", misshapen), 32); },
                {"shape.safetensors", "ln_pre.bias (expected [128], got [7])"});
   expect_error([&] { load_visual_tower(write("empty.safetensors", {{"x", zeros({1})}}), 32); },
-               {"empty.safetensors", "no 'conv1.weight'"});
+               {"empty.safetensors", "no 'conv1.weight', 'positional_embedding', 'proj'"});
   auto hf = load_safetensors(fixture_path("clip_tiny_hf.safetensors")).tensors;
   hf.erase("vision_model.encoder.layers.0.self_attn.k_proj.weight");
   hf["vision_model.encoder.layers.0.self_attn.rotary.weight"] = zeros({1});

@@ -202,6 +202,12 @@ def main():
           "a non-checkpoint is an error")
     result = run(sys.executable, CONVERTER, path("tiny.pt"), "--out", path("x.safetensors"), "--head-out", path("h.npy"))
     check(result.returncode != 0 and "go together" in result.stderr, "head options must come together")
+    with open(path("bad_templates.txt"), "w") as f:
+        f.write("a photo\n")
+    result = run(sys.executable, CONVERTER, path("tiny.pt"), "--out", path("t.safetensors"), "--classnames",
+                 path("classes.txt"), "--templates", path("bad_templates.txt"), "--head-out", path("t.npy"), "--bpe", merges)
+    check(result.returncode != 0 and "needs a '{}'" in result.stderr and not os.path.exists(path("t.safetensors")),
+          "bad head input is refused before the checkpoint is written")
 
     if failures:
         print(f"{len(failures)} check(s) failed; files kept in {work}")
