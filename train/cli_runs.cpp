@@ -106,7 +106,7 @@ Command add_wise_command(CLI::App& root) {
   CLI::Option* alpha = app->add_option("--alpha", options->alpha, "Interpolation weight of the fine-tuned model")
                            ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   app->add_option("--out", options->out, "Output classifier checkpoint (with --alpha), or result directory (sweep)");
-  CLI::Option* sweep = app->add_option("--alphas", options->alphas, "Sweep, e.g. 0,0.1,...,1: evaluate each on eval.datasets");
+  CLI::Option* sweep = app->add_option("--alphas", options->alphas, "Sweep, e.g. 0,0.25,0.5,0.75,1: evaluate each on eval.datasets");
   sweep->excludes(alpha);
   options->config.add_to(app, false);
   return {app, [options] {

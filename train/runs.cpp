@@ -96,6 +96,7 @@ void train_from_config(const Config& config, bool resume, std::ostream& log) {
   const TrainConfig settings = trainer_config(config);
   std::filesystem::create_directories(settings.run_dir);
   const std::string resolved = settings.run_dir + "/config.toml";
+  if (!resume) check_run_dir_is_new(settings.run_dir);  // before config.toml, which a resume checks
   if (resume && std::filesystem::exists(resolved)) {
     ENGINE_CHECK(Config::load(resolved).hash() == config.hash(), resolved, ": the run was started with another ",
                  "configuration; resume it with the same settings or use a new run.dir");

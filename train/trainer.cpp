@@ -91,6 +91,12 @@ class Checkpoints {
       : config_(config), model_(model), params_(params), optimizer_(optimizer) {}
 
   std::string path(const char* which) const { return config_.run_dir + "/" + which + ".safetensors"; }
+  // For the message that stops a run: where its last good state is.
+  std::string last_good() const {
+    if (config_.run_dir.empty()) return "";
+    if (!std::filesystem::exists(path("last"))) return "; no checkpoint was written yet";
+    return "; the last good checkpoint is " + path("last");
+  }
 
   void save(const char* which, const Position& at) const {
     if (config_.run_dir.empty()) return;
@@ -197,6 +203,12 @@ std::string number(double v) {
 
 }  // namespace
 
+void check_run_dir_is_new(const std::string& run_dir) {
+  const std::string last = run_dir + "/last.safetensors";
+  ENGINE_CHECK(run_dir.empty() || !std::filesystem::exists(last), "train: ", run_dir,
+               " already holds a run (last.safetensors); pass --resume to continue it or choose a new run directory");
+}
+
 TrainResult run_training(const TrainConfig& config, models::Classifier& student,
                          const models::Classifier* teacher, BatchSource& data, const Validator& validate,
                          std::ostream& log, bool resume) {
@@ -222,9 +234,7 @@ TrainResult run_training(const TrainConfig& config, models::Classifier& student,
   nn::OneCycleLR scheduler(optimizer, {config.lr}, schedule);
   const Checkpoints checkpoints(config, student, params, optimizer);
 
-  ENGINE_CHECK(resume || config.run_dir.empty() || !std::filesystem::exists(checkpoints.path("last")),
-               "train: ", config.run_dir, " already holds a run (last.safetensors); pass --resume to continue it ",
-               "or choose a new run directory");
+  if (!resume) check_run_dir_is_new(config.run_dir);
   Position at;
   if (resume && checkpoints.restore(at)) {
     scheduler.set_step(at.step);
@@ -254,8 +264,7 @@ TrainResult run_training(const TrainConfig& config, models::Classifier& student,
       const StepTerms terms = method_step(config.method, student, teacher, images, labels, masks, 1.0 / config.accum);
       ENGINE_CHECK(std::isfinite(terms.loss), "training stopped: the loss is ", describe(terms.loss), " (task ",
                    describe(terms.task), config.method.distills() ? ", distill " + describe(terms.distill) : "",
-                   ") at epoch ", epoch + 1, ", step ", at.step + 1,
-                   config.run_dir.empty() ? std::string() : "; the last good checkpoint is " + checkpoints.path("last"));
+                   ") at epoch ", epoch + 1, ", step ", at.step + 1, checkpoints.last_good());
       sums.loss += terms.loss;
       sums.task += terms.task;
       sums.distill += terms.distill;
@@ -267,8 +276,7 @@ TrainResult run_training(const TrainConfig& config, models::Classifier& student,
 
       const double norm = nn::clip_grad_norm(tensors, config.clip);
       ENGINE_CHECK(std::isfinite(norm), "training stopped: the gradient norm is ", describe(norm), " at epoch ",
-                   epoch + 1, ", step ", at.step + 1,
-                   config.run_dir.empty() ? std::string() : "; the last good checkpoint is " + checkpoints.path("last"));
+                   epoch + 1, ", step ", at.step + 1, checkpoints.last_good());
       const double lr = optimizer.groups()[0].lr;
       optimizer.step();
       scheduler.step();

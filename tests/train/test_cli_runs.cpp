@@ -49,6 +49,11 @@ class CliRuns : public ::testing::Test {
   testing_util::TempDir dir_;
 };
 
+std::string read_text(const std::string& file) {
+  std::ifstream in(file);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
 int count_lines(const std::string& file, const std::string& needle) {
   std::ifstream in(file);
   int n = 0;
@@ -95,6 +100,14 @@ TEST_F(CliRuns, KilledRunResumesToTheSameResult) {
   const auto changed = cftrain("train --config " + config + " --set run.dir=" + dir_ / "b" + " --set train.lr=0.5 --resume");
   EXPECT_EQ(changed.status, 1);
   EXPECT_NE(changed.output.find("another configuration"), std::string::npos) << changed.output;
+  // So is a fresh run in a used directory, and it leaves the run as it was: still resumable.
+  const std::string resolved = read_text(dir_ / "b/config.toml");
+  const auto fresh = cftrain("train --config " + config + " --set run.dir=" + dir_ / "b" + " --set train.lr=0.5");
+  EXPECT_EQ(fresh.status, 1);
+  EXPECT_NE(fresh.output.find("already holds a run"), std::string::npos) << fresh.output;
+  EXPECT_EQ(read_text(dir_ / "b/config.toml"), resolved);
+  const auto again = cftrain("train --config " + config + " --set run.dir=" + dir_ / "b" + " --resume");
+  EXPECT_EQ(again.status, 0) << again.output;
 }
 
 // Writes demo images as PNG class folders; returns the CLIP-transformed images and labels.
@@ -146,10 +159,7 @@ TEST_F(CliRuns, EvalMatchesADirectComputationIncludingClassSubsets) {
   const std::vector<int64_t> best = argmax(sub_logits, 1).to_vector<int64_t>();
   int correct = 0;
   for (int i = 0; i < 12; ++i) correct += (best[i] == 0) == (i < 6);
-  const std::string csv = [&] {
-    std::ifstream in(dir_ / "out/eval.csv");
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  }();
+  const std::string csv = read_text(dir_ / "out/eval.csv");
   std::ostringstream expected_full, expected_sub;
   expected_full << "val,ID," << full << ",36,0";
   expected_sub << "subset,OOD," << 100.0 * correct / 12 << ",12,0";

@@ -169,6 +169,13 @@ TEST_F(Trainer, NanStopsTheRunAndKeepsTheLastGoodCheckpoint) {
   EXPECT_EQ(last.metadata.at("step"), "6");
   for (const Tensor& p : last.classifier.visual->parameters())
     EXPECT_TRUE(std::isfinite(sum(abs(p)).item<float>()));
+  // Before the first checkpoint the message names none.
+  TrainConfig early = ft_config(2, dir_ / "early");
+  early.checkpoint_every = 100;
+  Poisoned poisoned_early(batches, 2);
+  models::Classifier fresh = tiny_model(3);
+  expect_error([&] { run_training(early, fresh, nullptr, poisoned_early, nullptr, log); },
+               {"the loss is NaN", "step 3", "no checkpoint was written yet"});
 }
 
 TEST_F(Trainer, BestAndLastCheckpointsWithValidation) {
