@@ -69,10 +69,11 @@ Tensor extreme(ReduceOp op, const Tensor& x, const Shape& dims, bool keepdim, co
 
 }  // namespace
 
-Tensor sum(const Tensor& x, const Shape& dims, bool keepdim) {
-  check_defined("sum", x);
-  ENGINE_CHECK(x.dtype() != DType::BF16 && x.dtype() != DType::Bool, "sum: dtype ",
-               dtype_name(x.dtype()), " is not supported");
+Tensor sum(const Tensor& x_in, const Shape& dims, bool keepdim) {
+  check_defined("sum", x_in);
+  ENGINE_CHECK(x_in.dtype() != DType::BF16, "sum: dtype bf16 is not supported (convert to f32 first)");
+  // Integer and bool sums count in i64, as in PyTorch (a u8 sum would wrap at 256).
+  const Tensor x = is_floating(x_in.dtype()) ? x_in : to_dtype(x_in, DType::I64);
   const Plan plan = plan_reduction(x, dims, "sum");
   Tensor out = reduce_forward(ReduceOp::Sum, x, plan, x.dtype());
   record(out, "sum", {x}, [in_shape = x.shape(), plan](const Tensor& g, const Needs&) -> Grads {

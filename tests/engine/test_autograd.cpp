@@ -130,6 +130,16 @@ TEST(Autograd, InPlaceRulesAreEnforced) {
   const Tensor y = sum(mul(a, b));
   fill_(b, 0.0);  // b was saved by mul
   testing_util::expect_error([&] { y.backward(); }, {"backward of 'mul'", "modified by an in-place"});
+  // A source that needs a gradient is refused: the update would drop it.
+  Tensor buffer = zeros({2});
+  testing_util::expect_error([&] { copy_(buffer, mul(a, 2.0)); }, {"copy_", "source of shape [2] requires grad"});
+  testing_util::expect_error([&] { add_(buffer, mul(a, 3.0)); }, {"add_", "addend of shape [2] requires grad"});
+  copy_(buffer, mul(a, 2.0).detach());
+  {
+    NoGradGuard no_grad;
+    add_(buffer, mul(a, 3.0));
+  }
+  EXPECT_EQ(buffer.to_vector<float>(), std::vector<float>({5.0f, 5.0f}));
 }
 
 TEST(Autograd, RequiresGradOnlyForFloatingLeaves) {

@@ -135,6 +135,25 @@ TEST(IntegerOps, RemainderFollowsPython) {
   testing_util::expect_error([] { remainder(ones({2}), ones({2})); }, {"remainder", "integer tensors only", "f32"});
 }
 
+TEST(IntegerOps, I32U8AndBoolArithmeticComparisonsAndSums) {
+  const Tensor a = from_vector<int32_t>({-3, 4, 2147483647}, {3});
+  EXPECT_EQ(add(a, from_vector<int32_t>({1, 1, 0}, {3})).to_vector<int32_t>(), std::vector<int32_t>({-2, 5, 2147483647}));
+  EXPECT_EQ(mul(a, from_vector<int32_t>({2, -1, 1}, {3})).dtype(), DType::I32);
+  EXPECT_EQ(mul(a, from_vector<int32_t>({2, -1, 1}, {3})).to_vector<int32_t>(), std::vector<int32_t>({-6, -4, 2147483647}));
+  EXPECT_EQ(gt(a, 0.0).to_vector<bool>(), std::vector<bool>({false, true, true}));
+  // Sums count in i64 like PyTorch: no wrap-around at the type's range.
+  EXPECT_EQ(sum(a).dtype(), DType::I64);
+  EXPECT_EQ(sum(a).item<int64_t>(), int64_t{2147483647} + 1);
+  const Tensor bytes = full({300}, 1.0, DType::U8);
+  EXPECT_EQ(sum(bytes).item<int64_t>(), 300);
+  EXPECT_EQ(add(bytes, bytes).dtype(), DType::U8);
+  EXPECT_EQ(sum(add(bytes, bytes)).item<int64_t>(), 600);
+  const Tensor flags = from_vector<bool>({true, false, true, true}, {2, 2});
+  EXPECT_EQ(sum(flags).item<int64_t>(), 3);
+  EXPECT_EQ(sum(flags, {1}).to_vector<int64_t>(), std::vector<int64_t>({1, 2}));
+  EXPECT_EQ(logical_not(flags).to_vector<bool>(), std::vector<bool>({false, true, false, false}));
+}
+
 TEST(Comparisons, ProduceBoolAndCountArgmax) {
   const Tensor a = from_vector<float>({1, 5, 3, 5}, {2, 2});
   EXPECT_EQ(gt(a, 2.0).to_vector<bool>(), std::vector<bool>({false, true, true, true}));

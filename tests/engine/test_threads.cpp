@@ -1,5 +1,6 @@
-// Results do not depend on the number of threads: every heavy CPU kernel, run with 1 and with 2
-// threads on inputs large enough to be split, gives bitwise-identical outputs and gradients.
+// Results do not depend on the number of threads: every heavy CPU kernel, run with 1, 2 and 3
+// threads (which split the work differently) on inputs large enough to be split, including
+// GEMMs of odd sizes that leave partial tiles, gives bitwise-identical outputs and gradients.
 #include "engine/core/threading.h"
 #include "test_util.h"
 
@@ -21,20 +22,28 @@ Outputs run_everything() {
   const Tensor loss = add(sum(mul(s, s)), mean(exp(mul(x, 0.1))));
   loss.backward();
   Outputs out;
-  for (const Tensor& t : {loss, s, x.grad(), w.grad(), m.grad(), sum(x, {0, 1}), amax(x, {2})})
+  // Odd sizes: partial register tiles and cache blocks in every dimension.
+  Tensor a = randn({7, 131, 97}, gen).requires_grad_(true);
+  Tensor b = randn({97, 203}, gen).requires_grad_(true);
+  const Tensor odd = matmul(a, b);  // (7, 131, 203)
+  sum(mul(odd, odd)).backward();
+  for (const Tensor& t : {loss, s, x.grad(), w.grad(), m.grad(), sum(x, {0, 1}), amax(x, {2}), odd, a.grad(), b.grad()})
     out.values.push_back(t.to_vector<float>());
   return out;
 }
 
-TEST(Threads, ResultsAreBitwiseIdenticalForOneAndTwoThreads) {
+TEST(Threads, ResultsAreBitwiseIdenticalForOneTwoAndThreeThreads) {
   const int before = get_num_threads();
   set_num_threads(1);
   const Outputs one = run_everything();
-  set_num_threads(2);
-  const Outputs two = run_everything();
+  for (int threads : {2, 3}) {
+    set_num_threads(threads);
+    const Outputs many = run_everything();
+    ASSERT_EQ(one.values.size(), many.values.size());
+    for (size_t i = 0; i < one.values.size(); ++i)
+      EXPECT_EQ(one.values[i], many.values[i]) << "output " << i << " with " << threads << " threads";
+  }
   set_num_threads(before);
-  ASSERT_EQ(one.values.size(), two.values.size());
-  for (size_t i = 0; i < one.values.size(); ++i) EXPECT_EQ(one.values[i], two.values[i]) << "output " << i;
 }
 
 }  // namespace
