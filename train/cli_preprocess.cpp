@@ -17,6 +17,7 @@ Command add_preprocess_command(CLI::App& root) {
     std::string out;
     int size = 224;
     std::string resample = "bicubic";
+    int64_t max_pixels = data::kDefaultMaxPixels;
   };
   auto options = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand(
@@ -30,11 +31,14 @@ Command add_preprocess_command(CLI::App& root) {
   app->add_option("--resample", options->resample, "Resize filter (Pillow's)")
       ->capture_default_str()
       ->check(CLI::IsMember({"bicubic", "bilinear", "nearest"}));
+  app->add_option("--max-pixels", options->max_pixels, "Refuse larger images instead of allocating for them")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   return {app, [options] {
             const data::ImageTransform transform =
                 data::clip_transform(options->size, data::parse_resample(options->resample));
             engine::Tensor out = engine::Tensor::empty({3, options->size, options->size});
-            transform.apply(data::read_image(options->image).view(), out.data<float>());
+            transform.apply(data::read_image(options->image, options->max_pixels).view(), out.data<float>());
             engine::save_npy(options->out, out);
           }};
 }

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "data/decode.h"
 #include "engine/core/error.h"
 
 namespace train {
@@ -23,7 +24,8 @@ const std::vector<ConfigKey>& config_schema() {
       {"data.limit", T::Integer, "0", "use a seeded, class-stratified subset of N training images (0: all)"},
       {"data.image_size", T::Integer, "224", "input size of the CLIP transform"},
       {"data.workers", T::Integer, "2", "decoding threads of the loader"},
-      {"data.on_error", T::String, "\"fail\"", "unreadable images (training, validation, eval, wise sweeps): fail or skip"},
+      {"data.on_error", T::String, "\"fail\"", "unreadable training images (and the held-out validation ones): fail or skip"},
+      {"data.max_pixels", T::Integer, std::to_string(data::kDefaultMaxPixels), "images with more pixels are refused as bad input (Pillow's limit)"},
       {"train.mode", T::String, "\"ft_fd_mask\"", "ft, lp, ft_fd, ft_fd_mask, ft_kd or ft_kd_mask"},
       {"train.strategy", T::String, "\"ObjMaskSingleFill(0.3)\"", "masking strategy of the *_mask modes"},
       {"train.cam", T::String, "\"mmcam\"", "mmcam or gradcam"},
@@ -43,6 +45,7 @@ const std::vector<ConfigKey>& config_schema() {
       {"run.dir", T::String, "\"runs/${train.mode}\"", "where checkpoints, metrics and the resolved config go"},
       {"eval.checkpoint", T::String, "\"\"", "checkpoint to evaluate (default: run.dir/best.safetensors)"},
       {"eval.batch", T::Integer, "256", "evaluation batch size"},
+      {"eval.on_error", T::String, "\"fail\"", "unreadable images of eval sets and wise sweeps: fail (an accuracy over fewer images is never silent) or skip"},
       {"eval.datasets", T::TableList, "", "[[eval.datasets]] tables: name, kind, root (and wnids, class_names)"},
   };
   return keys;

@@ -52,6 +52,7 @@ EvalScore evaluate_dataset(const models::Classifier& model, const std::string& n
   loading.workers = options.workers;
   loading.transform = data::clip_transform(options.image_size);
   loading.on_bad_input = options.on_bad_input;
+  loading.max_pixels = options.max_pixels;
   if (options.log) loading.log = options.log;
   data::Loader loader(dataset, loading);
   loader.start_epoch(0);
@@ -81,7 +82,7 @@ EvalScore evaluate_dataset(const models::Classifier& model, const std::string& n
     }
   }
   if (options.log) *options.log << "\n";
-  score.skipped = loader.skipped();
+  score.skipped = dataset.skipped_files + loader.skipped();
   ENGINE_CHECK(score.images > 0, name, ": every image was skipped");
   score.accuracy = 100.0 * correct / score.images;
   return score;
@@ -100,7 +101,7 @@ void EvalTable::print(std::ostream& out) const {
   for (size_t i = 0; i < scores.size(); ++i) {
     out << std::left << std::setw(24) << (scores[i].name + (i == 0 ? " (ID)" : "")) << std::right << std::fixed
         << std::setprecision(2) << std::setw(10) << scores[i].accuracy << std::setw(10) << scores[i].images;
-    if (scores[i].skipped) out << "  (" << scores[i].skipped << " unreadable images skipped)";
+    if (scores[i].skipped) out << "  (" << scores[i].skipped << " unreadable files skipped)";
     out << "\n";
   }
   if (scores.size() > 1) out << std::left << std::setw(24) << "OOD average" << std::right << std::setw(10) << ood_average() << "\n";

@@ -30,6 +30,7 @@ struct EvalOptions {
   int image_size = 224;
   int workers = 2;
   data::BadInputPolicy on_bad_input = data::BadInputPolicy::Fail;
+  int64_t max_pixels = data::kDefaultMaxPixels;
   std::ostream* log = nullptr;  // progress and warnings
 };
 
@@ -37,7 +38,7 @@ struct EvalScore {
   std::string name;
   double accuracy = 0;  // percent
   int64_t images = 0;
-  int64_t skipped = 0;
+  int64_t skipped = 0;  // files left out while scanning and images that failed to decode
 };
 
 // Top-1 accuracy of `model` on `dataset` with its protocol.

@@ -157,9 +157,12 @@ void train_from_config(const Config& config, bool resume, std::ostream& log) {
   loading.workers = static_cast<int>(config.integer("data.workers"));
   loading.transform = data::clip_transform(static_cast<int>(config.integer("data.image_size")));
   loading.on_bad_input = scan.on_bad_input;
+  loading.max_pixels = config.integer("data.max_pixels");
   loading.log = &log;
   LoaderBatches batches(split.train, loading);
-  const EvalOptions eval = eval_options(config, static_cast<int>(config.integer("data.image_size")), nullptr);
+  // The held-out images are training data: they follow data.on_error, not eval.on_error.
+  EvalOptions eval = eval_options(config, static_cast<int>(config.integer("data.image_size")), nullptr);
+  eval.on_bad_input = scan.on_bad_input;
   Validator validate;
   if (split.validation.size() > 0)
     validate = [&](const models::Classifier& m) {
@@ -173,7 +176,8 @@ EvalOptions eval_options(const Config& config, int image_size, std::ostream* log
   options.batch = config.integer("eval.batch");
   options.image_size = image_size;
   options.workers = static_cast<int>(config.integer("data.workers"));
-  options.on_bad_input = data::parse_bad_input_policy(config.string("data.on_error"));
+  options.on_bad_input = data::parse_bad_input_policy(config.string("eval.on_error"));
+  options.max_pixels = config.integer("data.max_pixels");
   options.log = log;
   return options;
 }

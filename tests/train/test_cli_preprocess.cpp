@@ -66,6 +66,11 @@ TEST_F(CliPreprocess, BadInputIsOneErrorLineAndNoOutput) {
   EXPECT_NE(missing.output.find("absent.png: cannot open"), std::string::npos) << missing.output;
   EXPECT_NE(cftrain("preprocess --image " + text + " --out x.npy --resample lanczos").status, 0);
   EXPECT_NE(cftrain("preprocess --out x.npy").status, 0);  // --image is required
+  const CliRun large = cftrain("preprocess --image " + kImageDir + "rgb_100x70.png --max-pixels 6999 --out " + dir_ / "t.npy");
+  EXPECT_EQ(large.status, 1);
+  EXPECT_NE(large.output.find("rgb_100x70.png: PNG image is 100x70 (7000 pixels), over the limit of 6999"),
+            std::string::npos) << large.output;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "t.npy"));
 }
 
 }  // namespace

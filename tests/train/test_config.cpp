@@ -32,7 +32,9 @@ TEST_F(ConfigTest, DefaultsAreTheReferenceSettings) {
   EXPECT_EQ(config.string("train.strategy"), "ObjMaskSingleFill(0.3)");
   EXPECT_DOUBLE_EQ(config.number("train.lr"), 3e-5);
   EXPECT_DOUBLE_EQ(config.number("train.weight_decay"), 0.1);
+  EXPECT_DOUBLE_EQ(config.number("train.w_task"), 1.0);
   EXPECT_DOUBLE_EQ(config.number("train.w_distill"), 30.0);
+  EXPECT_DOUBLE_EQ(config.number("train.kd_temperature"), 10.0);
   EXPECT_EQ(config.integer("train.epochs"), 10);
   EXPECT_EQ(config.integer("train.batch") * config.integer("train.accum"), 512);
   EXPECT_EQ(config.integer("data.holdout"), 10240);
@@ -88,16 +90,21 @@ root = "${R}"
 }
 
 TEST_F(ConfigTest, EvalOptionsFollowTheDataAndEvalSettings) {
-  // Used by validation, `cftrain eval` and the `wise --alphas` sweep alike.
-  const Config config = Config::load(write("e.toml", "[data]\nworkers = 3\non_error = \"skip\"\n[eval]\nbatch = 7\n"));
+  // Used by `cftrain eval` and the `wise --alphas` sweep alike.
+  const Config config = Config::load(
+      write("e.toml", "[data]\nworkers = 3\nmax_pixels = 1000\n[eval]\nbatch = 7\non_error = \"skip\"\n"));
   std::ostringstream log;
   const EvalOptions options = eval_options(config, 32, &log);
   EXPECT_EQ(options.batch, 7);
   EXPECT_EQ(options.workers, 3);
   EXPECT_EQ(options.image_size, 32);
+  EXPECT_EQ(options.max_pixels, 1000);
   EXPECT_EQ(options.on_bad_input, data::BadInputPolicy::Skip);
   EXPECT_EQ(options.log, &log);
-  EXPECT_EQ(eval_options(Config::load(""), 224, nullptr).on_bad_input, data::BadInputPolicy::Fail);
+  // Skipping bad training images does not make evaluation skip: it fails unless asked.
+  const EvalOptions defaults = eval_options(Config::load("", {"data.on_error=skip"}), 224, nullptr);
+  EXPECT_EQ(defaults.on_bad_input, data::BadInputPolicy::Fail);
+  EXPECT_EQ(defaults.max_pixels, data::kDefaultMaxPixels);
 }
 
 TEST_F(ConfigTest, ErrorsNameTheKey) {
