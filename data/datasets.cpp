@@ -36,12 +36,20 @@ void bad_input(const ScanOptions& options, int64_t& skipped, const std::string& 
   ++skipped;
 }
 
-// The non-hidden sub-folders of `root`, sorted by name.
-std::vector<std::string> sorted_subfolders(const std::string& root) {
+// The non-hidden sub-folders of `root`, sorted by name. Hidden ones are noted on `log` when
+// given: torchvision's ImageFolder would make them classes, and shift the labels after them.
+std::vector<std::string> sorted_subfolders(const std::string& root, std::ostream* log = nullptr) {
   ENGINE_CHECK(fs::is_directory(root), root, ": no such directory");
   std::vector<std::string> names;
-  for (const fs::directory_entry& entry : fs::directory_iterator(root))
-    if (entry.is_directory() && !hidden(entry.path())) names.push_back(entry.path().filename().string());
+  for (const fs::directory_entry& entry : fs::directory_iterator(root)) {
+    if (!entry.is_directory()) continue;
+    if (!hidden(entry.path())) {
+      names.push_back(entry.path().filename().string());
+    } else if (log) {
+      *log << "note: " << entry.path().string() << ": hidden folder left out (torchvision's ImageFolder "
+           << "would count it as a class)\n";
+    }
+  }
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -161,7 +169,7 @@ bool Dataset::is_correct(int64_t predicted, int64_t label) const {
 Dataset image_folder(const std::string& root, const std::string& class_names_file, const ScanOptions& options) {
   Dataset dataset;
   dataset.root = root;
-  dataset.class_names = sorted_subfolders(root);
+  dataset.class_names = sorted_subfolders(root, options.log);
   ENGINE_CHECK(!dataset.class_names.empty(), root, ": no class folders");
   for (size_t label = 0; label < dataset.class_names.size(); ++label)
     add_class(dataset, (fs::path(root) / dataset.class_names[label]).string(), static_cast<int64_t>(label), options);

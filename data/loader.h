@@ -7,7 +7,8 @@
 // Bad images: under BadInputPolicy::Fail (the default, for evaluation) the first failure of a
 // batch reaches the consumer as an engine::Error naming the file, and the epoch ends; under Skip
 // a failed image is left out of its batch (which is then smaller), warned about once per file
-// on the log, and counted; the count is reported on the log at the end of the epoch.
+// on the log, and counted; the count is reported on the log at the end of the epoch. drop_last
+// leaves out the epoch's final partial batch only, not a batch that skipped images made smaller.
 #pragma once
 
 #include <condition_variable>

@@ -40,8 +40,14 @@ TEST(ImageFolder, LabelsAndOrderFollowTorchvision) {
   for (const char* file : {"a/sub/y.PNG", "a/sub-z/w.jpg", "a/sub/deeper/v.jpeg", "a/Z.gif", "a/m.BMP",
                            "a/.hidden.png", "a/.cache/t.png", ".hidden_class/x.png"})
     touch_image(dir, file);
-  const Dataset dataset = image_folder(dir.path().string());
+  std::ostringstream log;
+  ScanOptions scan;
+  scan.log = &log;
+  const Dataset dataset = image_folder(dir.path().string(), "", scan);
   EXPECT_EQ(dataset.class_names, (std::vector<std::string>{"10", "9", "B", "a", "b", "\xc3\xa9"}));
+  // Unlike torchvision, a hidden class folder is left out, and the log says so.
+  EXPECT_EQ(log.str(), "note: " + dir / ".hidden_class" +
+                           ": hidden folder left out (torchvision's ImageFolder would count it as a class)\n");
   const Listing expected = {{"10/x.png", 0},          {"9/x.png", 1},       {"B/x.png", 2},
                             {"a/Z.gif", 3},           {"a/m.BMP", 3},       {"a/x.png", 3},
                             {"a/sub/y.PNG", 3},       {"a/sub-z/w.jpg", 3}, {"a/sub/deeper/v.jpeg", 3},

@@ -190,6 +190,11 @@ TEST(Loader, SkipPolicyLeavesOutFailuresWarnsOnceAndReportsTheTotal) {
                       ": not an image this pipeline reads (JPEG, PNG, BMP, GIF, binary PGM/PPM) (skipped)\n"
                       "warning: " + dataset.samples[8].path + ": cannot decode the PNG: outofdata (skipped)\n" +
                       report + report);
+  // drop_last leaves out the epoch's final partial batch ({8, 9}), not one that a skip made smaller.
+  o.drop_last = true;
+  Loader dropping(dataset, o);
+  const std::vector<Batch> kept = epoch(dropping, 0);
+  EXPECT_EQ(all_indices(kept), (std::vector<int64_t>{0, 1, 2, 3, 4, 6, 7}));
 }
 
 TEST(Loader, DatasetBorderCropComposesInFrontOfTheTransform) {
