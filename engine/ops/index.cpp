@@ -25,6 +25,56 @@ void check_index_shape(const char* op, const Tensor& x, int64_t dim, const Tenso
                shape_str(x.shape()), " along dimension ", dim);
 }
 
+// Every index within [0, size of `x` along `dim`), checked before the kernel (on any device) so
+// that the error names the shapes; the kernels keep their own check before touching memory.
+void check_index_range(const char* op, const Tensor& x, int64_t dim, const Tensor& index) {
+  if (index.numel() == 0) return;
+  const std::vector<int64_t> range = stack({amin(index), amax(index)}, 0).to_vector<int64_t>();
+  const int64_t size = x.shape()[dim];
+  ENGINE_CHECK(range[0] >= 0 && range[1] < size, op, ": index ", range[0] < 0 ? range[0] : range[1],
+               " is out of range for dimension ", dim, " of size ", size, " (input ",
+               shape_str(x.shape()), ", index ", shape_str(index.shape()), ")");
+}
+
+// gather and scatter_add (each the other's backward); `check_range` is false in backward passes,
+// whose indices were checked when the forward ran.
+Tensor scatter_add_impl(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src,
+                        bool check_range);
+
+Tensor gather_impl(const Tensor& x, int64_t dim, const Tensor& index, bool check_range) {
+  check_defined("gather", x);
+  check_defined("gather", index, "index");
+  dim = normalize_dim(dim, x.dim(), "gather");
+  check_index_shape("gather", x, dim, index);
+  if (check_range) check_index_range("gather", x, dim, index);
+  Tensor out = Tensor::empty(index.shape(), x.dtype(), x.device());
+  backend_of(x).gather(out.view(), x.view(), static_cast<int>(dim), index.view());
+  record(out, "gather", {x}, [in_shape = x.shape(), dim, idx = Saved(index)](const Tensor& g, const Needs&) -> Grads {
+    return {scatter_add_impl(zeros(in_shape, g.dtype(), g.device()), dim, idx.get(), g, false)};
+  });
+  return out;
+}
+
+Tensor scatter_add_impl(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src,
+                        bool check_range) {
+  check_defined("scatter_add", x);
+  check_defined("scatter_add", index, "index");
+  check_defined("scatter_add", src, "src");
+  dim = normalize_dim(dim, x.dim(), "scatter_add");
+  check_index_shape("scatter_add", x, dim, index);
+  check_same_dtype("scatter_add", x, src);
+  check_same_device("scatter_add", x, src);
+  ENGINE_CHECK(src.shape() == index.shape(), "scatter_add: src shape ", shape_str(src.shape()),
+               " must equal index shape ", shape_str(index.shape()));
+  if (check_range) check_index_range("scatter_add", x, dim, index);
+  Tensor out = clone(x.detach());
+  backend_of(x).scatter_add(out.view(), static_cast<int>(dim), index.view(), src.view());
+  record(out, "scatter_add", {x, src}, [dim, idx = Saved(index)](const Tensor& g, const Needs& needs) -> Grads {
+    return {needs[0] ? g : Tensor(), needs[1] ? gather_impl(g, dim, idx.get(), false) : Tensor()};
+  });
+  return out;
+}
+
 }  // namespace
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
@@ -35,46 +85,24 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   ENGINE_CHECK(index.dim() == 1, "index_select: index must be 1-D, got shape ",
                shape_str(index.shape()));
   dim = normalize_dim(dim, x.dim(), "index_select");
+  check_index_range("index_select", x, dim, index);
   Shape shape = x.shape();
   shape[dim] = index.numel();
   Tensor out = Tensor::empty(shape, x.dtype(), x.device());
   backend_of(x).index_select(out.view(), x.view(), static_cast<int>(dim), index.view());
   record(out, "index_select", {x}, [in_shape = x.shape(), dim, idx = Saved(index)](const Tensor& g, const Needs&) -> Grads {
-    return {scatter_add(zeros(in_shape, g.dtype(), g.device()), dim,
-                        index_along(idx.get(), dim, g.shape()), g)};
+    return {scatter_add_impl(zeros(in_shape, g.dtype(), g.device()), dim,
+                             index_along(idx.get(), dim, g.shape()), g, false)};
   });
   return out;
 }
 
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
-  check_defined("gather", x);
-  check_defined("gather", index, "index");
-  dim = normalize_dim(dim, x.dim(), "gather");
-  check_index_shape("gather", x, dim, index);
-  Tensor out = Tensor::empty(index.shape(), x.dtype(), x.device());
-  backend_of(x).gather(out.view(), x.view(), static_cast<int>(dim), index.view());
-  record(out, "gather", {x}, [in_shape = x.shape(), dim, idx = Saved(index)](const Tensor& g, const Needs&) -> Grads {
-    return {scatter_add(zeros(in_shape, g.dtype(), g.device()), dim, idx.get(), g)};
-  });
-  return out;
+  return gather_impl(x, dim, index, true);
 }
 
 Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
-  check_defined("scatter_add", x);
-  check_defined("scatter_add", index, "index");
-  check_defined("scatter_add", src, "src");
-  dim = normalize_dim(dim, x.dim(), "scatter_add");
-  check_index_shape("scatter_add", x, dim, index);
-  check_same_dtype("scatter_add", x, src);
-  check_same_device("scatter_add", x, src);
-  ENGINE_CHECK(src.shape() == index.shape(), "scatter_add: src shape ", shape_str(src.shape()),
-               " must equal index shape ", shape_str(index.shape()));
-  Tensor out = clone(x.detach());
-  backend_of(x).scatter_add(out.view(), static_cast<int>(dim), index.view(), src.view());
-  record(out, "scatter_add", {x, src}, [dim, idx = Saved(index)](const Tensor& g, const Needs& needs) -> Grads {
-    return {needs[0] ? g : Tensor(), needs[1] ? gather(g, dim, idx.get()) : Tensor()};
-  });
-  return out;
+  return scatter_add_impl(x, dim, index, src, true);
 }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {

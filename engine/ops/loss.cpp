@@ -19,7 +19,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
   ENGINE_CHECK(N > 0, "cross_entropy: empty batch");
   const int64_t lo = amin(target).item<int64_t>(), hi = amax(target).item<int64_t>();
   ENGINE_CHECK(lo >= 0 && hi < C, "cross_entropy: target ", lo < 0 ? lo : hi,
-               " is out of range for ", C, " classes");
+               " is out of range for ", C, " classes (logits ", shape_str(logits.shape()), ")");
   const Tensor logp = log_softmax(logits, 1);                          // (N, C)
   const Tensor picked = squeeze(gather(logp, 1, unsqueeze(target, 1)), 1);  // (N)
   Tensor per_row = neg(picked);

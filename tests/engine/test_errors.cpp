@@ -22,13 +22,19 @@ TEST(Errors, ShapeMismatches) {
 
 TEST(Errors, OutOfRangeIndices) {
   expect_error([] { index_select(zeros({3, 2}), 0, from_vector<int64_t>({0, 3}, {2})); },
-               {"index_select", "index 3", "size 3"});
+               {"index_select", "index 3", "dimension 0 of size 3", "input [3, 2]", "index [2]"});
+  expect_error([] { index_select(zeros({3, 2}), 1, from_vector<int64_t>({-1, 0, 1}, {3})); },
+               {"index_select", "index -1", "dimension 1 of size 2", "input [3, 2]", "index [3]"});
   expect_error([] { gather(zeros({2, 3}), 1, from_vector<int64_t>({0, -1}, {2, 1})); },
-               {"gather", "index -1", "size 3"});
+               {"gather", "index -1", "dimension 1 of size 3", "input [2, 3]", "index [2, 1]"});
+  expect_error([] { gather(zeros({4, 3}), 0, from_vector<int64_t>({3, 4}, {1, 2})); },
+               {"gather", "index 4", "dimension 0 of size 4", "input [4, 3]", "index [1, 2]"});
   expect_error([] { scatter_add(zeros({2, 3}), 1, from_vector<int64_t>({5, 0}, {2, 1}), ones({2, 1})); },
-               {"scatter_add", "index 5"});
+               {"scatter_add", "index 5", "dimension 1 of size 3", "input [2, 3]", "index [2, 1]"});
   expect_error([] { cross_entropy(zeros({2, 4}), from_vector<int64_t>({1, 4}, {2})); },
-               {"cross_entropy", "target 4", "4 classes"});
+               {"cross_entropy", "target 4", "4 classes", "logits [2, 4]"});
+  expect_error([] { cross_entropy(zeros({3, 5}), from_vector<int64_t>({0, -2, 7}, {3})); },
+               {"cross_entropy", "target -2", "5 classes", "logits [3, 5]"});
   expect_error([] { narrow(zeros({3, 4}), 1, 2, 3); }, {"narrow", "[2, 5)", "size 4"});
   expect_error([] { select(zeros({3}), 0, 3); }, {"select", "index 3", "size 3"});
   expect_error([] { sum(zeros({2, 3}), {2}); }, {"sum", "dim 2", "2 dimensions"});
