@@ -57,7 +57,8 @@ Scores score(const models::Classifier& model, const std::map<std::string, DemoDa
   return out;
 }
 
-models::Classifier pretrain(const Scaled& scale, std::ostream& log) {
+// The model before pre-training.
+models::Classifier initial_model() {
   Generator init(kPretrainSeed, kInitStream);
   models::Classifier model;
   model.visual = std::make_shared<models::VisionTransformer>(demo_model(), nn::Init::random(init));
@@ -65,7 +66,10 @@ models::Classifier pretrain(const Scaled& scale, std::ostream& log) {
   const nn::Init head_init = nn::Init::random(init);
   model.head = std::make_shared<models::ZeroShotHead>(head_init.uniform_fan_in({kDemoClasses, 32}, 32), 10.0,
                                                       head_init.uniform_fan_in({kDemoClasses}, 32));
-  const DemoData data = scale.generate("pretrain");
+  return model;
+}
+
+TrainConfig pretrain_config() {
   TrainConfig config;
   config.method.mode = TrainMode::FT;
   config.lr = 2e-3;
@@ -73,24 +77,57 @@ models::Classifier pretrain(const Scaled& scale, std::ostream& log) {
   config.epochs = 10;
   config.seed = kPretrainSeed;
   config.log_every = 25;
+  return config;
+}
+
+models::Classifier pretrain(const Scaled& scale, std::ostream& log) {
+  models::Classifier model = initial_model();
+  const DemoData data = scale.generate("pretrain");
   TensorBatches batches(data.images, data.labels, scale.batch, kPretrainSeed);
   log << "pre-training the zero-shot model on " << data.labels.numel() << " clean images (cached afterwards)\n";
-  run_training(config, model, nullptr, batches, nullptr, log);
+  run_training(pretrain_config(), model, nullptr, batches, nullptr, log);
   return model;
 }
 
+// FNV-1a over what the pre-trained model depends on: the initial weights, the pre-training
+// settings and size, and the first images of its data. A change to any of them (the generator,
+// the initialisation, a setting) names another cache file instead of reusing a stale model.
+std::string pretrain_fingerprint(const Scaled& scale) {
+  uint64_t hash = 0xcbf29ce484222325ull;
+  auto mix = [&](const void* data, size_t size) {
+    for (size_t i = 0; i < size; ++i) hash = (hash ^ static_cast<const uint8_t*>(data)[i]) * 0x100000001b3ull;
+  };
+  auto mix_floats = [&](const Tensor& t) {
+    const std::vector<float> values = contiguous(t).to_vector<float>();
+    mix(values.data(), values.size() * sizeof(float));
+  };
+  const models::Classifier model = initial_model();
+  for (const Tensor& p : model.visual->parameters()) mix_floats(p);
+  for (const Tensor& p : model.head->parameters()) mix_floats(p);
+  const TrainConfig config = pretrain_config();
+  std::ostringstream settings;
+  settings << demo_model().describe() << config.lr << " " << config.weight_decay << " " << config.epochs << " "
+           << config.seed << " " << scale.batch << " " << scale.fraction;
+  mix(settings.str().data(), settings.str().size());
+  DemoSplit sample = demo_split("pretrain");
+  sample.size = 16;
+  const DemoData data = generate_demo_split(sample);
+  mix_floats(data.images);
+  mix_floats(to_dtype(data.labels, DType::F32));
+  std::ostringstream hex;
+  hex << std::hex << std::setw(16) << std::setfill('0') << hash;
+  return hex.str();
+}
+
 models::Classifier load_or_pretrain(const std::string& cache_dir, const Scaled& scale, std::ostream& log) {
-  std::ostringstream name;
-  name << cache_dir << "/demo-pretrained-v2";
-  if (scale.fraction != 1.0) name << "-fraction" << scale.fraction;
-  name << ".safetensors";
-  if (std::filesystem::exists(name.str())) {
-    log << "using the cached pre-trained model " << name.str() << "\n";
-    return models::load_classifier(name.str()).classifier;
+  const std::string name = cache_dir + "/demo-pretrained-" + pretrain_fingerprint(scale) + ".safetensors";
+  if (std::filesystem::exists(name)) {
+    log << "using the cached pre-trained model " << name << "\n";
+    return models::load_classifier(name).classifier;
   }
   models::Classifier model = pretrain(scale, log);
   std::filesystem::create_directories(cache_dir);
-  models::save_classifier(name.str(), model, {}, {{"demo", "pre-trained zero-shot model"}});
+  models::save_classifier(name, model, {}, {{"demo", "pre-trained zero-shot model"}});
   return model;
 }
 

@@ -3,6 +3,7 @@
 // the benchmark's schema, results.csv and both pictures.
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -89,6 +90,12 @@ TEST(Demo, ShrunkenRunWritesTheBenchmarkOutputs) {
   options.seeds = 1;
   run_demo(options, again);
   EXPECT_NE(again.str().find("using the cached pre-trained model"), std::string::npos);
+  // One cache file, named by the fingerprint of what it depends on.
+  std::vector<std::string> cached;
+  for (const auto& entry : std::filesystem::directory_iterator(options.cache_dir))
+    cached.push_back(entry.path().filename().string());
+  ASSERT_EQ(cached.size(), 1u);
+  EXPECT_TRUE(std::regex_match(cached[0], std::regex("demo-pretrained-[0-9a-f]{16}\\.safetensors"))) << cached[0];
 }
 
 }  // namespace
