@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/core/precision.h"
+#include "engine/core/profiler.h"
 #include "nn/lr_schedule.h"
 #include "train/format_guard.h"
 #include "train/method_step.h"
@@ -154,6 +155,14 @@ std::vector<BenchRow> run_bench(const BenchOptions& options, std::ostream& progr
                     1000.0 * options.batch / median, memory.bytes()});
     progress << "bench " << options.model << " " << mode << ": " << std::fixed << std::setprecision(1) << median
              << " ms/step" << std::endl << std::defaultfloat;
+    if (options.profile_steps > 0) {
+      KernelProfile profile;
+      for (int64_t i = 0; i < options.profile_steps; ++i) step(options.warmup + options.steps + i);
+      profile.stop();
+      progress << "kernel profile of " << options.profile_steps << " " << options.model << " " << mode << " steps ("
+               << options.precision << ", " << device.str() << ", batch " << options.batch << "):\n";
+      profile.print(progress);
+    }
   }
   set_matmul_precision(MatmulPrecision::FP32);
   return rows;

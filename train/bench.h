@@ -2,7 +2,8 @@
 // the PyTorch reference table of ../shared/DESIGN.md: infer (forward), ft (CE training step),
 // ftfd (CE + feature distillation on clean images), cam (MMCAM + ObjMaskSingleFill(0.3) only),
 // full (the method's step: MMCAM, ObjMaskSingleFill(0.3), teacher, CE + 30 MSE). After warm-up
-// steps, the median of N timed steps (device events on CUDA), images/s and peak memory.
+// steps, the median of N timed steps (device events on CUDA), images/s and peak memory; on
+// request, a kernel profile of each mode (which kernels take the time, GEMM FLOP rates).
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,9 @@ struct BenchOptions {
   int64_t batch = 128;
   int64_t steps = 10;
   int64_t warmup = 2;
+  // Steps run afterwards under the kernel profiler (0: none); its table per mode goes to the
+  // progress stream. Profiled steps are never the timed ones (profiling synchronises per kernel).
+  int64_t profile_steps = 0;
   bool json = false;
 };
 

@@ -23,6 +23,9 @@ Command add_bench_command(CLI::App& root) {
   app->add_option("--batch", options->batch, "Images per step")->capture_default_str()->check(CLI::PositiveNumber);
   app->add_option("--steps", options->steps, "Timed steps (the median is reported)")->capture_default_str()->check(CLI::PositiveNumber);
   app->add_option("--warmup", options->warmup, "Untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app->add_option("--profile", options->profile_steps,
+                  "Then profile N more steps of each mode: time per kernel, GEMM GFLOP/s (on stderr)")
+      ->check(CLI::NonNegativeNumber);
   app->add_flag("--json", options->json, "Print the table as JSON");
   return {app, [options, modes] {
             options->modes.clear();

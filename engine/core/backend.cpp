@@ -1,7 +1,9 @@
-// Default kernel bodies (each reports that the device lacks it) and the device -> backend map.
+// Default kernel bodies (each reports that the device lacks it) and the device -> backend map
+// (through the kernel profiler while one records).
 #include "engine/core/backend.h"
 
 #include "engine/core/error.h"
+#include "engine/core/profiler.h"
 #include "engine/cpu/cpu_backend.h"
 #ifdef ENGINE_HAVE_CUDA
 #include "engine/cuda/cuda_backend.h"
@@ -49,9 +51,9 @@ void Backend::adamw_multi_step(const std::vector<View>&, const std::vector<View>
 }
 
 Backend& backend_for(Device device) {
-  if (device.is_cpu()) return cpu::cpu_backend();
+  if (device.is_cpu()) return profiled(cpu::cpu_backend());
 #ifdef ENGINE_HAVE_CUDA
-  return cuda::cuda_backend(device.index);
+  return profiled(cuda::cuda_backend(device.index));
 #else
   fail("device ", device.str(), ": this build has no CUDA backend (configure with ",
        "-DENGINE_CUDA=ON on a machine with the CUDA toolkit)");

@@ -27,6 +27,12 @@ TEST(CliBench, EveryModeOnTheCpuAsJsonAndTable) {
   ASSERT_EQ(table.status, 0) << table.output;
   EXPECT_NE(table.output.find("images/s"), std::string::npos);
   EXPECT_NE(table.output.find("tiny      ft"), std::string::npos) << table.output;
+  const auto profiled = cftrain("bench --model tiny --device cpu --batch 2 --steps 1 --warmup 0 --mode ft --profile 2");
+  ASSERT_EQ(profiled.status, 0) << profiled.output;
+  EXPECT_NE(profiled.output.find("kernel profile of 2 tiny ft steps (fp32, cpu, batch 2)"), std::string::npos)
+      << profiled.output;
+  for (const char* kernel : {"gemm f32", "layer_norm backward", "softmax", "adamw", "all kernels"})
+    EXPECT_NE(profiled.output.find(kernel), std::string::npos) << kernel << "\n" << profiled.output;
   const auto bf16 = cftrain("bench --model tiny --device cpu --precision bf16 --steps 1");
   EXPECT_EQ(bf16.status, 1);
   EXPECT_NE(bf16.output.find("needs a CUDA device"), std::string::npos) << bf16.output;
