@@ -1,5 +1,5 @@
 // CPU softmax / log-softmax over the last dimension of contiguous (rows, C) tensors, and their
-// backward. Sums run in double.
+// backward. Exponentials run in the element type, sums in double.
 #include <cmath>
 
 #include "engine/core/threading.h"
@@ -24,15 +24,19 @@ void CpuBackend::softmax(const View& out, const View& in, bool log) {
         T max = x[0];
         for (int64_t i = 1; i < width; ++i) max = x[i] > max ? x[i] : max;
         if (std::isinf(max) && max < 0) max = 0;  // a row of -inf gives NaN, as in PyTorch
+        // Each exponential once, in the element type (as PyTorch computes it), summed in double.
         double total = 0;
-        for (int64_t i = 0; i < width; ++i) total += std::exp(static_cast<double>(x[i] - max));
         if (log) {
+          for (int64_t i = 0; i < width; ++i) total += std::exp(x[i] - max);
           const T log_total = static_cast<T>(std::log(total));
           for (int64_t i = 0; i < width; ++i) y[i] = x[i] - max - log_total;
         } else {
-          const double inv = 1.0 / total;
-          for (int64_t i = 0; i < width; ++i)
-            y[i] = static_cast<T>(std::exp(static_cast<double>(x[i] - max)) * inv);
+          for (int64_t i = 0; i < width; ++i) {
+            y[i] = std::exp(x[i] - max);
+            total += y[i];
+          }
+          const T inv = static_cast<T>(1.0 / total);
+          for (int64_t i = 0; i < width; ++i) y[i] *= inv;
         }
       }
     });
