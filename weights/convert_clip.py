@@ -43,7 +43,8 @@ def fail(message):
 # --- reading sources ------------------------------------------------------------------------
 
 def read_source(path):
-    """Returns (state dict in OpenAI names, BPE merges file or None)."""
+    """Returns (state dict in OpenAI names, BPE merges file or None, the visual tower's attention
+    heads when the source says (HuggingFace configs) or None)."""
     if os.path.isdir(path):
         return read_huggingface(path)
     if not os.path.isfile(path):
@@ -64,7 +65,7 @@ def read_source(path):
         fail(f"{path}: no 'visual.' parameters: not a CLIP checkpoint in OpenAI/open_clip layout")
     if "visual.conv1.weight" not in state:
         fail(f"{path}: the visual tower is not a Vision Transformer (no visual.conv1.weight)")
-    return {k: v for k, v in state.items() if k not in ("input_resolution", "context_length", "vocab_size")}, None
+    return {k: v for k, v in state.items() if k not in ("input_resolution", "context_length", "vocab_size")}, None, None
 
 
 HF_LAYER = {"self_attn.out_proj": "attn.out_proj", "layer_norm1": "ln_1", "layer_norm2": "ln_2",
@@ -126,7 +127,8 @@ def read_huggingface(directory):
     state.update(hf_tower(hf, v + "encoder", "visual.transformer"))
     state.update(hf_tower(hf, t + "encoder", "transformer"))
     merges = os.path.join(directory, "merges.txt")
-    return state, merges if os.path.isfile(merges) else None
+    heads = config.get("vision_config", {}).get("num_attention_heads", 12)  # transformers' default
+    return state, merges if os.path.isfile(merges) else None, heads
 
 
 # --- the CLIP tokenizer (byte-level BPE, as OpenAI's simple_tokenizer) ------------------------
@@ -256,12 +258,18 @@ def main():
     parser.add_argument("--templates", help="text file, one prompt template per line, '{}' marks the class name")
     parser.add_argument("--head-out", help="output float32 (classes, dim) .npy zero-shot head")
     parser.add_argument("--bpe", help="tokenizer merges (bpe_simple_vocab_16e6.txt.gz, or merges.txt)")
+    parser.add_argument("--heads", type=int, help="attention heads of the visual tower (default: a HuggingFace "
+                        "config's, else width / 64 as in OpenAI CLIP; open_clip's ViT-H/14 and ViT-g/14 need it)")
     args = parser.parse_args()
     head_args = (args.classnames, args.templates, args.head_out)
     if any(head_args) and not all(head_args):
         fail("--classnames, --templates and --head-out go together")
 
-    state, merges = read_source(args.source)
+    state, merges, source_heads = read_source(args.source)
+    width = state["visual.conv1.weight"].shape[0]
+    heads = args.heads or source_heads or width // 64
+    if heads <= 0 or width % heads:
+        fail(f"{args.source}: {heads} attention heads do not divide the visual width {width}")
     if args.head_out:  # every input checked before anything is written
         if "token_embedding.weight" not in state:
             fail(f"{args.source}: has no text tower, so no zero-shot head can be computed")
@@ -274,9 +282,10 @@ def main():
             fail(f"{args.templates}: every template needs a '{{}}' for the class name")
     dtype = torch.float16 if args.dtype == "f16" else torch.float32
     converted = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
+    # Shapes do not tell the number of heads: the file records it for the C++ loader.
     safetensors_io.save(args.out, converted, {"source": os.path.basename(os.path.normpath(args.source)),
-                                              "converter": "weights/convert_clip.py"}, quiet=True)
-    print(f"wrote {args.out}: {len(converted)} tensors ({args.dtype})")
+                                              "converter": "weights/convert_clip.py", "heads": heads}, quiet=True)
+    print(f"wrote {args.out}: {len(converted)} tensors ({args.dtype}, {heads} visual attention heads)")
     if args.head_out:
         head = zero_shot_head(state, Tokenizer(merges), classnames, templates)
         temporary = args.head_out + ".tmp"

@@ -36,13 +36,23 @@ def save(path, tensors, metadata=None, quiet=False):
         print(f"wrote {path}: {len(tensors)} tensors, {offset} bytes of data")
 
 
-def header(path):
-    """The tensor entries of a safetensors header: {name: {dtype, shape, data_offsets}}."""
+def read_header(path):
+    """The whole JSON header, "__metadata__" included."""
     with open(path, "rb") as f:
         (length,) = struct.unpack("<Q", f.read(8))
-        entries = json.loads(f.read(length))
+        return json.loads(f.read(length))
+
+
+def header(path):
+    """The tensor entries of a safetensors header: {name: {dtype, shape, data_offsets}}."""
+    entries = read_header(path)
     entries.pop("__metadata__", None)
     return entries
+
+
+def metadata(path):
+    """The "__metadata__" strings of a safetensors file ({} when it has none)."""
+    return read_header(path).get("__metadata__", {})
 
 
 def load(path):

@@ -2,6 +2,9 @@
 // and clear errors for what is not supported or corrupt.
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string>
+#include <utility>
 
 #include "engine/io/npy.h"
 #include "test_util.h"
@@ -28,25 +31,71 @@ TEST(Npy, ReadsWhatNumPyWrote) {
   EXPECT_EQ(load_npy(npy("f4_v2.npy")).to_vector<float>(), std::vector<float>({0, 1, 2, 3, 4}));
 }
 
+// The version byte and the header text of a .npy file (v1: 2-byte length, v2/v3: 4-byte).
+struct NpyHeader {
+  int major = 0;
+  size_t prefix = 0;  // magic, version and length bytes
+  std::string text;
+};
+
+NpyHeader read_header(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  NpyHeader h;
+  if (bytes.size() < 10) return h;
+  h.major = static_cast<unsigned char>(bytes[6]);
+  const size_t length_bytes = h.major == 1 ? 2 : 4;
+  h.prefix = 8 + length_bytes;
+  size_t length = 0;
+  for (size_t i = 0; i < length_bytes; ++i) length |= size_t{static_cast<unsigned char>(bytes[8 + i])} << (8 * i);
+  h.text = bytes.substr(h.prefix, length);
+  return h;
+}
+
 TEST(Npy, RoundTripsAndKeepsHeadersAligned) {
   const testing_util::TempDir dir;
   const std::string path = dir / "rt.npy";
-  const Tensor values[] = {transpose(reshape(arange(12, DType::F32), {3, 4}), 0, 1), arange(5),
-                           from_vector<bool>({true, false}, {2}), scalar_tensor(2.5, DType::F64),
-                           zeros({2, 0, 3})};
-  for (const Tensor& t : values) {
+  const std::pair<Tensor, std::string> values[] = {
+      {transpose(reshape(arange(12, DType::F32), {3, 4}), 0, 1), "'<f4'"},
+      {arange(5), "'<i8'"},
+      {from_vector<bool>({true, false}, {2}), "'|b1'"},
+      {scalar_tensor(2.5, DType::F64), "'<f8'"},
+      {zeros({2, 0, 3}), "'<f4'"},
+      {from_vector<int32_t>({-2147483647 - 1, -1, 0, 65536, 2147483647, 7}, {2, 3}), "'<i4'"},
+      {from_vector<uint8_t>({0, 1, 127, 128, 254, 255}, {3, 1, 2}), "'|u1'"}};
+  for (const auto& [t, descr] : values) {
     save_npy(path, t);
     const Tensor back = load_npy(path);
     EXPECT_EQ(back.shape(), t.shape());
     EXPECT_EQ(back.dtype(), t.dtype());
     EXPECT_ALL_CLOSE(back.to(DType::F64), t.to(DType::F64), 0, 0);
-    std::ifstream in(path, std::ios::binary);
-    char prefix[10];
-    in.read(prefix, 10);
-    const size_t header = static_cast<unsigned char>(prefix[8]) | static_cast<unsigned char>(prefix[9]) << 8;
-    EXPECT_EQ((10 + header) % 64, 0u);
+    // NumPy's layout: v1, the descr NumPy uses for the dtype, data aligned to 64 bytes.
+    const NpyHeader header = read_header(path);
+    EXPECT_EQ(header.major, 1);
+    EXPECT_NE(header.text.find("'descr': " + descr), std::string::npos) << header.text;
+    EXPECT_EQ((header.prefix + header.text.size()) % 64, 0u);
+    EXPECT_EQ(header.text.back(), '\n');
   }
   expect_error([&] { save_npy(path, zeros({2}, DType::BF16)); }, {"bf16", "cannot be written"});
+}
+
+TEST(Npy, HeadersPast64KiBAreWrittenAsVersion2) {
+  // A header longer than a v1 length field can hold (only an extreme rank gets there): the
+  // writer switches to v2 (4-byte length), still 64-byte aligned, and reads back.
+  const testing_util::TempDir dir;
+  const std::string path = dir / "v2.npy";
+  const Tensor t = full(Shape(22000, 1), 7.0, DType::U8);
+  save_npy(path, t);
+  const NpyHeader header = read_header(path);
+  EXPECT_EQ(header.major, 2);
+  EXPECT_GT(header.text.size(), 65535u);
+  EXPECT_EQ((header.prefix + header.text.size()) % 64, 0u);
+  const Tensor back = load_npy(path);
+  EXPECT_EQ(back.shape(), t.shape());
+  EXPECT_EQ(back.to_vector<uint8_t>(), std::vector<uint8_t>({7}));
+  // A short header stays v1, as NumPy writes it.
+  save_npy(path, zeros({2}));
+  EXPECT_EQ(read_header(path).major, 1);
 }
 
 TEST(Npy, UnsupportedAndCorruptFilesAreClearErrors) {

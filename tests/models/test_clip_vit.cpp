@@ -4,6 +4,8 @@
 // ViT-B/16 and the loader's errors.
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <string>
 
 #include "engine/io/safetensors.h"
 #include "models/clip_checkpoint.h"
@@ -23,6 +25,36 @@ TEST(ClipVit, InfersTheArchitectureFromShapes) {
   const auto model = load_visual_tower(fixture_path("clip_tiny_openai.safetensors"), 32);
   const VisionConfig expected{128, 2, 2, 8, 4, 32};
   EXPECT_EQ(model->config(), expected) << model->config().describe();
+}
+
+// Shapes-only state dicts of the released OpenAI towers: only the tensors infer_vision_config
+// reads have real shapes (one ln_1 per block stands for the block).
+std::map<std::string, Tensor> released_shapes(int64_t width, int64_t patch, int64_t layers, int64_t grid,
+                                              int64_t output_dim) {
+  std::map<std::string, Tensor> state{{"conv1.weight", zeros({width, 3, patch, patch})},
+                                      {"positional_embedding", zeros({grid * grid + 1, width})},
+                                      {"proj", zeros({width, output_dim})}};
+  for (int64_t i = 0; i < layers; ++i)
+    state["transformer.resblocks." + std::to_string(i) + ".ln_1.weight"] = zeros({width});
+  return state;
+}
+
+TEST(ClipVit, InfersTheReleasedArchitectures) {
+  struct Case {
+    const char* name;
+    VisionConfig expected;  // width, layers, heads, patch, grid, output_dim
+    int64_t image_size;
+  };
+  const Case cases[] = {{"ViT-B/32", {768, 12, 12, 32, 7, 512}, 224},
+                        {"ViT-B/16", {768, 12, 12, 16, 14, 512}, 224},
+                        {"ViT-L/14", {1024, 24, 16, 14, 16, 768}, 224}};
+  for (const Case& c : cases) {
+    const VisionConfig& e = c.expected;
+    const VisionConfig inferred = infer_vision_config(released_shapes(e.width, e.patch, e.layers, e.grid, e.output_dim));
+    EXPECT_EQ(inferred, e) << c.name << ": " << inferred.describe();
+    EXPECT_EQ(inferred.image_size(), c.image_size) << c.name;
+  }
+  EXPECT_EQ(cases[1].expected, vit_b16());  // the method's preset is the released ViT-B/16
 }
 
 TEST(ClipVit, FeaturesLogitsAndAttentionMatchTheReference) {

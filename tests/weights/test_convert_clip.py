@@ -1,9 +1,12 @@
 #!/usr/bin/python3
 """Round trip of weights/convert_clip.py, run by ctest with Debian's PyTorch: a tiny random CLIP
-(OpenAI layout, plain state dict .pt, and the same weights as a HuggingFace directory) is
-converted, loaded by `cftrain embed`, and the features and zero-shot logits are compared with
-the independent PyTorch reference (tests/fixtures/clip_reference.py). Exits 77 (skipped) when
-PyTorch is not installed.
+(OpenAI layout as a plain state dict, a TorchScript archive and an open_clip training
+checkpoint, and the same weights as HuggingFace directories with model.safetensors or
+pytorch_model.bin) is converted, loaded by `cftrain embed`, and the features and zero-shot logits
+are compared with the independent PyTorch reference (tests/fixtures/clip_reference.py). Where
+HuggingFace transformers is installed, a tiny transformers.CLIPModel is converted too and
+`cftrain embed` is compared with its get_image_features. Exits 77 (skipped) when PyTorch is not
+installed.
 
     test_convert_clip.py --cftrain build/cftrain
 """
@@ -49,14 +52,26 @@ def close(a, b, rtol, atol):
     return np.allclose(a, b, rtol=rtol, atol=atol)
 
 
+def same_tensors(path_a, path_b):
+    a, b = safetensors_io.load(path_a), safetensors_io.load(path_b)
+    return sorted(a) == sorted(b) and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
+
+
+def embed(cftrain, weights, images, out, *extra):
+    """`cftrain embed`; returns (process, features or None)."""
+    result = run(cftrain, "embed", "--weights", weights, "--input", images, "--out", out, *extra)
+    return result, (np.load(out) if result.returncode == 0 else None)
+
+
 def write_merges(path):
     # A tiny BPE vocabulary: bytes, their end-of-word forms, and four merges.
     with open(path, "w") as f:
         f.write("#version: 0.2\nc a\nca t</w>\nd o\ndo g</w>\n")
 
 
-def hf_directory(directory, state, merges):
-    """The same weights as a HuggingFace CLIPModel directory."""
+def hf_directory(directory, state, merges, weights_file="model.safetensors", heads=1):
+    """The same weights as a HuggingFace CLIPModel directory; weights_file is model.safetensors
+    or (older transformers) pytorch_model.bin."""
     os.makedirs(directory)
     hf = {"visual_projection.weight": state["visual.proj"].t(), "logit_scale": state["logit_scale"],
           "text_projection.weight": state["text_projection"].t(),
@@ -88,11 +103,54 @@ def hf_directory(directory, state, merges):
                     module, kind = rest.rsplit(".", 1)
                     hf[f"{prefix}{parts[module]}.{kind}"] = t
                 break
-    safetensors_io.save(os.path.join(directory, "model.safetensors"), hf, quiet=True)
+    if weights_file.endswith(".bin"):
+        torch.save(hf, os.path.join(directory, weights_file))
+    else:
+        safetensors_io.save(os.path.join(directory, weights_file), hf, quiet=True)
     with open(os.path.join(directory, "config.json"), "w") as f:
-        json.dump({"architectures": ["CLIPModel"], "vision_config": {"hidden_act": "quick_gelu"}}, f)
+        json.dump({"architectures": ["CLIPModel"],
+                   "vision_config": {"hidden_act": "quick_gelu", "num_attention_heads": heads}}, f)
     with open(merges) as src, open(os.path.join(directory, "merges.txt"), "w") as dst:
         dst.write(src.read())
+
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def check_transformers(cftrain, path):
+    """A tiny transformers.CLIPModel, saved as save_pretrained writes it, converts and embeds as
+    get_image_features computes (only where transformers is installed)."""
+    try:
+        import transformers
+    except ImportError:
+        print("note: HuggingFace transformers not installed; skipping the transformers.CLIPModel cross-check")
+        return
+    # Two heads of 32: the converter records the config's head count for the C++ loader.
+    config = transformers.CLIPConfig(
+        vision_config=dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
+                           patch_size=8, image_size=32, hidden_act="quick_gelu"),
+        text_config=dict(vocab_size=100, hidden_size=32, intermediate_size=128, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=16, hidden_act="quick_gelu"),
+        projection_dim=24)
+    model = transformers.CLIPModel(config).eval()
+    perturb_norms_and_biases(model)
+    model.save_pretrained(path("transformers"))
+    result = run(sys.executable, CONVERTER, path("transformers"), "--out", path("transformers.safetensors"))
+    check(result.returncode == 0, f"convert transformers {transformers.__version__} save_pretrained directory: "
+          + result.stderr.strip())
+    pixels = torch.rand(3, 3, 32, 32)
+    images = (pixels - torch.tensor(CLIP_MEAN).view(3, 1, 1)) / torch.tensor(CLIP_STD).view(3, 1, 1)
+    np.save(path("transformers_x.npy"), images.numpy())
+    with torch.no_grad():
+        reference = model.get_image_features(pixel_values=images)
+    # transformers 5 returns a BaseModelOutputWithPooling whose pooler_output is the projection.
+    reference = getattr(reference, "pooler_output", reference).numpy()
+    result, features = embed(cftrain, path("transformers.safetensors"), path("transformers_x.npy"), path("transformers_e.npy"))
+    check(features is not None and features.shape == reference.shape == (3, 24) and close(features, reference, 1e-4, 1e-5),
+          "cftrain embed matches transformers CLIPModel.get_image_features (max |diff| "
+          + (f"{np.abs(features - reference).max():.2e}" if features is not None and features.shape == reference.shape
+             else "n/a") + "): " + result.stderr.strip())
 
 
 def main():
@@ -145,11 +203,11 @@ def main():
     with torch.no_grad():
         features = visual(images)[0].numpy()
     logits = F.normalize(torch.from_numpy(features), dim=-1).numpy() @ converted_head.T
-    result = run(args.cftrain, "embed", "--weights", path("tiny.safetensors"), "--input", path("x.npy"),
-                 "--out", path("e.npy"), "--head", path("head.npy"), "--logits-out", path("l.npy"))
+    result, embedded = embed(args.cftrain, path("tiny.safetensors"), path("x.npy"), path("e.npy"),
+                             "--head", path("head.npy"), "--logits-out", path("l.npy"))
     check(result.returncode == 0, "cftrain embed on the converted file: " + result.stderr.strip())
-    check(close(np.load(path("e.npy")), features, 1e-5, 1e-6), "features match the PyTorch reference")
-    check(close(np.load(path("l.npy")), logits, 1e-5, 1e-6), "logits match the PyTorch reference")
+    check(embedded is not None and close(embedded, features, 1e-5, 1e-6), "features match the PyTorch reference")
+    check(result.returncode == 0 and close(np.load(path("l.npy")), logits, 1e-5, 1e-6), "logits match the PyTorch reference")
 
     # A TorchScript archive (as OpenAI releases them) converts to the same tensors.
     class Clip(torch.nn.Module):
@@ -167,8 +225,19 @@ def main():
     torch.jit.save(torch.jit.trace(Clip(), torch.randn(1, 3, 32, 32), check_trace=False), path("tiny_jit.pt"))
     result = run(sys.executable, CONVERTER, path("tiny_jit.pt"), "--out", path("jit.safetensors"))
     check(result.returncode == 0, "convert TorchScript archive: " + result.stderr.strip())
-    a, b = safetensors_io.load(path("tiny.safetensors")), safetensors_io.load(path("jit.safetensors"))
-    check(sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a), "TorchScript conversion equals state-dict conversion")
+    check(same_tensors(path("tiny.safetensors"), path("jit.safetensors")), "TorchScript conversion equals state-dict conversion")
+
+    # An open_clip training checkpoint: the state dict under "state_dict" next to the epoch and
+    # optimizer, keys "module."-prefixed by DistributedDataParallel.
+    torch.save({"epoch": 3, "name": "tiny", "state_dict": {"module." + k: v for k, v in state.items()},
+                "optimizer": {"state": {}, "param_groups": []}}, path("open_clip.pt"))
+    result = run(sys.executable, CONVERTER, path("open_clip.pt"), "--out", path("open_clip.safetensors"))
+    check(result.returncode == 0, "convert open_clip checkpoint: " + result.stderr.strip())
+    check(same_tensors(path("tiny.safetensors"), path("open_clip.safetensors")),
+          "open_clip conversion equals state-dict conversion (prefix stripped, same names and values)")
+    result, open_clip_features = embed(args.cftrain, path("open_clip.safetensors"), path("x.npy"), path("e_oc.npy"))
+    check(open_clip_features is not None and embedded is not None and np.array_equal(open_clip_features, embedded),
+          "cftrain embed of the open_clip conversion equals the state-dict one: " + result.stderr.strip())
 
     # f16 storage: the C++ loader widens to f32; compare with the reference on rounded weights.
     result = run(sys.executable, CONVERTER, path("tiny.pt"), "--out", path("tiny16.safetensors"), "--dtype", "f16")
@@ -179,8 +248,8 @@ def main():
     rounded.load_state_dict({k: v.half().float() for k, v in visual.state_dict().items()})
     with torch.no_grad():
         features16 = rounded(images)[0].numpy()
-    result = run(args.cftrain, "embed", "--weights", path("tiny16.safetensors"), "--input", path("x.npy"), "--out", path("e16.npy"))
-    check(result.returncode == 0 and close(np.load(path("e16.npy")), features16, 1e-5, 1e-6),
+    result, embedded16 = embed(args.cftrain, path("tiny16.safetensors"), path("x.npy"), path("e16.npy"))
+    check(embedded16 is not None and close(embedded16, features16, 1e-5, 1e-6),
           "f16 checkpoint loads and matches the rounded reference")
 
     # A HuggingFace directory converts to the same tensors, tokenizer included.
@@ -188,9 +257,37 @@ def main():
     result = run(sys.executable, CONVERTER, path("hf"), "--out", path("hf.safetensors"), "--classnames",
                  path("classes.txt"), "--templates", path("templates.txt"), "--head-out", path("hf_head.npy"))
     check(result.returncode == 0, "convert HuggingFace directory: " + result.stderr.strip())
-    a, b = safetensors_io.load(path("tiny.safetensors")), safetensors_io.load(path("hf.safetensors"))
-    check(sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a), "HF conversion equals OpenAI conversion")
+    check(same_tensors(path("tiny.safetensors"), path("hf.safetensors")), "HF conversion equals OpenAI conversion")
     check(np.array_equal(np.load(path("hf_head.npy")), converted_head), "HF head equals OpenAI head")
+    # The same directory as older transformers save it: pytorch_model.bin, no model.safetensors.
+    hf_directory(path("hf_bin"), state, merges, "pytorch_model.bin")
+    result = run(sys.executable, CONVERTER, path("hf_bin"), "--out", path("hf_bin.safetensors"))
+    check(result.returncode == 0, "convert HuggingFace directory with pytorch_model.bin: " + result.stderr.strip())
+    check(same_tensors(path("tiny.safetensors"), path("hf_bin.safetensors")), "HF pytorch_model.bin conversion equals OpenAI conversion")
+
+    # Heads that are not 64 wide: given with --heads (OpenAI layout) or by a HuggingFace config,
+    # recorded in the file, and used by the C++ loader.
+    narrow = VisionTransformer(width=64, layers=2, heads=4, patch=8, grid=4, output_dim=24)
+    perturb_norms_and_biases(narrow)
+    narrow_state = dict(state, **{"visual." + k: v for k, v in narrow.state_dict().items()})
+    torch.save(narrow_state, path("narrow.pt"))
+    with torch.no_grad():
+        narrow_features = narrow(images)[0].numpy()
+    result = run(sys.executable, CONVERTER, path("narrow.pt"), "--out", path("narrow.safetensors"), "--heads", "4")
+    check(result.returncode == 0 and safetensors_io.metadata(path("narrow.safetensors")).get("heads") == "4",
+          "--heads is recorded in the file: " + result.stderr.strip())
+    result, embedded_narrow = embed(args.cftrain, path("narrow.safetensors"), path("x.npy"), path("e_narrow.npy"))
+    check(embedded_narrow is not None and close(embedded_narrow, narrow_features, 1e-5, 1e-6),
+          "4 heads of 16: features match the PyTorch reference: " + result.stderr.strip())
+    hf_directory(path("hf_narrow"), narrow_state, merges, heads=4)
+    result = run(sys.executable, CONVERTER, path("hf_narrow"), "--out", path("hf_narrow.safetensors"))
+    check(result.returncode == 0 and safetensors_io.metadata(path("hf_narrow.safetensors")).get("heads") == "4",
+          "a HuggingFace config's num_attention_heads is recorded: " + result.stderr.strip())
+    result = run(sys.executable, CONVERTER, path("narrow.pt"), "--out", path("bad.safetensors"), "--heads", "5")
+    check(result.returncode != 0 and "5 attention heads do not divide the visual width 64" in result.stderr
+          and not os.path.exists(path("bad.safetensors")), "heads that do not divide the width are refused")
+
+    check_transformers(args.cftrain, path)
 
     # Bad input: one clear error line, non-zero exit, no output file.
     result = run(sys.executable, CONVERTER, path("missing.pt"), "--out", path("m.safetensors"))
