@@ -28,7 +28,10 @@ build-gpu/tests/engine_tests --gtest_filter='Cuda*:*CudaOp*' > "$out/tests.log" 
 engine_rc=$?
 build-gpu/tests/models_tests --gtest_filter='ClipCuda*' >> "$out/tests.log" 2>&1
 models_rc=$?
-grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/tests.log"
+# The converter against HuggingFace transformers (installed there, not on the CPU machines).
+python3 tests/weights/test_convert_clip.py --cftrain build-gpu/cftrain >> "$out/tests.log" 2>&1
+converter_rc=$?
+grep -E '^\[  (PASSED|FAILED|SKIPPED) |transformers' "$out/tests.log"
 
 echo "== bench" && date
 for precision in fp32 tf32 bf16; do
@@ -62,4 +65,4 @@ for precision in ("fp32", "tf32", "bf16"):
         print(f"{row['mode']:7}{precision:6}{ours:>12.1f}{theirs:>13.1f}{ours / theirs:>8.2f}"
               f"{row['peak_bytes'] / 2**20:>10.0f}{their_mib:>11.0f}")
 EOF
-echo "engine CUDA tests exit $engine_rc, model CUDA tests exit $models_rc"
+echo "engine CUDA tests exit $engine_rc, model CUDA tests exit $models_rc, converter test exit $converter_rc"
