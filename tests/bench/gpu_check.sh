@@ -3,7 +3,7 @@
 # repository root there:
 #   bash tests/bench/gpu_check.sh "$OUT"
 # It builds Release for sm_90, runs every CUDA test (ops, kernels, allocator, whole model
-# against the CPU), then `cftrain bench` and the PyTorch yardstick (tests/bench/
+# against the CPU) and the converter test (with HF transformers there), then `cftrain bench` and the PyTorch yardstick (tests/bench/
 # bench_steps_pytorch.py) for ViT-B/16 at batch 128 in fp32, tf32 and bf16, and prints a table
 # of both last. Logs (build.log, tests.log, bench.log, summary.txt) go to the output folder.
 # Budget: about 2 min to build on 16 cores, 2 min of tests, 4 min of benchmarks (STEPS=20).
