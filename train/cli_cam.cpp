@@ -1,8 +1,10 @@
 // Options of `cftrain cam` and `cftrain mask`: CAMs and counterfactual images of given images
 // (a CLIP-normalised .npy batch, or image files put through the CLIP transform), as .npy and as
 // pictures a person can read.
+#include <iomanip>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include "data/decode.h"
 #include "data/transform.h"
@@ -102,7 +104,10 @@ Command add_cam_command(CLI::App& root) {
             const int64_t grid = model.visual->config().grid, patch = model.visual->config().patch;
             const int zoom = zoom_for(size), cell = static_cast<int>(size) * zoom + 10;
             Canvas canvas(4 * cell + 10, static_cast<int>(n) * cell + 30);
-            const char* titles[] = {"image", options->method == "mmcam" ? "MMCAM" : "GradCAM", "object (CAM > t)", "context (CAM <= t)"};
+            std::ostringstream t;
+            t << std::setprecision(3) << options->threshold;  // e.g. 0.3
+            const std::string titles[] = {"image", options->method == "mmcam" ? "MMCAM" : "GradCAM",
+                                          "object (CAM > " + t.str() + ")", "context (CAM <= " + t.str() + ")"};
             for (int c = 0; c < 4; ++c) canvas.text(10 + c * cell, 10, titles[c], {0, 0, 0});
             for (int64_t i = 0; i < n; ++i) {
               const int y = 25 + static_cast<int>(i) * cell;

@@ -1,5 +1,6 @@
-// MMCAM and GradCAM on the tiny CLIP: against the straightforward reference formula computed here
-// (all attention gradients at once, full relevance matrices), and against PyTorch fixtures.
+// MMCAM and GradCAM on the tiny CLIP: against the straightforward reference formulas computed here
+// (MMCAM: all attention gradients at once, full relevance matrices; GradCAM: one-hot score,
+// token-summed weights), and against PyTorch fixtures.
 #include "test_util.h"
 #include "tiny_clip.h"
 #include "train/cam.h"
@@ -30,6 +31,22 @@ Tensor reference_mmcam(const models::Classifier& model, const Tensor& images, co
   return reshape(narrow(select(R, 1, 0), 1, 1, T - 1), {N, T - 1});
 }
 
+// a = the last block's ln_1 output (N, T, C); g = d(sum_n logit[n, y_n]) / da;
+// cam[n, t] = relu(sum_c w[n, c] a[n, t, c]) over the patch tokens t >= 1, w[n, c] = sum_t g[n, t, c].
+Tensor reference_gradcam(const models::Classifier& model, const Tensor& images, const Tensor& labels) {
+  models::VisionForwardOptions options;
+  options.keep_last_ln1 = true;
+  const models::VisionOutput out = model.visual->forward(images, options);
+  const Tensor logits = model.head->forward(out.features);  // (N, classes)
+  const Tensor one_hot = to_dtype(eq(unsqueeze(arange(logits.shape()[1]), 0), unsqueeze(labels, 1)), DType::F32);
+  const Tensor g = grad({sum(mul(logits, one_hot))}, {out.last_ln1})[0];
+  NoGradGuard no_grad;
+  const int64_t T = g.shape()[1];
+  const Tensor w = unsqueeze(sum(g, {1}), 2);                         // (N, C, 1)
+  const Tensor patches = narrow(out.last_ln1.detach(), 1, 1, T - 1);  // (N, T - 1, C)
+  return relu(reshape(matmul(patches, w), {images.shape()[0], T - 1}));
+}
+
 TEST(Cam, EfficientMmcamEqualsTheReferenceFormulaAndPyTorch) {
   const models::Classifier model = tiny_clip::classifier();
   const Tensor images = fixture(kIo, "images"), labels = fixture(kIo, "labels");
@@ -42,9 +59,12 @@ TEST(Cam, EfficientMmcamEqualsTheReferenceFormulaAndPyTorch) {
   for (const Tensor& p : model.visual->parameters()) EXPECT_FALSE(p.grad().defined());  // no weight gradients
 }
 
-TEST(Cam, GradCamMatchesPyTorch) {
+TEST(Cam, GradCamEqualsTheReferenceFormulaAndPyTorch) {
   const models::Classifier model = tiny_clip::classifier();
-  const Tensor cam = compute_cam(CamMethod::GradCAM, model, fixture(kIo, "images"), fixture(kIo, "labels"));
+  const Tensor images = fixture(kIo, "images"), labels = fixture(kIo, "labels");
+  const Tensor cam = compute_cam(CamMethod::GradCAM, model, images, labels);
+  EXPECT_EQ(cam.shape(), Shape({3, 16}));
+  EXPECT_ALL_CLOSE(cam, reference_gradcam(model, images, labels), 1e-5, 1e-6);
   EXPECT_ALL_CLOSE(cam, fixture(kMethod, "gradcam"), 1e-5, 1e-6);
   EXPECT_GE(amin(cam).item<float>(), 0.0f);
 }

@@ -1,6 +1,8 @@
 // The method's step (FT + FD on ObjMaskSingleFill counterfactuals) against a PyTorch fixture of
 // the same step on the tiny CLIP with the mask and permutation given: the CAM-derived mask, the
-// loss terms and every gradient. Also: the modes' parsing and their teacher requirements.
+// loss terms and every gradient. The NoFill strategies' key masks and dropped tokens reach both
+// teacher and student. Also: the modes' parsing and their teacher requirements.
+#include <algorithm>
 #include <cmath>
 
 #include "test_util.h"
@@ -42,6 +44,53 @@ TEST(MethodStep, FtFdObjMaskSingleFillMatchesPyTorch) {
   EXPECT_ALL_CLOSE(student.head->weight.grad(), fixture(kMethod, "step.grad.head.weight"), 1e-4, 1e-6);
   EXPECT_ALL_CLOSE(student.head->bias.grad(), fixture(kMethod, "step.grad.head.bias"), 1e-4, 1e-6);
   for (const Tensor& p : teacher.visual->parameters()) EXPECT_FALSE(p.grad().defined()) << "the teacher stays frozen";
+}
+
+// MSE(student features, teacher features), both forwards run with the same options.
+double direct_distill(const models::Classifier& student, const models::Classifier& teacher, const Tensor& images,
+                      const models::VisionForwardOptions& options) {
+  NoGradGuard no_grad;
+  return mse_loss(student.visual->forward(images, options).features, teacher.visual->forward(images, options).features)
+      .item<float>();
+}
+
+TEST(MethodStep, NoFillMasksReachTeacherAndStudent) {
+  const models::Classifier teacher = tiny_clip::classifier(1.0);
+  const models::Classifier student = tiny_clip::classifier(1.05);
+  const Tensor images = fixture(kIo, "images"), labels = fixture(kIo, "labels");
+  MethodConfig config;
+  config.mode = TrainMode::FT_FD_MASK;
+  auto step_distill = [&](const char* strategy) {
+    config.strategy = parse_mask_strategy(strategy);
+    Generator masks(0, 7);
+    return method_step(config, student, &teacher, images, labels, masks, 0.0).distill;
+  };
+  // The step runs the same computations: its distill term equals the direct one exactly.
+  const double clean = direct_distill(student, teacher, images, {});
+
+  // ObjMaskNoFill(0.3): the patches whose normalised student MMCAM > 0.3 are attention key masks.
+  models::VisionForwardOptions keys;
+  keys.masked_patches = gt(normalize_cam(compute_cam(CamMethod::MMCAM, student, images, labels)), 0.3);  // (3, 16)
+  const int64_t masked = sum(to_dtype(keys.masked_patches, DType::I64)).item<int64_t>();
+  ASSERT_GT(masked, 0);
+  ASSERT_LT(masked, 3 * 16);
+  const double key_masked = direct_distill(student, teacher, images, keys);
+  EXPECT_GT(std::abs(key_masked - clean), 1e-3 * clean) << "the key mask must change the features";
+  EXPECT_EQ(step_distill("ObjMaskNoFill(0.3)"), key_masked);
+
+  // RandMaskNoFill(0.5): per image, the first 8 of one randperm(16) of the step's stream, sorted, are kept.
+  Generator stream(0, 7);
+  std::vector<int64_t> kept;
+  for (int n = 0; n < 3; ++n) {
+    std::vector<int64_t> order = randperm(16, stream).to_vector<int64_t>();
+    std::sort(order.begin(), order.begin() + 8);
+    kept.insert(kept.end(), order.begin(), order.begin() + 8);
+  }
+  models::VisionForwardOptions dropped;
+  dropped.keep_patches = from_vector(kept, {3, 8});  // (N, kept) patch indices
+  const double token_dropped = direct_distill(student, teacher, images, dropped);
+  EXPECT_GT(std::abs(token_dropped - clean), 1e-3 * clean) << "dropping tokens must change the features";
+  EXPECT_EQ(step_distill("RandMaskNoFill(0.5)"), token_dropped);
 }
 
 TEST(MethodStep, EveryModeRunsAndOnlyTheRightParametersLearn) {
