@@ -12,8 +12,14 @@ struct Classifier {
   std::shared_ptr<VisionTransformer> visual;
   std::shared_ptr<ZeroShotHead> head;
 
-  // logits (N, classes) of images (N, 3, S, S).
-  Tensor logits(const Tensor& images) const { return head->forward(visual->forward(images).features); }
+  // logits (N, classes) of images (N, 3, S, S), which may live on another device (moved here).
+  Tensor logits(const Tensor& images) const { return head->forward(visual->forward(images.to(device())).features); }
+  // Where the parameters live.
+  engine::Device device() const { return head->weight.device(); }
+  void to(engine::Device device) {
+    visual->to(device);
+    head->to(device);
+  }
 };
 
 // An independent copy (own parameter memory), e.g. a student or teacher initialised from the

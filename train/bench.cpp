@@ -86,16 +86,8 @@ double time_ms(Device device, const std::function<void()>& step) {
 
 std::vector<BenchRow> run_bench(const BenchOptions& options, std::ostream& progress) {
   ENGINE_CHECK(options.batch > 0 && options.steps > 0 && options.warmup >= 0, "bench: batch and steps must be positive");
-  Device device = Device::cpu();
-#ifdef ENGINE_HAVE_CUDA
-  if (options.device == "cuda" || (options.device.empty() && cuda::is_available())) device = Device::cuda(0);
-#endif
-  ENGINE_CHECK(options.device.empty() || options.device == device.str().substr(0, 4), "bench: device ",
-               options.device, " is not available in this build or on this machine");
-  const MatmulPrecision precision = parse_matmul_precision(options.precision);
-  ENGINE_CHECK(device.is_cuda() || precision == MatmulPrecision::FP32, "bench: precision ", options.precision,
-               " needs a CUDA device (CPU GEMMs compute in fp32)");
-  set_matmul_precision(precision);
+  const Device device = parse_device(options.device.empty() ? "auto" : options.device);
+  use_matmul_precision(parse_matmul_precision(options.precision), device);
 
   const BenchModel spec = bench_model(options.model);
   Generator gen(0);

@@ -126,6 +126,7 @@ Command add_wise_command(CLI::App& root) {
             std::vector<EvalDatasetSpec> specs;
             for (const auto& fields : config.tables("eval.datasets")) specs.push_back(eval_dataset_spec(fields));
             const EvalOptions eval = eval_options(config, static_cast<int>(zs.visual->config().image_size()), &std::cerr);
+            const engine::Device device = configure_device(config, std::cerr);
             std::ostringstream csv;
             csv << "alpha,dataset,accuracy\n";
             std::cout << std::left << std::setw(8) << "alpha" << std::right << std::setw(10) << "ID" << std::setw(10) << "OOD-avg"
@@ -134,7 +135,9 @@ Command add_wise_command(CLI::App& root) {
             std::filesystem::create_directories(dir);
             const std::string path = dir + "/wise.csv";
             for (double a : alphas) {
-              const EvalTable table = evaluate_all(wise_interpolate(zs, ft, a), specs, eval);
+              models::Classifier interpolated = wise_interpolate(zs, ft, a);
+              interpolated.to(device);
+              const EvalTable table = evaluate_all(interpolated, specs, eval);
               for (const EvalScore& s : table.scores) csv << a << "," << s.name << "," << s.accuracy << "\n";
               csv << a << ",OOD-avg," << table.ood_average() << "\n";
               // Rewritten after every alpha, so a failure later keeps what was computed.

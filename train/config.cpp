@@ -42,6 +42,8 @@ const std::vector<ConfigKey>& config_schema() {
       {"train.seed", T::Integer, "0", "seed of the data order, masks, fills and the validation split"},
       {"train.log_every", T::Integer, "10", "optimizer steps between progress lines"},
       {"train.checkpoint_every", T::Integer, "500", "optimizer steps between `last` checkpoints"},
+      {"run.device", T::String, "\"auto\"", "auto (the first GPU when there is one), cpu, cuda or cuda:N"},
+      {"run.precision", T::String, "\"fp32\"", "matrix products: fp32, tf32 or bf16 (bf16 inputs, fp32 accumulation; tf32 and bf16 on CUDA)"},
       {"run.dir", T::String, "\"runs/${train.mode}\"", "where checkpoints, metrics and the resolved config go"},
       {"eval.checkpoint", T::String, "\"\"", "checkpoint to evaluate (default: run.dir/best.safetensors)"},
       {"eval.batch", T::Integer, "256", "evaluation batch size"},

@@ -57,9 +57,10 @@ EvalScore evaluate_dataset(const models::Classifier& model, const std::string& n
   data::Loader loader(dataset, loading);
   loader.start_epoch(0);
   // Restricted protocols compare only the logits of the classes present.
-  const Tensor sublist = dataset.class_sublist.empty()
-                             ? Tensor()
-                             : from_vector(dataset.class_sublist, {static_cast<int64_t>(dataset.class_sublist.size())});
+  const Tensor sublist =
+      dataset.class_sublist.empty()
+          ? Tensor()
+          : from_vector(dataset.class_sublist, {static_cast<int64_t>(dataset.class_sublist.size())}).to(model.device());
   NoGradGuard no_grad;
   EvalScore score{name, 0, 0, 0};
   int64_t correct = 0;

@@ -12,8 +12,9 @@ double accuracy(const models::Classifier& model, const Tensor& images, const Ten
   int64_t correct = 0;
   for (int64_t begin = 0; begin < n; begin += batch) {
     const int64_t count = std::min(batch, n - begin);
-    const Tensor logits = model.head->forward(model.visual->forward(narrow(images, 0, begin, count)).features);
-    correct += sum(to_dtype(eq(argmax(logits, 1), narrow(labels, 0, begin, count)), DType::I64)).item<int64_t>();
+    const Tensor logits = model.logits(narrow(images, 0, begin, count));
+    correct += sum(to_dtype(eq(argmax(logits, 1), narrow(labels, 0, begin, count).to(logits.device())), DType::I64))
+                   .item<int64_t>();
   }
   return static_cast<double>(correct) / static_cast<double>(n);
 }

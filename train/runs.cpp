@@ -5,6 +5,7 @@
 
 #include "data/datasets.h"
 #include "data/loader.h"
+#include "engine/core/precision.h"
 #include "engine/io/atomic_file.h"
 #include "models/clip_checkpoint.h"
 #include "train/demo.h"
@@ -92,6 +93,14 @@ models::Classifier load_zero_shot(const Config& config, std::ostream& log) {
   return models::load_classifier_or_zero_shot(weights, config.string("model.head"));
 }
 
+engine::Device configure_device(const Config& config, std::ostream& log) {
+  const Device device = parse_device(config.string("run.device"));
+  const MatmulPrecision precision = parse_matmul_precision(config.string("run.precision"));
+  use_matmul_precision(precision, device);
+  log << "device " << device.str() << ", " << matmul_precision_name(precision) << " matrix products" << std::endl;
+  return device;
+}
+
 void train_from_config(const Config& config, bool resume, std::ostream& log) {
   const TrainConfig settings = trainer_config(config);
   std::filesystem::create_directories(settings.run_dir);
@@ -107,7 +116,9 @@ void train_from_config(const Config& config, bool resume, std::ostream& log) {
   log << ")" << std::endl;
 
   // The frozen teacher only where the mode distills (a second model in memory otherwise).
-  const models::Classifier zero_shot = load_zero_shot(config, log);
+  const Device device = configure_device(config, log);
+  models::Classifier zero_shot = load_zero_shot(config, log);
+  zero_shot.to(device);
   const bool distills = settings.method.needs_teacher();
   models::Classifier student = distills ? models::clone_classifier(zero_shot) : zero_shot;
   const models::Classifier* teacher = distills ? &zero_shot : nullptr;
@@ -187,8 +198,9 @@ void eval_from_config(const Config& config, const std::string& checkpoint, const
   std::string path = checkpoint.empty() ? config.string("eval.checkpoint") : checkpoint;
   if (path.empty()) path = config.string("run.dir") + "/best.safetensors";
   const bool zero_shot = config.has("model.weights") && path == config.string("model.weights");
-  const models::Classifier model = zero_shot ? load_zero_shot(config, log)
-                                             : models::load_classifier_or_zero_shot(path, "");
+  const Device device = configure_device(config, log);
+  models::Classifier model = zero_shot ? load_zero_shot(config, log) : models::load_classifier_or_zero_shot(path, "");
+  model.to(device);
   std::vector<EvalDatasetSpec> specs;
   for (const auto& fields : config.tables("eval.datasets")) specs.push_back(eval_dataset_spec(fields));
   const EvalOptions options = eval_options(config, static_cast<int>(model.visual->config().image_size()), &log);

@@ -16,6 +16,9 @@ namespace train {
 // The zero-shot model of model.weights / model.head ("demo:pretrained": the demo's model).
 models::Classifier load_zero_shot(const Config& config, std::ostream& log);
 
+// The device of run.device, with run.precision set for it (tf32 and bf16 need CUDA); logged.
+engine::Device configure_device(const Config& config, std::ostream& log);
+
 void train_from_config(const Config& config, bool resume, std::ostream& log);
 
 // The evaluation settings of `config` (eval.batch, data.workers, data.on_error) for a model of

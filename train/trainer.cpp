@@ -142,8 +142,9 @@ class Checkpoints {
     for (size_t i = 0; i < params_.size(); ++i) {
       auto avg = saved.training_state.find("optimizer." + params_[i].first + ".exp_avg");
       if (avg == saved.training_state.end()) continue;
-      slots[i].exp_avg = avg->second.clone();
-      slots[i].exp_avg_sq = saved.training_state.at("optimizer." + params_[i].first + ".exp_avg_sq").clone();
+      const Device device = params_[i].second.device();  // the checkpoint loads on the CPU
+      slots[i].exp_avg = avg->second.to(device).clone();
+      slots[i].exp_avg_sq = saved.training_state.at("optimizer." + params_[i].first + ".exp_avg_sq").to(device).clone();
       slots[i].step = at.step;
     }
     return true;
@@ -217,6 +218,8 @@ TrainResult run_training(const TrainConfig& config, models::Classifier& student,
   ENGINE_CHECK(config.clip > 0, "train: the gradient-norm limit (clip) must be positive, got ", config.clip);
   ENGINE_CHECK(!config.method.needs_teacher() || teacher, "train: mode ", train_mode_name(config.method.mode),
                " needs a teacher");
+  ENGINE_CHECK(!teacher || teacher->device() == student.device(), "train: the teacher is on ",
+               teacher ? teacher->device().str() : "", " but the student on ", student.device().str());
   const int64_t steps_per_epoch = data.batches_per_epoch() / config.accum;
   ENGINE_CHECK(steps_per_epoch > 0, "train: ", data.batches_per_epoch(), " batches per epoch are fewer than accum = ",
                config.accum);
@@ -260,6 +263,8 @@ TrainResult run_training(const TrainConfig& config, models::Classifier& student,
     for (int64_t b = at.micro_batch; b < steps_per_epoch * config.accum; ++b) {
       Tensor images, labels;
       ENGINE_CHECK(data.next(images, labels), "train: the batch source ended early at batch ", b, " of epoch ", epoch + 1);
+      images = images.to(student.device());
+      labels = labels.to(student.device());
       Generator masks(config.seed, kMaskStream + static_cast<uint64_t>(epoch * steps_per_epoch * config.accum + b));
       const StepTerms terms = method_step(config.method, student, teacher, images, labels, masks, 1.0 / config.accum);
       ENGINE_CHECK(std::isfinite(terms.loss), "training stopped: the loss is ", describe(terms.loss), " (task ",

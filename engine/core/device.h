@@ -20,4 +20,8 @@ struct Device {
   std::string str() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index); }
 };
 
+// "cpu", "cuda", "cuda:N", or "auto" (the first CUDA device when there is one, else the CPU).
+// A CUDA device this build or machine does not have is an error that says so.
+Device parse_device(const std::string& spec);
+
 }  // namespace engine

@@ -28,6 +28,12 @@ const char* matmul_precision_name(MatmulPrecision precision) {
 }
 
 void set_matmul_precision(MatmulPrecision precision) { current = precision; }
+
+void use_matmul_precision(MatmulPrecision precision, const Device& device) {
+  ENGINE_CHECK(device.is_cuda() || precision == MatmulPrecision::FP32, "precision ", matmul_precision_name(precision),
+               " needs a CUDA device (CPU GEMMs compute in fp32)");
+  set_matmul_precision(precision);
+}
 MatmulPrecision matmul_precision() { return current; }
 
 }  // namespace engine

@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "engine/core/device.h"
+
 namespace engine {
 
 enum class MatmulPrecision { FP32, TF32, BF16 };
@@ -12,6 +14,8 @@ enum class MatmulPrecision { FP32, TF32, BF16 };
 MatmulPrecision parse_matmul_precision(const std::string& name);  // "fp32" | "tf32" | "bf16"
 const char* matmul_precision_name(MatmulPrecision precision);
 void set_matmul_precision(MatmulPrecision precision);
+// set_matmul_precision for work on `device`: tf32 and bf16 need CUDA (an error on the CPU).
+void use_matmul_precision(MatmulPrecision precision, const Device& device);
 MatmulPrecision matmul_precision();
 
 }  // namespace engine

@@ -17,7 +17,7 @@ mkdir -p "$out"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/bench.log" 2>&1
 echo "== build" && date
 if ! { cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DENGINE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 &&
-       cmake --build build-gpu -j"$(nproc)" --target engine_tests models_tests cftrain; } > "$out/build.log" 2>&1; then
+       cmake --build build-gpu -j"$(nproc)" --target engine_tests models_tests train_tests cftrain; } > "$out/build.log" 2>&1; then
   tail -40 "$out/build.log"
   echo "gpu_check: the build failed (see build.log)"
   exit 1
@@ -28,6 +28,8 @@ build-gpu/tests/engine_tests --gtest_filter='Cuda*:*CudaOp*' > "$out/tests.log" 
 engine_rc=$?
 build-gpu/tests/models_tests --gtest_filter='ClipCuda*' >> "$out/tests.log" 2>&1
 models_rc=$?
+build-gpu/tests/train_tests --gtest_filter='*Cuda*' >> "$out/tests.log" 2>&1  # training on the GPU
+train_rc=$?
 # The converter against HuggingFace transformers (installed there, not on the CPU machines).
 python3 tests/weights/test_convert_clip.py --cftrain build-gpu/cftrain >> "$out/tests.log" 2>&1
 converter_rc=$?
@@ -65,4 +67,4 @@ for precision in ("fp32", "tf32", "bf16"):
         print(f"{row['mode']:7}{precision:6}{ours:>12.1f}{theirs:>13.1f}{ours / theirs:>8.2f}"
               f"{row['peak_bytes'] / 2**20:>10.0f}{their_mib:>11.0f}")
 EOF
-echo "engine CUDA tests exit $engine_rc, model CUDA tests exit $models_rc, converter test exit $converter_rc"
+echo "CUDA tests exit: engine $engine_rc, model $models_rc, training $train_rc; converter test exit $converter_rc"

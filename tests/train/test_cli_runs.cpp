@@ -1,10 +1,12 @@
 // cftrain train / eval / wise / cam / mask end to end: a run killed mid-epoch and resumed ends
 // exactly where an uninterrupted run ends; evaluation of an ImageFolder and a class subset agrees
-// with a direct computation; WiSE-FT checkpoints and sweeps; CAM and mask outputs.
+// with a direct computation; WiSE-FT checkpoints and sweeps; CAM and mask outputs (from a .npy
+// batch and from image files).
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -110,8 +112,21 @@ TEST_F(CliRuns, KilledRunResumesToTheSameResult) {
   EXPECT_EQ(again.status, 0) << again.output;
 }
 
-// Writes demo images as PNG class folders; returns the CLIP-transformed images and labels.
-std::pair<Tensor, Tensor> write_image_folder(const std::string& root, const std::vector<std::string>& folders, int64_t per_class) {
+TEST_F(CliRuns, DeviceAndPrecisionSettingsAreChecked) {
+  const std::string config = write_config();
+  const auto bf16 = cftrain("train --config " + config + " --set run.dir=" + dir_ / "p" +
+                            " --set run.device=cpu --set run.precision=bf16");
+  EXPECT_EQ(bf16.status, 1);
+  EXPECT_NE(bf16.output.find("precision bf16 needs a CUDA device"), std::string::npos) << bf16.output;
+  const auto tpu = cftrain("train --config " + config + " --set run.dir=" + dir_ / "t" + " --set run.device=tpu");
+  EXPECT_EQ(tpu.status, 1);
+  EXPECT_NE(tpu.output.find("device 'tpu' is not one of auto, cpu, cuda, cuda:N"), std::string::npos) << tpu.output;
+}
+
+// Writes demo images as PNG class folders; returns the CLIP-transformed images and labels (and
+// the files, in the same order, when asked).
+std::pair<Tensor, Tensor> write_image_folder(const std::string& root, const std::vector<std::string>& folders, int64_t per_class,
+                                             std::vector<std::string>* files = nullptr) {
   train::DemoSplit split = train::demo_split("clean-indep");
   split.size = 200;
   const train::DemoData demo = train::generate_demo_split(split);
@@ -132,6 +147,7 @@ std::pair<Tensor, Tensor> write_image_folder(const std::string& root, const std:
       transform.apply(data::read_image(file).view(), x.data<float>());
       images.push_back(x);
       kept.push_back(static_cast<int64_t>(f));
+      if (files) files->push_back(file);
       ++written;
     }
   }
@@ -200,11 +216,36 @@ TEST_F(CliRuns, CamAndMaskWriteArraysAndPictures) {
   save_npy(dir_ / "y.npy", fixture(io, "labels"));
   save_npy(dir_ / "head.npy", fixture(io, "head"));
   const std::string weights = std::string(ENGINE_FIXTURE_DIR) + "/clip_tiny_openai.safetensors";
-  const std::string common = " --weights " + weights + " --head " + dir_ / "head.npy" + " --input " + dir_ / "x.npy" + " --labels " + dir_ / "y.npy";
-  const auto cam = cftrain("cam" + common + " --method mmcam --out " + dir_ / "c.npy" + " --png " + dir_ / "c.png");
+  const std::string model = " --weights " + weights + " --head " + dir_ / "head.npy";
+  const std::string common = model + " --input " + dir_ / "x.npy" + " --labels " + dir_ / "y.npy";
+  const auto cam = cftrain("cam" + common + " --method mmcam --threshold 0.45 --out " + dir_ / "c.npy" + " --png " + dir_ / "c.png");
   ASSERT_EQ(cam.status, 0) << cam.output;
   EXPECT_ALL_CLOSE(load_npy(dir_ / "c.npy"), fixture("clip_tiny_method.safetensors", "mmcam"), 1e-5, 1e-7);
-  EXPECT_GT(std::filesystem::file_size(dir_ / "c.png"), 1000u);
+  // The picture's title row (above the first image, y < 25) names the method and the threshold.
+  const int cell = 32 * 4 + 10;  // 32 px images zoomed 4x, 10 px apart
+  train::Canvas titles(4 * cell + 10, 3 * cell + 30);
+  const char* expected_titles[] = {"image", "MMCAM", "object (CAM > 0.45)", "context (CAM <= 0.45)"};
+  for (int c = 0; c < 4; ++c) titles.text(10 + c * cell, 10, expected_titles[c], {0, 0, 0});
+  titles.save_png(dir_ / "titles.png");
+  const data::Image picture = data::read_image(dir_ / "c.png"), title_row = data::read_image(dir_ / "titles.png");
+  ASSERT_EQ(picture.width, title_row.width);
+  ASSERT_EQ(picture.height, title_row.height);
+  const size_t title_bytes = size_t{25} * picture.width * 3;
+  EXPECT_TRUE(std::equal(picture.pixels.begin(), picture.pixels.begin() + title_bytes, title_row.pixels.begin()));
+
+  // --images: PNG files through the CLIP transform give the CAM of the same images given with --input.
+  std::vector<std::string> files;
+  const auto [pictures, picture_labels] = write_image_folder(dir_ / "pictures", {"c0", "c1", "c2"}, 1, &files);
+  save_npy(dir_ / "px.npy", pictures);
+  save_npy(dir_ / "py.npy", picture_labels);
+  std::string file_list;
+  for (const std::string& f : files) file_list += " " + f;
+  const auto from_files = cftrain("cam" + model + " --images" + file_list + " --labels " + dir_ / "py.npy" + " --out " + dir_ / "cf.npy");
+  ASSERT_EQ(from_files.status, 0) << from_files.output;
+  const auto from_array = cftrain("cam" + model + " --input " + dir_ / "px.npy" + " --labels " + dir_ / "py.npy" + " --out " + dir_ / "ca.npy");
+  ASSERT_EQ(from_array.status, 0) << from_array.output;
+  EXPECT_EQ(load_npy(dir_ / "cf.npy").shape(), Shape({3, 16}));
+  EXPECT_EQ(load_npy(dir_ / "cf.npy").to_vector<float>(), load_npy(dir_ / "ca.npy").to_vector<float>());
   const auto mask = cftrain("mask" + common + " --strategy 'CtxMaskMultiFill(0.5)' --out " + dir_ / "m.npy" + " --png " + dir_ / "m.png");
   ASSERT_EQ(mask.status, 0) << mask.output;
   EXPECT_EQ(load_npy(dir_ / "m.npy").shape(), Shape({3, 3, 32, 32}));

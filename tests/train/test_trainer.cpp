@@ -1,12 +1,18 @@
 // The training loop: resuming after an interruption reproduces the uninterrupted run exactly,
 // gradient accumulation equals the large batch, a NaN stops the run and keeps the last good
-// checkpoint, best/last checkpoints and the metrics log; WiSE-FT interpolation is exact.
+// checkpoint, best/last checkpoints and the metrics log; every field of the progress lines;
+// WiSE-FT interpolation is exact.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
+#include <regex>
 #include <sstream>
+#include <thread>
 
+#include "nn/lr_schedule.h"
 #include "test_util.h"
 #include "train/demo_data.h"
 #include "train/trainer.h"
@@ -116,6 +122,93 @@ TEST_F(Trainer, ResumingAfterACrashReproducesTheUninterruptedRun) {
   models::Classifier again = models::clone_classifier(teacher);
   testing_util::expect_error([&] { run_training(method_config(dir_ / "b"), again, &teacher, batches, nullptr, log); },
                              {"already holds a run", "--resume"});
+}
+
+// A number written as the progress line writes it: fixed (or scientific) with `digits` digits.
+std::string formatted(double v, int digits, bool scientific = false) {
+  std::ostringstream out;
+  out << (scientific ? std::scientific : std::fixed) << std::setprecision(digits) << v;
+  return out.str();
+}
+
+// Batches that each take at least `pause` seconds to arrive (bounds on speed and ETA).
+class Paced : public BatchSource {
+ public:
+  Paced(BatchSource& inner, double pause) : inner_(inner), pause_(pause) {}
+  int64_t batches_per_epoch() const override { return inner_.batches_per_epoch(); }
+  int64_t batch_size() const override { return inner_.batch_size(); }
+  void start_epoch(int64_t epoch, int64_t skip) override { inner_.start_epoch(epoch, skip); }
+  bool next(Tensor& images, Tensor& labels) override {
+    std::this_thread::sleep_for(std::chrono::duration<double>(pause_));
+    return inner_.next(images, labels);
+  }
+
+ private:
+  BatchSource& inner_;
+  double pause_;
+};
+
+TEST_F(Trainer, ProgressLinesReportEveryField) {
+  const DemoData data = tiny_data(64);
+  const models::Classifier teacher = tiny_model(1);
+  models::Classifier student = tiny_model(2);
+  const models::Classifier initial = models::clone_classifier(student);
+  TrainConfig config;
+  config.method.mode = TrainMode::FT_FD;
+  config.method.w_distill = 2.0;
+  config.lr = 1e-3;
+  config.epochs = 2;
+  config.log_every = 1;
+  config.log_epochs = false;
+  TensorBatches batches(data.images, data.labels, 16, 3);  // 4 steps of 16 images per epoch
+  const double pause = 0.1;
+  Paced paced(batches, pause);
+  std::ostringstream log;
+  const auto start = std::chrono::steady_clock::now();
+  run_training(config, student, &teacher, paced, nullptr, log);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  // The first step's terms, computed directly on the first batch with the initial student.
+  Tensor images, labels;
+  batches.start_epoch(0, 0);
+  ASSERT_TRUE(batches.next(images, labels));
+  const StepLosses first = method_losses(config.method, initial, &teacher, images, labels, {});
+  const double first_acc = 100.0 * sum(to_dtype(eq(argmax(first.logits, 1), labels), DType::I64)).item<int64_t>() / 16;
+  // The rate each step ran with: the one-cycle schedule before that step.
+  nn::AdamW optimizer({nn::ParamGroup{{zeros({1}).requires_grad_(true)}, config.lr}});
+  nn::OneCycleOptions cycle;
+  cycle.total_steps = 8;
+  cycle.pct_start = config.pct_start;
+  nn::OneCycleLR schedule(optimizer, {config.lr}, cycle);
+
+  const std::regex pattern(R"(epoch (\d)/2  step (\d)/8  loss (\S+) \(task (\S+), distill (\S+)\)  acc (\S+)%  lr (\S+)  (\d+) img/s  ETA (\d+)s)");
+  std::istringstream lines(log.str());
+  int step = 0;
+  for (std::string line; std::getline(lines, line);) {
+    std::smatch m;
+    ASSERT_TRUE(std::regex_match(line, m, pattern)) << line;
+    ++step;
+    EXPECT_EQ(std::stoi(m[1]), (step - 1) / 4 + 1) << line;
+    EXPECT_EQ(std::stoi(m[2]), step) << line;
+    // The epoch's running means: loss = task + w_distill * distill, up to the printed rounding
+    // (0.5e-4 on each number, the distill's counted w_distill = 2 times).
+    EXPECT_NEAR(std::stod(m[3]), std::stod(m[4]) + 2.0 * std::stod(m[5]), 0.5e-4 * (1 + 1 + 2)) << line;
+    EXPECT_EQ(m[7], formatted(schedule.lr(), 2, /*scientific=*/true)) << line;
+    schedule.step();
+    // 16 images per step, which took between `pause` and the whole run.
+    EXPECT_GE(std::stod(m[8]), std::floor(16 / wall)) << line;
+    EXPECT_LE(std::stod(m[8]), std::ceil(16 / pause)) << line;
+    // ETA = mean step time so far x steps left, in whole seconds; steps took `pause` to `wall / step`.
+    EXPECT_GE(std::stoi(m[9]), std::floor(pause * (8 - step) + 0.5)) << line;
+    EXPECT_LE(std::stoi(m[9]), std::floor(wall / step * (8 - step) + 0.5)) << line;
+    if (step == 1) {
+      EXPECT_EQ(m[3], formatted(first.loss.item<float>(), 4)) << line;
+      EXPECT_EQ(m[4], formatted(first.task.item<float>(), 4)) << line;
+      EXPECT_EQ(m[5], formatted(first.distill.item<float>(), 4)) << line;
+      EXPECT_EQ(m[6], formatted(first_acc, 1)) << line;
+    }
+  }
+  EXPECT_EQ(step, 8) << log.str();
 }
 
 TEST_F(Trainer, AccumulationEqualsTheLargeBatch) {
@@ -260,6 +353,30 @@ TEST(Wise, InterpolationIsExactAtTheEndsAndLinearBetween) {
   expect_error([&] { wise_interpolate(zero_shot, tuned, 1.5); }, {"alpha 1.5"});
   const models::Classifier rescaled{tuned.visual, std::make_shared<models::ZeroShotHead>(tuned.head->weight, 5.0)};
   expect_error([&] { wise_interpolate(zero_shot, rescaled, 0.5); }, {"heads differ", "scale 10 vs", "scale 5)"});
+}
+
+// The same run on CUDA (when there is a GPU) as on the CPU: the batches move to the model's
+// device, the teacher and the optimizer state live there, and the losses and weights agree.
+TEST_F(Trainer, RunOnCudaMatchesTheCpu) {
+  if (parse_device("auto").is_cpu()) GTEST_SKIP() << "no CUDA device";
+  const DemoData data = tiny_data(64);
+  TrainConfig config = method_config("");
+  config.method.mode = TrainMode::FT_FD;  // no masks: a CAM threshold could flip on rounding
+  config.log_every = 0;
+  std::vector<TrainResult> results;
+  std::vector<models::Classifier> students;
+  for (const Device device : {Device::cpu(), Device::cuda(0)}) {
+    models::Classifier teacher = tiny_model(1);
+    teacher.to(device);
+    students.push_back(models::clone_classifier(teacher));
+    TensorBatches batches(data.images, data.labels, 16, 0);
+    std::ostringstream log;
+    results.push_back(run_training(config, students.back(), &teacher, batches, nullptr, log));
+  }
+  for (size_t e = 0; e < results[0].epochs.size(); ++e)
+    EXPECT_NEAR(results[1].epochs[e].train_loss, results[0].epochs[e].train_loss, 1e-4 * results[0].epochs[e].train_loss);
+  const auto cpu = students[0].visual->state_dict(), cuda = students[1].visual->state_dict();
+  for (const auto& [name, p] : cpu) EXPECT_ALL_CLOSE(cuda.at(name).to(Device::cpu()), p, 1e-4, 1e-5) << name;
 }
 
 }  // namespace
