@@ -94,7 +94,7 @@ void Loader::work() {
     if (!slot) {
       const int64_t n = std::min(options_.batch_size, samples_ - batch * options_.batch_size);
       slot = std::make_shared<PendingBatch>();
-      slot->images = engine::Tensor::empty({n, 3, size, size});
+      slot->images = batch_images(n);
       slot->indices.assign(order_.begin() + batch * options_.batch_size, order_.begin() + batch * options_.batch_size + n);
       slot->errors.resize(n);
       slot->remaining = n;
@@ -160,6 +160,12 @@ bool Loader::next(Batch& batch) {
   }
 }
 
+// Room for `n` transformed images: f32 (n, 3, S, S), pinned when asked.
+engine::Tensor Loader::batch_images(int64_t n) const {
+  const engine::Shape shape{n, 3, transform_.size, transform_.size};
+  return options_.pin_memory ? engine::Tensor::empty_pinned(shape) : engine::Tensor::empty(shape);
+}
+
 // The batch of the samples that succeeded, with their labels and positions.
 Batch Loader::finish(PendingBatch& pending) {
   const int64_t n = static_cast<int64_t>(pending.indices.size());
@@ -172,7 +178,7 @@ Batch Loader::finish(PendingBatch& pending) {
     batch.images = pending.images;
   } else {
     const int64_t image_floats = pending.images.numel() / n;
-    batch.images = engine::Tensor::empty({count, 3, transform_.size, transform_.size});
+    batch.images = batch_images(count);
     for (int64_t j = 0; j < count; ++j)
       std::memcpy(batch.images.data<float>() + j * image_floats,
                   pending.images.data<float>() + kept[j] * image_floats, image_floats * sizeof(float));

@@ -39,6 +39,8 @@ struct LoaderOptions {
   ImageTransform transform = clip_transform(224);
   BadInputPolicy on_bad_input = BadInputPolicy::Fail;
   int64_t max_pixels = kDefaultMaxPixels;
+  // Batches in page-locked memory (when a GPU is present), for fast copies to the GPU.
+  bool pin_memory = false;
   std::ostream* log = &std::cerr;
 };
 
@@ -71,6 +73,7 @@ class Loader {
   void work();
   void end_epoch_locked();
   Batch finish(PendingBatch& pending);
+  engine::Tensor batch_images(int64_t n) const;
 
   const Dataset& dataset_;
   const LoaderOptions options_;

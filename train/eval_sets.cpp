@@ -53,6 +53,7 @@ EvalScore evaluate_dataset(const models::Classifier& model, const std::string& n
   loading.transform = data::clip_transform(options.image_size);
   loading.on_bad_input = options.on_bad_input;
   loading.max_pixels = options.max_pixels;
+  loading.pin_memory = model.device().is_cuda();
   if (options.log) loading.log = options.log;
   data::Loader loader(dataset, loading);
   loader.start_epoch(0);

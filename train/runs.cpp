@@ -169,6 +169,7 @@ void train_from_config(const Config& config, bool resume, std::ostream& log) {
   loading.transform = data::clip_transform(static_cast<int>(config.integer("data.image_size")));
   loading.on_bad_input = scan.on_bad_input;
   loading.max_pixels = config.integer("data.max_pixels");
+  loading.pin_memory = device.is_cuda();
   loading.log = &log;
   LoaderBatches batches(split.train, loading);
   // The held-out images are training data: they follow data.on_error, not eval.on_error.

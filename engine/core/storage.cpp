@@ -6,4 +6,6 @@ namespace engine {
 Storage::Storage(Device device, size_t nbytes)
     : device_(device), nbytes_(nbytes), data_(backend_for(device).allocate(nbytes)) {}
 
+Storage::Storage(Device device, size_t nbytes, DataPtr data) : device_(device), nbytes_(nbytes), data_(std::move(data)) {}
+
 }  // namespace engine

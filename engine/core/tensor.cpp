@@ -6,18 +6,40 @@
 
 #include "engine/autograd/node.h"
 #include "engine/ops/ops.h"
+#ifdef ENGINE_HAVE_CUDA
+#include "engine/cuda/cuda_device.h"
+#include "engine/cuda/cuda_pinned.h"
+#endif
 
 namespace engine {
 
-Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
-  for (int64_t s : shape)
-    ENGINE_CHECK(s >= 0, "empty: negative size in shape ", shape_str(shape));
+namespace {
+Tensor over_storage(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype) {
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(device, shape_numel(shape) * dtype_size(dtype));
+  impl->storage = std::move(storage);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;
   return Tensor(std::move(impl));
+}
+}  // namespace
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  for (int64_t s : shape)
+    ENGINE_CHECK(s >= 0, "empty: negative size in shape ", shape_str(shape));
+  return over_storage(std::make_shared<Storage>(device, shape_numel(shape) * dtype_size(dtype)), shape, dtype);
+}
+
+Tensor Tensor::empty_pinned(const Shape& shape, DType dtype) {
+#ifdef ENGINE_HAVE_CUDA
+  if (cuda::is_available()) {
+    for (int64_t s : shape)
+      ENGINE_CHECK(s >= 0, "empty_pinned: negative size in shape ", shape_str(shape));
+    const size_t nbytes = shape_numel(shape) * dtype_size(dtype);
+    return over_storage(std::make_shared<Storage>(Device::cpu(), nbytes, cuda::allocate_pinned(nbytes)), shape, dtype);
+  }
+#endif
+  return empty(shape, dtype);
 }
 
 TensorImpl& Tensor::impl() const {

@@ -57,6 +57,9 @@ class Tensor {
 
   // Uninitialised contiguous memory.
   static Tensor empty(const Shape& shape, DType dtype = DType::F32, Device device = Device::cpu());
+  // A CPU tensor in page-locked memory when a CUDA device is present (its copies to the GPU go
+  // by DMA, without a staging copy), else an ordinary one.
+  static Tensor empty_pinned(const Shape& shape, DType dtype = DType::F32);
 
   bool defined() const { return impl_ != nullptr; }
   const Shape& shape() const { return impl().shape; }

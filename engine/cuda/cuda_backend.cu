@@ -168,14 +168,16 @@ void CudaBackend::fill(const View& dst, double value) {
 
 CudaBackend& cuda_backend(int index) {
   static std::mutex mutex;
-  static std::vector<std::unique_ptr<CudaBackend>> backends;
+  // Never destroyed: freeing device memory at exit could run after the CUDA runtime has shut
+  // down (an error thrown from a destructor); the process's memory goes back anyway.
+  static auto* backends = new std::vector<std::unique_ptr<CudaBackend>>;
   std::lock_guard<std::mutex> lock(mutex);
   const int count = device_count();
   ENGINE_CHECK(index >= 0 && index < count, "device cuda:", index, " is not available (",
                count, " CUDA device", count == 1 ? "" : "s", " found)");
-  if (backends.empty()) backends.resize(count);
-  if (!backends[index]) backends[index] = std::make_unique<CudaBackend>(index);
-  return *backends[index];
+  if (backends->empty()) backends->resize(count);
+  if (!(*backends)[index]) (*backends)[index] = std::make_unique<CudaBackend>(index);
+  return *(*backends)[index];
 }
 
 }  // namespace engine::cuda

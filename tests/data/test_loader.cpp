@@ -71,7 +71,15 @@ TEST(Loader, BatchesHoldTheTransformedImagesInOrder) {
   const Dataset dataset = make_dataset(dir, 10);
   Loader loader(dataset, options(4, 2));
   EXPECT_EQ(loader.batches_per_epoch(), 3);
-  const std::vector<Batch> batches = epoch(loader, 0);
+  std::vector<Batch> batches = epoch(loader, 0);
+  // In pinned memory (page-locked where a GPU is present): the same batches.
+  LoaderOptions pinning = options(4, 2);
+  pinning.pin_memory = true;
+  Loader pinned(dataset, pinning);
+  const std::vector<Batch> pinned_batches = epoch(pinned, 0);
+  ASSERT_EQ(pinned_batches.size(), batches.size());
+  for (size_t b = 0; b < batches.size(); ++b)
+    EXPECT_EQ(pinned_batches[b].images.to_vector<float>(), batches[b].images.to_vector<float>());
   ASSERT_EQ(batches.size(), 3u);
   int64_t i = 0;
   for (const Batch& batch : batches) {

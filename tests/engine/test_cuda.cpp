@@ -8,6 +8,7 @@
 
 #ifdef ENGINE_HAVE_CUDA
 #include "engine/cuda/cuda_backend.h"
+#include "engine/cuda/cuda_pinned.h"
 #endif
 
 namespace {
@@ -35,6 +36,22 @@ TEST_F(Cuda, CopiesRoundTripIncludingStridedViewsAndBf16) {
   Tensor target = permute(host_view, {1, 2, 0});
   copy_(target, on_gpu);  // device -> strided host view
   EXPECT_EQ(contiguous(permute(host_view, {1, 2, 0})).to_vector<float>(), x.to_vector<float>());
+}
+
+TEST_F(Cuda, PinnedHostTensorsArePageLockedAndCopyBothWays) {
+  Generator gen(4);
+  const Tensor x = randn({3, 64, 65}, gen);
+  Tensor pinned = Tensor::empty_pinned(x.shape());
+  EXPECT_EQ(pinned.device(), cpu);
+#ifdef ENGINE_HAVE_CUDA
+  EXPECT_TRUE(cuda::is_pinned(pinned.raw_data()));
+  EXPECT_FALSE(cuda::is_pinned(x.raw_data()));
+#endif
+  copy_(pinned, x);
+  EXPECT_EQ(pinned.to(gpu).to(cpu).to_vector<float>(), x.to_vector<float>());
+  Tensor back = Tensor::empty_pinned(x.shape());
+  copy_(back, pinned.to(gpu));
+  EXPECT_EQ(back.to_vector<float>(), x.to_vector<float>());
 }
 
 TEST_F(Cuda, CopiesBetweenEveryDtypePairMatchTheCpu) {
