@@ -131,7 +131,7 @@ std::vector<BenchRow> run_bench(const BenchOptions& options, std::ostream& progr
       step = [&](int64_t i) {
         Generator masks(0, static_cast<uint64_t>(i));
         const Tensor cam = normalize_cam(compute_cam(CamMethod::MMCAM, student, images, labels));
-        const Tensor mask = patch_mask(method.strategy, cam, options.batch, spec.config.patches(), masks);
+        const Tensor mask = patch_mask(method.strategy, cam, options.batch, spec.config.patches(), masks, device);
         make_counterfactual(method.strategy, images, mask, spec.config.grid, masks);
       };
     } else {

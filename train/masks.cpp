@@ -31,9 +31,9 @@ MaskStrategy parse_mask_strategy(const std::string& text) {
 }
 
 Tensor patch_mask(const MaskStrategy& strategy, const Tensor& normalized_cam, int64_t images,
-                  int64_t patches, Generator& gen) {
+                  int64_t patches, Generator& gen, Device device) {
   if (strategy.mask == MaskKind::Rand)
-    return lt(rand({images, patches}, gen), strategy.parameter);
+    return lt(rand({images, patches}, gen, 0.0, 1.0, DType::F32, device), strategy.parameter);
   ENGINE_CHECK(normalized_cam.defined() && normalized_cam.shape() == Shape({images, patches}),
                "patch_mask: ", strategy.name(), " needs a (", images, ", ", patches, ") CAM");
   const Tensor above = gt(normalized_cam, strategy.parameter);

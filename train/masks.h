@@ -30,9 +30,10 @@ struct MaskStrategy {
 // Parses the strategy language; anything else is an error that says what is accepted.
 MaskStrategy parse_mask_strategy(const std::string& text);
 
-// (N, P) bool, true = masked. normalized_cam (N, P) is used by Obj/CtxMask, ignored by RandMask.
+// (N, P) bool, true = masked. normalized_cam (N, P) is used by Obj/CtxMask, ignored by RandMask,
+// whose mask is drawn on `device` (the same draws as on the CPU).
 Tensor patch_mask(const MaskStrategy& strategy, const Tensor& normalized_cam, int64_t images,
-                  int64_t patches, engine::Generator& gen);
+                  int64_t patches, engine::Generator& gen, engine::Device device = engine::Device::cpu());
 
 // (N, P) patch mask -> (N, 1, grid * patch, grid * patch) pixel mask.
 Tensor expand_patch_mask(const Tensor& mask, int64_t grid, int64_t patch);

@@ -99,7 +99,7 @@ StepTerms method_step(const MethodConfig& config, const models::Classifier& stud
     const bool token_dropping = s.mask == MaskKind::Rand && s.fill == FillKind::NoFill;
     const int64_t n = images.shape()[0], patches = grid * grid;
     const Tensor mask = token_dropping ? zeros({n, patches}, DType::Bool, images.device())
-                                       : patch_mask(s, cam, n, patches, masks);
+                                       : patch_mask(s, cam, n, patches, masks, images.device());
     return make_counterfactual(s, images, mask, grid, masks);
   });
   mul(losses.loss, loss_scale).backward();

@@ -118,4 +118,29 @@ TEST(MethodStep, EveryModeRunsAndOnlyTheRightParametersLearn) {
                              {"ft_fd needs a teacher"});
 }
 
+// On CUDA (when there is a GPU) the method's step with random masks draws the same masks,
+// permutations and kept tokens as on the CPU, so its losses and gradients agree.
+TEST(MethodStep, RandomMasksAndFillsOnCudaMatchTheCpu) {
+  if (parse_device("auto").is_cpu()) GTEST_SKIP() << "no CUDA device";
+  const Tensor images = fixture(kIo, "images"), labels = fixture(kIo, "labels");
+  for (const char* strategy : {"RandMaskSingleFill(0.5)", "RandMaskMultiFill(0.5)", "RandMaskNoFill(0.5)"}) {
+    MethodConfig config;
+    config.mode = TrainMode::FT_FD_MASK;
+    config.strategy = parse_mask_strategy(strategy);
+    std::vector<StepTerms> terms;
+    std::vector<Tensor> grads;
+    for (const Device device : {Device::cpu(), Device::cuda(0)}) {
+      models::Classifier teacher = tiny_clip::classifier(1.0), student = tiny_clip::classifier(1.05);
+      teacher.to(device);
+      student.to(device);
+      Generator masks(0, 7);
+      terms.push_back(method_step(config, student, &teacher, images.to(device), labels.to(device), masks, 1.0));
+      grads.push_back(student.visual->conv1->weight.grad().to(Device::cpu()));
+    }
+    EXPECT_NEAR(terms[1].distill, terms[0].distill, 1e-4 * terms[0].distill) << strategy;
+    EXPECT_NEAR(terms[1].task, terms[0].task, 1e-4 * terms[0].task) << strategy;
+    EXPECT_ALL_CLOSE(grads[1], grads[0], 1e-3, 1e-5) << strategy;
+  }
+}
+
 }  // namespace
