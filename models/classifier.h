@@ -14,8 +14,12 @@ struct Classifier {
 
   // logits (N, classes) of images (N, 3, S, S), which may live on another device (moved here).
   Tensor logits(const Tensor& images) const { return head->forward(visual->forward(images.to(device())).features); }
-  // Where the parameters live.
-  engine::Device device() const { return head->weight.device(); }
+  // Where the parameters live (the tower and the head must agree).
+  engine::Device device() const {
+    ENGINE_CHECK(visual->proj.device() == head->weight.device(), "classifier: the visual tower is on ",
+                 visual->proj.device().str(), " but the head on ", head->weight.device().str());
+    return head->weight.device();
+  }
   void to(engine::Device device) {
     visual->to(device);
     head->to(device);

@@ -144,7 +144,7 @@ VisionOutput VisionTransformer::forward(const Tensor& images, const VisionForwar
                  "VisionTransformer: keep_patches must be i64 (", N, ", K), got ",
                  dtype_name(keep.dtype()), " ", shape_str(keep.shape()));
     if (keep.numel() > 0) {
-      const int64_t lowest = amin(keep).item<int64_t>(), highest = amax(keep).item<int64_t>();
+      const auto [lowest, highest] = integer_range(keep);
       ENGINE_CHECK(lowest >= 0 && highest < P, "VisionTransformer: keep_patches must index patches 0..", P - 1,
                    ", got ", lowest < 0 ? lowest : highest);
     }

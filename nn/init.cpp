@@ -8,7 +8,7 @@ namespace nn {
 using namespace engine;
 
 Tensor Init::uniform(const Shape& shape, double bound) const {
-  if (!gen_) return Tensor::empty(shape);
+  if (!gen_) return uninitialised(shape);
   return bound > 0 ? rand(shape, *gen_, -bound, bound) : zeros(shape);
 }
 
@@ -18,11 +18,11 @@ Tensor Init::uniform_fan_in(const Shape& shape, int64_t fan_in) const {
 }
 
 Tensor Init::normal(const Shape& shape, double std) const {
-  return gen_ ? randn(shape, *gen_, 0.0, std) : Tensor::empty(shape);
+  return gen_ ? randn(shape, *gen_, 0.0, std) : uninitialised(shape);
 }
 
 Tensor Init::constant(const Shape& shape, double value) const {
-  return gen_ ? full(shape, value) : Tensor::empty(shape);
+  return gen_ ? full(shape, value) : uninitialised(shape);
 }
 
 }  // namespace nn

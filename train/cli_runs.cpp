@@ -111,8 +111,8 @@ Command add_wise_command(CLI::App& root) {
   options->config.add_to(app, false);
   return {app, [options] {
             const std::vector<double> alphas = options->alphas.empty() ? std::vector<double>() : parse_alphas(options->alphas);
-            const models::Classifier zs = models::load_classifier_or_zero_shot(options->zeroshot, options->head);
-            const models::Classifier ft = models::load_classifier_or_zero_shot(options->finetuned, "");
+            models::Classifier zs = models::load_classifier_or_zero_shot(options->zeroshot, options->head);
+            models::Classifier ft = models::load_classifier_or_zero_shot(options->finetuned, "");
             if (options->alphas.empty()) {
               ENGINE_CHECK(!options->out.empty(), "wise: --out is required with --alpha");
               std::ostringstream a;
@@ -127,6 +127,8 @@ Command add_wise_command(CLI::App& root) {
             for (const auto& fields : config.tables("eval.datasets")) specs.push_back(eval_dataset_spec(fields));
             const EvalOptions eval = eval_options(config, static_cast<int>(zs.visual->config().image_size()), &std::cerr);
             const engine::Device device = configure_device(config, std::cerr);
+            zs.to(device);  // interpolated where they are evaluated
+            ft.to(device);
             std::ostringstream csv;
             csv << "alpha,dataset,accuracy\n";
             std::cout << std::left << std::setw(8) << "alpha" << std::right << std::setw(10) << "ID" << std::setw(10) << "OOD-avg"
@@ -135,9 +137,7 @@ Command add_wise_command(CLI::App& root) {
             std::filesystem::create_directories(dir);
             const std::string path = dir + "/wise.csv";
             for (double a : alphas) {
-              models::Classifier interpolated = wise_interpolate(zs, ft, a);
-              interpolated.to(device);
-              const EvalTable table = evaluate_all(interpolated, specs, eval);
+              const EvalTable table = evaluate_all(wise_interpolate(zs, ft, a), specs, eval);
               for (const EvalScore& s : table.scores) csv << a << "," << s.name << "," << s.accuracy << "\n";
               csv << a << ",OOD-avg," << table.ood_average() << "\n";
               // Rewritten after every alpha, so a failure later keeps what was computed.

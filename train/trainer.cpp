@@ -143,8 +143,8 @@ class Checkpoints {
       auto avg = saved.training_state.find("optimizer." + params_[i].first + ".exp_avg");
       if (avg == saved.training_state.end()) continue;
       const Device device = params_[i].second.device();  // the checkpoint loads on the CPU
-      slots[i].exp_avg = avg->second.to(device).clone();
-      slots[i].exp_avg_sq = saved.training_state.at("optimizer." + params_[i].first + ".exp_avg_sq").to(device).clone();
+      slots[i].exp_avg = avg->second.to(device);  // the loaded tensors are owned by nothing else
+      slots[i].exp_avg_sq = saved.training_state.at("optimizer." + params_[i].first + ".exp_avg_sq").to(device);
       slots[i].step = at.step;
     }
     return true;

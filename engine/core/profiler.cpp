@@ -3,6 +3,7 @@
 #include "engine/core/profiler.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <atomic>
 #include <chrono>
 #include <iomanip>
@@ -58,34 +59,34 @@ void synchronize(Device device) {
 #endif
 }
 
-// Times one kernel call from construction to destruction into the recording sink, if any.
-class Timed {
- public:
-  Timed(Device device, std::string name, double flops = 0)
-      : device_(device), name_(std::move(name)), flops_(flops), sink_(std::atomic_load(&g_sink)) {
-    if (!sink_) return;
-    synchronize(device_);
-    start_ = std::chrono::steady_clock::now();
-  }
-  ~Timed() {
-    if (!sink_) return;
-    synchronize(device_);
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
-    std::lock_guard<std::mutex> lock(sink_->mutex);
-    KernelStats& s = sink_->stats[name_];
-    s.name = name_;
+// Runs `call` (one kernel) and, while a profile records, adds its time to the recording under
+// `name`. Synchronising in the normal flow (not in a destructor) lets a CUDA error surface as
+// the usual exception; a call that throws is not counted.
+template <typename Call>
+auto timed(Device device, const std::string& name, double flops, Call&& call) {
+  const std::shared_ptr<ProfileSink> sink = std::atomic_load(&g_sink);
+  if (!sink) return call();
+  synchronize(device);
+  const auto start = std::chrono::steady_clock::now();
+  auto record = [&] {
+    synchronize(device);
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    std::lock_guard<std::mutex> lock(sink->mutex);
+    KernelStats& s = sink->stats[name];
+    s.name = name;
     ++s.calls;
     s.milliseconds += ms;
-    s.flops += flops_;
+    s.flops += flops;
+  };
+  if constexpr (std::is_void_v<decltype(call())>) {
+    call();
+    record();
+  } else {
+    auto result = call();
+    record();
+    return result;
   }
-
- private:
-  Device device_;
-  std::string name_;
-  double flops_;
-  std::shared_ptr<ProfileSink> sink_;
-  std::chrono::steady_clock::time_point start_;
-};
+}
 
 class TimedBackend final : public Backend {
  public:
@@ -95,80 +96,63 @@ class TimedBackend final : public Backend {
 
   void copy(const View& dst, const View& src) override {
     const char* name = dst.device == src.device ? "copy" : src.device.is_cpu() ? "copy host->device" : "copy device->host";
-    const Timed t(device(), name);
-    inner_.copy(dst, src);
+    timed(device(), name, 0, [&] { return inner_.copy(dst, src); });
   }
   void fill(const View& dst, double value) override {
-    const Timed t(device(), "fill");
-    inner_.fill(dst, value);
+    timed(device(), "fill", 0, [&] { return inner_.fill(dst, value); });
   }
   void unary(UnaryOp op, const View& out, const View& in, double a, double b) override {
-    const Timed t(device(), std::string("unary ") + unary_name(op));
-    inner_.unary(op, out, in, a, b);
+    timed(device(), std::string("unary ") + unary_name(op), 0, [&] { return inner_.unary(op, out, in, a, b); });
   }
   void binary(BinaryOp op, const View& out, const View& lhs, const View& rhs) override {
-    const Timed t(device(), std::string("binary ") + binary_name(op));
-    inner_.binary(op, out, lhs, rhs);
+    timed(device(), std::string("binary ") + binary_name(op), 0, [&] { return inner_.binary(op, out, lhs, rhs); });
   }
   void where(const View& out, const View& cond, const View& lhs, const View& rhs) override {
-    const Timed t(device(), "where");
-    inner_.where(out, cond, lhs, rhs);
+    timed(device(), "where", 0, [&] { return inner_.where(out, cond, lhs, rhs); });
   }
   void reduce(ReduceOp op, const View& out, const View& in, int reduced_dims) override {
-    const Timed t(device(), std::string("reduce ") + reduce_name(op));
-    inner_.reduce(op, out, in, reduced_dims);
+    timed(device(), std::string("reduce ") + reduce_name(op), 0, [&] { return inner_.reduce(op, out, in, reduced_dims); });
   }
   double squared_norm(const std::vector<View>& tensors) override {
-    const Timed t(device(), "squared_norm");
-    return inner_.squared_norm(tensors);
+    return timed(device(), "squared_norm", 0, [&] { return inner_.squared_norm(tensors); });
   }
   void gemm(DType dtype, int64_t batch, int64_t M, int64_t N, int64_t K, double alpha, const GemmOperand& A,
             const GemmOperand& B, double beta, const GemmOperand& C) override {
     std::string name = std::string("gemm ") + dtype_name(dtype);
     if (device().is_cuda() && dtype == DType::F32) name += std::string(" (") + matmul_precision_name(matmul_precision()) + ")";
-    const Timed t(device(), name, 2.0 * static_cast<double>(batch) * M * N * K);
-    inner_.gemm(dtype, batch, M, N, K, alpha, A, B, beta, C);
+    timed(device(), name, 2.0 * static_cast<double>(batch) * M * N * K, [&] { return inner_.gemm(dtype, batch, M, N, K, alpha, A, B, beta, C); });
   }
   void softmax(const View& out, const View& in, bool log) override {
-    const Timed t(device(), log ? "log_softmax" : "softmax");
-    inner_.softmax(out, in, log);
+    timed(device(), log ? "log_softmax" : "softmax", 0, [&] { return inner_.softmax(out, in, log); });
   }
   void softmax_backward(const View& grad_in, const View& grad_out, const View& out, bool log) override {
-    const Timed t(device(), log ? "log_softmax backward" : "softmax backward");
-    inner_.softmax_backward(grad_in, grad_out, out, log);
+    timed(device(), log ? "log_softmax backward" : "softmax backward", 0, [&] { return inner_.softmax_backward(grad_in, grad_out, out, log); });
   }
   void layer_norm(const View& out, const View& mean, const View& rstd, const View& in, const View& weight,
                   const View& bias, double eps) override {
-    const Timed t(device(), "layer_norm");
-    inner_.layer_norm(out, mean, rstd, in, weight, bias, eps);
+    timed(device(), "layer_norm", 0, [&] { return inner_.layer_norm(out, mean, rstd, in, weight, bias, eps); });
   }
   void layer_norm_backward(const View& grad_in, const View& grad_weight, const View& grad_bias,
                            const View& grad_out, const View& in, const View& mean, const View& rstd,
                            const View& weight) override {
-    const Timed t(device(), "layer_norm backward");
-    inner_.layer_norm_backward(grad_in, grad_weight, grad_bias, grad_out, in, mean, rstd, weight);
+    timed(device(), "layer_norm backward", 0, [&] { return inner_.layer_norm_backward(grad_in, grad_weight, grad_bias, grad_out, in, mean, rstd, weight); });
   }
   void index_select(const View& out, const View& in, int dim, const View& index) override {
-    const Timed t(device(), "index_select");
-    inner_.index_select(out, in, dim, index);
+    timed(device(), "index_select", 0, [&] { return inner_.index_select(out, in, dim, index); });
   }
   void gather(const View& out, const View& in, int dim, const View& index) override {
-    const Timed t(device(), "gather");
-    inner_.gather(out, in, dim, index);
+    timed(device(), "gather", 0, [&] { return inner_.gather(out, in, dim, index); });
   }
   void scatter_add(const View& out, int dim, const View& index, const View& src) override {
-    const Timed t(device(), "scatter_add");
-    inner_.scatter_add(out, dim, index, src);
+    timed(device(), "scatter_add", 0, [&] { return inner_.scatter_add(out, dim, index, src); });
   }
   void random(RandomKind kind, const View& out, const RandomParams& params) override {
-    const Timed t(device(), "random");
-    inner_.random(kind, out, params);
+    timed(device(), "random", 0, [&] { return inner_.random(kind, out, params); });
   }
   void adamw_multi_step(const std::vector<View>& params, const std::vector<View>& grads,
                         const std::vector<View>& exp_avgs, const std::vector<View>& exp_avg_sqs,
                         const AdamWHyper& hyper) override {
-    const Timed t(device(), "adamw");
-    inner_.adamw_multi_step(params, grads, exp_avgs, exp_avg_sqs, hyper);
+    timed(device(), "adamw", 0, [&] { return inner_.adamw_multi_step(params, grads, exp_avgs, exp_avg_sqs, hyper); });
   }
 
  private:

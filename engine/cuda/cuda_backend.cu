@@ -1,6 +1,8 @@
 // CUDA backend: the class and its per-device state, device memory through the caching
 // allocator, copies (within the device between any two dtypes and strides, and to / from the
 // host), and fill.
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -167,17 +169,18 @@ void CudaBackend::fill(const View& dst, double value) {
 }
 
 CudaBackend& cuda_backend(int index) {
-  static std::mutex mutex;
-  // Never destroyed: freeing device memory at exit could run after the CUDA runtime has shut
-  // down (an error thrown from a destructor); the process's memory goes back anyway.
-  static auto* backends = new std::vector<std::unique_ptr<CudaBackend>>;
-  std::lock_guard<std::mutex> lock(mutex);
-  const int count = device_count();
+  // Called for every kernel: after the first call for a device, a lock-free lookup. The
+  // backends are never destroyed: freeing device memory at exit could run after the CUDA
+  // runtime has shut down (an error thrown from a destructor); the memory goes back anyway.
+  static const int count = device_count();
+  static std::atomic<CudaBackend*>* const backends = new std::atomic<CudaBackend*>[std::max(count, 1)]();
   ENGINE_CHECK(index >= 0 && index < count, "device cuda:", index, " is not available (",
                count, " CUDA device", count == 1 ? "" : "s", " found)");
-  if (backends->empty()) backends->resize(count);
-  if (!(*backends)[index]) (*backends)[index] = std::make_unique<CudaBackend>(index);
-  return *(*backends)[index];
+  if (CudaBackend* backend = backends[index].load(std::memory_order_acquire)) return *backend;
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!backends[index].load(std::memory_order_relaxed)) backends[index].store(new CudaBackend(index), std::memory_order_release);
+  return *backends[index].load(std::memory_order_relaxed);
 }
 
 }  // namespace engine::cuda

@@ -11,7 +11,8 @@ class PinnedRawAllocator final : public RawAllocator {
  public:
   void* allocate(size_t nbytes) override {
     void* ptr = nullptr;
-    if (cudaHostAlloc(&ptr, nbytes, cudaHostAllocDefault) != cudaSuccess) {
+    // Portable: page-locked for every device, whichever the loader thread's current one is.
+    if (cudaHostAlloc(&ptr, nbytes, cudaHostAllocPortable) != cudaSuccess) {
       cudaGetLastError();  // the caching allocator reports the failure
       return nullptr;
     }

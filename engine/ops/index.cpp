@@ -29,9 +29,9 @@ void check_index_shape(const char* op, const Tensor& x, int64_t dim, const Tenso
 // that the error names the shapes; the kernels keep their own check before touching memory.
 void check_index_range(const char* op, const Tensor& x, int64_t dim, const Tensor& index) {
   if (index.numel() == 0) return;
-  const std::vector<int64_t> range = stack({amin(index), amax(index)}, 0).to_vector<int64_t>();
+  const auto [lowest, highest] = integer_range(index);
   const int64_t size = x.shape()[dim];
-  ENGINE_CHECK(range[0] >= 0 && range[1] < size, op, ": index ", range[0] < 0 ? range[0] : range[1],
+  ENGINE_CHECK(lowest >= 0 && highest < size, op, ": index ", lowest < 0 ? lowest : highest,
                " is out of range for dimension ", dim, " of size ", size, " (input ",
                shape_str(x.shape()), ", index ", shape_str(index.shape()), ")");
 }

@@ -17,7 +17,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
   ENGINE_CHECK(label_smoothing >= 0 && label_smoothing <= 1, "cross_entropy: label_smoothing ",
                label_smoothing, " is outside [0, 1]");
   ENGINE_CHECK(N > 0, "cross_entropy: empty batch");
-  const int64_t lo = amin(target).item<int64_t>(), hi = amax(target).item<int64_t>();
+  const auto [lo, hi] = integer_range(target);
   ENGINE_CHECK(lo >= 0 && hi < C, "cross_entropy: target ", lo < 0 ? lo : hi,
                " is out of range for ", C, " classes (logits ", shape_str(logits.shape()), ")");
   const Tensor logp = log_softmax(logits, 1);                          // (N, C)

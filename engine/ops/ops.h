@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "engine/autograd/autograd.h"
@@ -131,6 +132,9 @@ Tensor sum(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
 Tensor mean(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
 Tensor amax(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
 Tensor amin(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+// The smallest and largest value of a non-empty integer tensor, read back in one transfer (for
+// range checks of indices and labels).
+std::pair<int64_t, int64_t> integer_range(const Tensor& x);
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);  // i64, first maximum
 Tensor norm(const Tensor& x, const Shape& dims = {}, bool keepdim = false);  // L2
 // Sums a broadcast result back to `shape` (the backward of broadcasting).

@@ -99,6 +99,14 @@ Tensor amin(const Tensor& x, const Shape& dims, bool keepdim) {
   return extreme(ReduceOp::Min, x, dims, keepdim, "amin");
 }
 
+std::pair<int64_t, int64_t> integer_range(const Tensor& x) {
+  check_defined("integer_range", x);
+  ENGINE_CHECK(!is_floating(x.dtype()) && x.numel() > 0, "integer_range: needs a non-empty integer tensor, got ",
+               dtype_name(x.dtype()), " ", shape_str(x.shape()));
+  const std::vector<int64_t> range = stack({amin(x), amax(x)}, 0).to(DType::I64).to_vector<int64_t>();
+  return {range[0], range[1]};
+}
+
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
   check_defined("argmax", x);
   const Plan plan = plan_reduction(x, {dim}, "argmax");
