@@ -67,20 +67,29 @@ TrainConfig ft_config(int64_t epochs, const std::string& run_dir) {
   return config;
 }
 
-// A batch source that "crashes" (throws) before delivering batch number `crash_at` of the run.
-class Crashing : public BatchSource {
+// Another batch source's batches, passed through; the wrappers below change `next`.
+class Wrapped : public BatchSource {
  public:
-  Crashing(BatchSource& inner, int64_t crash_at) : inner_(inner), left_(crash_at) {}
+  explicit Wrapped(BatchSource& inner) : inner_(inner) {}
   int64_t batches_per_epoch() const override { return inner_.batches_per_epoch(); }
   int64_t batch_size() const override { return inner_.batch_size(); }
   void start_epoch(int64_t epoch, int64_t skip) override { inner_.start_epoch(epoch, skip); }
-  bool next(Tensor& images, Tensor& labels) override {
-    if (left_-- == 0) throw std::runtime_error("simulated crash");
-    return inner_.next(images, labels);
-  }
+  bool next(Tensor& images, Tensor& labels) override { return inner_.next(images, labels); }
 
  private:
   BatchSource& inner_;
+};
+
+// A batch source that "crashes" (throws) before delivering batch number `crash_at` of the run.
+class Crashing : public Wrapped {
+ public:
+  Crashing(BatchSource& inner, int64_t crash_at) : Wrapped(inner), left_(crash_at) {}
+  bool next(Tensor& images, Tensor& labels) override {
+    if (left_-- == 0) throw std::runtime_error("simulated crash");
+    return Wrapped::next(images, labels);
+  }
+
+ private:
   int64_t left_;
 };
 
@@ -132,19 +141,15 @@ std::string formatted(double v, int digits, bool scientific = false) {
 }
 
 // Batches that each take at least `pause` seconds to arrive (bounds on speed and ETA).
-class Paced : public BatchSource {
+class Paced : public Wrapped {
  public:
-  Paced(BatchSource& inner, double pause) : inner_(inner), pause_(pause) {}
-  int64_t batches_per_epoch() const override { return inner_.batches_per_epoch(); }
-  int64_t batch_size() const override { return inner_.batch_size(); }
-  void start_epoch(int64_t epoch, int64_t skip) override { inner_.start_epoch(epoch, skip); }
+  Paced(BatchSource& inner, double pause) : Wrapped(inner), pause_(pause) {}
   bool next(Tensor& images, Tensor& labels) override {
     std::this_thread::sleep_for(std::chrono::duration<double>(pause_));
-    return inner_.next(images, labels);
+    return Wrapped::next(images, labels);
   }
 
  private:
-  BatchSource& inner_;
   double pause_;
 };
 
@@ -231,20 +236,16 @@ TEST_F(Trainer, AccumulationEqualsTheLargeBatch) {
 }
 
 // A batch whose images are NaN from the given batch on.
-class Poisoned : public BatchSource {
+class Poisoned : public Wrapped {
  public:
-  Poisoned(BatchSource& inner, int64_t from) : inner_(inner), from_(from) {}
-  int64_t batches_per_epoch() const override { return inner_.batches_per_epoch(); }
-  int64_t batch_size() const override { return inner_.batch_size(); }
-  void start_epoch(int64_t epoch, int64_t skip) override { inner_.start_epoch(epoch, skip); }
+  Poisoned(BatchSource& inner, int64_t from) : Wrapped(inner), from_(from) {}
   bool next(Tensor& images, Tensor& labels) override {
-    const bool ok = inner_.next(images, labels);
+    const bool ok = Wrapped::next(images, labels);
     if (count_++ >= from_) images = full(images.shape(), std::nan(""));
     return ok;
   }
 
  private:
-  BatchSource& inner_;
   int64_t from_, count_ = 0;
 };
 
