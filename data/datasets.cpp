@@ -150,6 +150,22 @@ std::vector<std::string> number_names(int64_t count) {
   return names;
 }
 
+// A CSV field as spreadsheets write it: "quoted" when it holds commas or quotes, with a quote
+// inside doubled ("").
+std::string csv_field(const std::string& text, const std::string& where) {
+  if (text.size() < 2 || text.front() != '"') return text;
+  ENGINE_CHECK(text.back() == '"', where, ": unterminated quoted path ", text);
+  std::string out;
+  for (size_t i = 1; i + 1 < text.size(); ++i) {
+    out += text[i];
+    if (text[i] == '"') {
+      ENGINE_CHECK(text[i + 1] == '"' && i + 2 < text.size(), where, ": a quote inside a quoted path must be doubled: ", text);
+      ++i;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 BadInputPolicy parse_bad_input_policy(const std::string& name) {
@@ -316,7 +332,7 @@ Dataset file_list(const std::string& csv_path, const ScanOptions& options) {
     const std::string label_text = strip(line.substr(comma + 1));
     const int64_t label = parse_index(label_text);
     ENGINE_CHECK(label >= 0, where, ": label '", label_text, "' is not a non-negative integer");
-    const fs::path path = base / line.substr(0, comma);  // an absolute path replaces the base
+    const fs::path path = base / csv_field(line.substr(0, comma), where);  // an absolute path replaces the base
     if (!fs::is_regular_file(path)) {
       bad_input(options, dataset.skipped_files, where + ": " + path.string() + ": no such file");
       continue;

@@ -81,8 +81,9 @@ std::vector<std::string> read_wnids(const std::string& path);
 // names in lower case, and a 2-pixel border crop.
 Dataset objectnet(const std::string& root, const ScanOptions& options = {});
 
-// A CSV file of `path,label` lines (an optional first line `path,label`); relative paths are
-// relative to the CSV's folder; labels are non-negative integers, and class names their decimal
+// A CSV file of `path,label` lines (an optional first line `path,label`); a path may be quoted
+// as spreadsheets write it ("a, b.png", quotes inside doubled); relative paths are relative to
+// the CSV's folder; labels are non-negative integers, and class names their decimal
 // text. Errors name file:line. Missing image files follow the policy.
 Dataset file_list(const std::string& csv_path, const ScanOptions& options = {});
 

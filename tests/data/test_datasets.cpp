@@ -194,10 +194,12 @@ TEST(FileList, PathsRelativeToTheCsvAndLabels) {
   TempDir dir;
   touch_image(dir, "lists/img/a.png");
   touch_image(dir, "elsewhere/b,1.png");
-  write_bytes(dir / "lists/train.csv",
-              "path,label\nimg/a.png,3\n\n" + (dir.path() / "elsewhere/b,1.png").string() + ",0\r\n");
+  touch_image(dir, "lists/img/say \"hi\", c.png");
+  write_bytes(dir / "lists/train.csv", "path,label\nimg/a.png,3\n\n" + (dir.path() / "elsewhere/b,1.png").string() +
+                                           ",0\r\n\"img/say \"\"hi\"\", c.png\",1\n");
   const Dataset dataset = file_list(dir / "lists/train.csv");
-  EXPECT_EQ(listing(dataset, dir), (Listing{{"lists/img/a.png", 3}, {"elsewhere/b,1.png", 0}}));
+  EXPECT_EQ(listing(dataset, dir),
+            (Listing{{"lists/img/a.png", 3}, {"elsewhere/b,1.png", 0}, {"lists/img/say \"hi\", c.png", 1}}));
   EXPECT_EQ(dataset.class_names, (std::vector<std::string>{"0", "1", "2", "3"}));
 }
 
@@ -208,6 +210,8 @@ TEST(FileList, ErrorsNameFileAndLine) {
   expect_error([&] { file_list(dir / "bad_label.csv"); }, {dir / "bad_label.csv" + ":2", "label 'cat'"});
   write_bytes(dir / "no_comma.csv", "path,label\na.png\n");
   expect_error([&] { file_list(dir / "no_comma.csv"); }, {dir / "no_comma.csv" + ":2", "expected 'path,label'"});
+  write_bytes(dir / "quote.csv", "\"a.png,0\n");
+  expect_error([&] { file_list(dir / "quote.csv"); }, {dir / "quote.csv" + ":1", "unterminated quoted path"});
   write_bytes(dir / "missing.csv", "a.png,0\ngone.png,1\n");
   expect_error([&] { file_list(dir / "missing.csv"); }, {dir / "missing.csv" + ":2", "gone.png", "no such file"});
   std::ostringstream log;
