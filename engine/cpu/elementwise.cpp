@@ -1,10 +1,12 @@
 // CPU elementwise kernels: copy (with dtype conversion), fill, unary and binary maps, where.
+#include <algorithm>
 #include <cmath>
 
 #include "engine/core/error.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/cpu_dispatch.h"
 #include "engine/cpu/strided_loop.h"
+#include "engine/cpu/vector_math.h"
 
 namespace engine::cpu {
 
@@ -14,39 +16,64 @@ constexpr double kQuickGeluScale = 1.702;
 constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 
-// out = f(in) over two views of one shape.
-template <typename Out, typename In, typename F>
-void map1(const View& out, const View& in, F f) {
+// run(o, o_stride, a, a_stride, n) over the runs of two views of one shape.
+template <typename Out, typename In, typename Run>
+void map1_runs(const View& out, const View& in, Run run) {
   for_each_strided<2>(out.shape, {&out.strides, &in.strides}, {static_cast<char*>(out.data), static_cast<char*>(in.data)},
                       {sizeof(Out), sizeof(In)},
                       [&](const std::array<char*, 2>& p, const std::array<int64_t, 2>& s, int64_t n) {
-                        Out* o = reinterpret_cast<Out*>(p[0]);
-                        const In* a = reinterpret_cast<const In*>(p[1]);
-                        if (s[0] == 1 && s[1] == 1) {
-                          for (int64_t i = 0; i < n; ++i) o[i] = f(a[i]);
-                        } else {
-                          for (int64_t i = 0; i < n; ++i) o[i * s[0]] = f(a[i * s[1]]);
-                        }
+                        run(reinterpret_cast<Out*>(p[0]), s[0], reinterpret_cast<const In*>(p[1]), s[1], n);
                       });
 }
 
-// out = f(a, b).
-template <typename Out, typename A, typename B, typename F>
-void map2(const View& out, const View& a, const View& b, F f) {
+// out = f(in) over two views of one shape.
+template <typename Out, typename In, typename F>
+void map1(const View& out, const View& in, F f) {
+  map1_runs<Out, In>(out, in, [&](Out* o, int64_t so, const In* a, int64_t sa, int64_t n) {
+    if (so == 1 && sa == 1) {
+      for (int64_t i = 0; i < n; ++i) o[i] = f(a[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i * so] = f(a[i * sa]);
+    }
+  });
+}
+
+// run(o, a, b, strides, n) over the runs of three views of one shape.
+template <typename Out, typename A, typename B, typename Run>
+void map2_runs(const View& out, const View& a, const View& b, Run run) {
   for_each_strided<3>(
       out.shape, {&out.strides, &a.strides, &b.strides},
       {static_cast<char*>(out.data), static_cast<char*>(a.data), static_cast<char*>(b.data)},
       {sizeof(Out), sizeof(A), sizeof(B)},
       [&](const std::array<char*, 3>& p, const std::array<int64_t, 3>& s, int64_t n) {
-        Out* o = reinterpret_cast<Out*>(p[0]);
-        const A* x = reinterpret_cast<const A*>(p[1]);
-        const B* y = reinterpret_cast<const B*>(p[2]);
-        if (s[0] == 1 && s[1] == 1 && s[2] == 1) {
-          for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i]);
-        } else {
-          for (int64_t i = 0; i < n; ++i) o[i * s[0]] = f(x[i * s[1]], y[i * s[2]]);
-        }
+        run(reinterpret_cast<Out*>(p[0]), reinterpret_cast<const A*>(p[1]), reinterpret_cast<const B*>(p[2]), s, n);
       });
+}
+
+// out = f(a, b).
+template <typename Out, typename A, typename B, typename F>
+void map2(const View& out, const View& a, const View& b, F f) {
+  map2_runs<Out, A, B>(out, a, b, [&](Out* o, const A* x, const B* y, const std::array<int64_t, 3>& s, int64_t n) {
+    if (s[0] == 1 && s[1] == 1 && s[2] == 1) {
+      for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i * s[0]] = f(x[i * s[1]], y[i * s[2]]);
+    }
+  });
+}
+
+// For each block of up to kBlock elements of a float run: e[j] = exp(-1.702 x[j]) through the
+// vectorised exp, then body(j, e[j]) (QuickGELU and its gradient spend their time there).
+constexpr int64_t kBlock = 256;
+template <typename Body>
+void with_quick_gelu_exp(const float* x, int64_t stride, int64_t n, Body body) {
+  float e[kBlock];
+  for (int64_t begin = 0; begin < n; begin += kBlock) {
+    const int64_t m = std::min(kBlock, n - begin);
+    for (int64_t j = 0; j < m; ++j) e[j] = -static_cast<float>(kQuickGeluScale) * x[(begin + j) * stride];
+    exp_f32(e, e, m);
+    for (int64_t j = 0; j < m; ++j) body(begin + j, e[j]);
+  }
 }
 
 template <typename T>
@@ -67,6 +94,11 @@ void unary_floating(UnaryOp op, const View& out, const View& in, T a, T b) {
     case UnaryOp::Tanh: return map1<T, T>(out, in, [](T x) { return std::tanh(x); });
     case UnaryOp::Relu: return map1<T, T>(out, in, [](T x) { return x > T(0) ? x : T(0); });
     case UnaryOp::QuickGelu:
+      if constexpr (std::is_same_v<T, float>) {  // x / (1 + exp(-1.702 x)), the exp vectorised
+        return map1_runs<float, float>(out, in, [](float* o, int64_t so, const float* a, int64_t sa, int64_t n) {
+          with_quick_gelu_exp(a, sa, n, [&](int64_t i, float e) { o[i * so] = a[i * sa] / (1.0f + e); });
+        });
+      }
       return map1<T, T>(out, in, [](T x) { return x * sigmoid_of(T(kQuickGeluScale) * x); });
     case UnaryOp::Gelu:
       return map1<T, T>(out, in,
@@ -105,6 +137,15 @@ void binary_arithmetic(BinaryOp op, const View& out, const View& l, const View& 
       case BinaryOp::Div: return map2<T, T, T>(out, l, r, [](T x, T y) { return x / y; });
       case BinaryOp::Pow: return map2<T, T, T>(out, l, r, [](T x, T y) { return std::pow(x, y); });
       case BinaryOp::QuickGeluBackward:
+        if constexpr (std::is_same_v<T, float>) {  // s = 1 / (1 + exp(-1.702 x)), the exp vectorised
+          return map2_runs<float, float, float>(
+              out, l, r, [](float* o, const float* g, const float* x, const std::array<int64_t, 3>& st, int64_t n) {
+                with_quick_gelu_exp(x, st[2], n, [&](int64_t i, float e) {
+                  const float s = 1.0f / (1.0f + e), xi = x[i * st[2]];
+                  o[i * st[0]] = g[i * st[1]] * (s + static_cast<float>(kQuickGeluScale) * xi * s * (1.0f - s));
+                });
+              });
+        }
         return map2<T, T, T>(out, l, r, [](T g, T x) {
           const T s = sigmoid_of(T(kQuickGeluScale) * x);
           return g * (s + T(kQuickGeluScale) * x * s * (T(1) - s));

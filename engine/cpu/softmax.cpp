@@ -1,10 +1,12 @@
 // CPU softmax / log-softmax over the last dimension of contiguous (rows, C) tensors, and their
-// backward. Exponentials run in the element type, sums in double.
+// backward. Exponentials run in the element type (vectorised for f32), sums in double.
 #include <cmath>
+#include <type_traits>
 
 #include "engine/core/threading.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/cpu_dispatch.h"
+#include "engine/cpu/vector_math.h"
 
 namespace engine::cpu {
 
@@ -24,17 +26,20 @@ void CpuBackend::softmax(const View& out, const View& in, bool log) {
         T max = x[0];
         for (int64_t i = 1; i < width; ++i) max = x[i] > max ? x[i] : max;
         if (std::isinf(max) && max < 0) max = 0;  // a row of -inf gives NaN, as in PyTorch
-        // Each exponential once, in the element type (as PyTorch computes it), summed in double.
+        // Each exponential once, in the element type (as PyTorch computes it; vectorised for
+        // f32), into y, summed in double.
+        for (int64_t i = 0; i < width; ++i) y[i] = x[i] - max;
+        if constexpr (std::is_same_v<T, float>) {
+          exp_f32(y, y, width);
+        } else {
+          for (int64_t i = 0; i < width; ++i) y[i] = std::exp(y[i]);
+        }
         double total = 0;
+        for (int64_t i = 0; i < width; ++i) total += y[i];
         if (log) {
-          for (int64_t i = 0; i < width; ++i) total += std::exp(x[i] - max);
           const T log_total = static_cast<T>(std::log(total));
           for (int64_t i = 0; i < width; ++i) y[i] = x[i] - max - log_total;
         } else {
-          for (int64_t i = 0; i < width; ++i) {
-            y[i] = std::exp(x[i] - max);
-            total += y[i];
-          }
           const T inv = static_cast<T>(1.0 / total);
           for (int64_t i = 0; i < width; ++i) y[i] *= inv;
         }
