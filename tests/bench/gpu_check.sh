@@ -5,7 +5,8 @@
 # It builds Release for sm_90, runs every CUDA test (ops, kernels, allocator, whole model
 # against the CPU) and the converter test (with HF transformers there), then `cftrain bench` and the PyTorch yardstick (tests/bench/
 # bench_steps_pytorch.py) for ViT-B/16 at batch 128 in fp32, tf32 and bf16, and prints a table
-# of both last. Logs (build.log, tests.log, bench.log, summary.txt) go to the output folder.
+# of both last, after a kernel profile of the FT and full steps (profile.log). Logs (build.log,
+# tests.log, bench.log, profile.log, summary.txt) go to the output folder.
 # Budget: about 2 min to build on 16 cores, 2 min of tests, 4 min of benchmarks (STEPS=20).
 set -uo pipefail
 out=${1:?usage: gpu_check.sh OUT_DIR}
@@ -42,6 +43,12 @@ for precision in fp32 tf32 bf16; do
   echo "cftrain bench $precision: exit $?" >> "$out/bench.log"
   PYTHONUNBUFFERED=1 python3 tests/bench/bench_steps_pytorch.py --model vit-b16 --device cuda --batch "$batch" \
     --precision "$precision" --steps "$steps" >> "$out/bench.log" 2>&1
+done
+
+# Where the time goes: per-kernel profile of the FT and full steps in bf16 and fp32.
+for precision in bf16 fp32; do
+  build-gpu/cftrain bench --model vit-b16 --device cuda --batch "$batch" --precision "$precision" --mode ft,full \
+    --steps 3 --warmup 2 --profile 2 >> "$out/profile.log" 2>&1
 done
 
 # The table: ours and PyTorch's images/s per mode and precision, and their ratio.
