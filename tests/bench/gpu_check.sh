@@ -2,12 +2,13 @@
 # The prepared GPU check of issue 6, for a session that is lent the H200 machine. From the
 # repository root there:
 #   bash tests/bench/gpu_check.sh "$OUT"
-# It builds Release for sm_90, runs every CUDA test (ops, kernels, allocator, whole model
-# against the CPU) and the converter test (with HF transformers there), then `cftrain bench` and the PyTorch yardstick (tests/bench/
-# bench_steps_pytorch.py) for ViT-B/16 at batch 128 in fp32, tf32 and bf16, and prints a table
-# of both last, after a kernel profile of the FT and full steps (profile.log). Logs (build.log,
-# tests.log, bench.log, profile.log, summary.txt) go to the output folder.
-# Budget: about 2 min to build on 16 cores, 2 min of tests, 4 min of benchmarks (STEPS=20).
+# It builds Release for sm_90, runs every CUDA test (ops, kernels, allocator, whole model,
+# training, against the CPU) and the converter test (with HF transformers there), then
+# `cftrain bench` and the PyTorch yardstick (tests/bench/bench_steps_pytorch.py) for ViT-B/16
+# at batch 128 in fp32, tf32 and bf16, profiles the FT and full steps per kernel, and prints a
+# table of ours against PyTorch last. Logs (build.log, tests.log, bench.log, profile.log,
+# summary.txt) go to the output folder.
+# Budget: about 2 min to build on 16 cores, 2 min of tests, 5 min of benchmarks (STEPS=20).
 set -uo pipefail
 out=${1:?usage: gpu_check.sh OUT_DIR}
 steps=${STEPS:-20}
