@@ -14,6 +14,13 @@
 namespace engine {
 
 namespace {
+// The bytes a contiguous tensor of `shape` needs; a negative size is an error naming `op`.
+size_t bytes_for(const char* op, const Shape& shape, DType dtype) {
+  for (int64_t s : shape)
+    ENGINE_CHECK(s >= 0, op, ": negative size in shape ", shape_str(shape));
+  return shape_numel(shape) * dtype_size(dtype);
+}
+
 Tensor over_storage(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype) {
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::move(storage);
@@ -25,17 +32,13 @@ Tensor over_storage(std::shared_ptr<Storage> storage, const Shape& shape, DType 
 }  // namespace
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
-  for (int64_t s : shape)
-    ENGINE_CHECK(s >= 0, "empty: negative size in shape ", shape_str(shape));
-  return over_storage(std::make_shared<Storage>(device, shape_numel(shape) * dtype_size(dtype)), shape, dtype);
+  return over_storage(std::make_shared<Storage>(device, bytes_for("empty", shape, dtype)), shape, dtype);
 }
 
 Tensor Tensor::empty_pinned(const Shape& shape, DType dtype) {
 #ifdef ENGINE_HAVE_CUDA
   if (cuda::is_available()) {
-    for (int64_t s : shape)
-      ENGINE_CHECK(s >= 0, "empty_pinned: negative size in shape ", shape_str(shape));
-    const size_t nbytes = shape_numel(shape) * dtype_size(dtype);
+    const size_t nbytes = bytes_for("empty_pinned", shape, dtype);
     return over_storage(std::make_shared<Storage>(Device::cpu(), nbytes, cuda::allocate_pinned(nbytes)), shape, dtype);
   }
 #endif
