@@ -1,5 +1,5 @@
 // AdamW step: one multi-tensor backend kernel per parameter group (see
-// engine/cpu/adamw_update.h for the formula).
+// engine/kernels/adamw_update.h for the formula).
 #include "nn/adamw.h"
 
 #include <map>

@@ -1,6 +1,8 @@
-// Default kernel bodies (each reports that the device lacks it) and the device -> backend map
-// (through the kernel profiler while one records).
+// Default kernel bodies (each reports that the device lacks it), the host-clock timer, and the
+// device -> backend map (through the kernel profiler while one records).
 #include "engine/core/backend.h"
+
+#include <chrono>
 
 #include "engine/core/error.h"
 #include "engine/core/profiler.h"
@@ -13,6 +15,29 @@ namespace engine {
 
 void Backend::missing(const char* kernel) const {
   fail(kernel, ": not implemented on ", device().str(), " yet");
+}
+
+namespace {
+
+class HostClockTimer final : public DeviceTimer {
+ public:
+  explicit HostClockTimer(Backend& backend) : backend_(backend) {}
+  double elapsed_ms() override {
+    backend_.synchronize();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_)
+        .count();
+  }
+
+ private:
+  Backend& backend_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace
+
+std::unique_ptr<DeviceTimer> Backend::start_timer() {
+  synchronize();
+  return std::make_unique<HostClockTimer>(*this);
 }
 
 void Backend::copy(const View&, const View&) { missing("copy"); }
@@ -49,6 +74,8 @@ void Backend::adamw_multi_step(const std::vector<View>&, const std::vector<View>
                                const AdamWHyper&) {
   missing("adamw_multi_step");
 }
+
+Backend& host_backend() { return cpu::cpu_backend(); }
 
 Backend& backend_for(Device device) {
   if (device.is_cpu()) return profiled(cpu::cpu_backend());

@@ -74,6 +74,24 @@ struct GemmOperand {
   int64_t batch_stride;
 };
 
+// Memory held through a backend's allocator, in bytes (PyTorch's names in brackets). A backend
+// without a tracking allocator (the CPU's tensors use plain malloc) reports tracked = false.
+struct MemoryStats {
+  bool tracked = false;
+  size_t requested_bytes = 0;       // asked for by live tensors [memory_allocated]
+  size_t peak_requested_bytes = 0;  // max of requested_bytes since the last reset [max_memory_allocated]
+  size_t allocated_bytes = 0;       // the blocks live tensors hold (requests rounded up to size classes)
+  size_t peak_allocated_bytes = 0;  // max of allocated_bytes since the last reset
+  size_t reserved_bytes = 0;        // allocated plus cached for reuse [memory_reserved]
+};
+
+// Times the work queued on a device from the timer's start: elapsed_ms() waits for that work.
+class DeviceTimer {
+ public:
+  virtual ~DeviceTimer() = default;
+  virtual double elapsed_ms() = 0;
+};
+
 struct AdamWHyper {
   double lr, beta1, beta2, eps, weight_decay;
   int64_t step;  // 1-based step count after this update
@@ -84,6 +102,14 @@ class Backend {
   virtual ~Backend() = default;
   virtual Device device() const = 0;
   virtual DataPtr allocate(size_t nbytes) = 0;
+
+  // Waits until every kernel queued on the device has finished (CPU kernels run synchronously).
+  virtual void synchronize() {}
+  // Synchronises, then starts timing the work queued from now on. The default times it with the
+  // host's steady clock; a device with its own clock (CUDA events) overrides this.
+  virtual std::unique_ptr<DeviceTimer> start_timer();
+  virtual MemoryStats memory_stats() const { return {}; }
+  virtual void reset_peak_memory() {}
 
   // dst and src have the same shape; dtypes may differ (converted); either side may live on
   // another device when this backend knows how to reach it.
@@ -140,5 +166,10 @@ class Backend {
 
 // The backend that serves `device`; throws when that device is not built in or not present.
 Backend& backend_for(Device device);
+
+// The CPU kernels, never wrapped by the profiler: for a device backend's own staging work in host
+// memory (e.g. gathering a strided host tensor before a copy to the device), which is part of
+// the device kernel that asked for it.
+Backend& host_backend();
 
 }  // namespace engine

@@ -48,9 +48,11 @@ void* CachingAllocator::allocate(size_t nbytes) {
                  raw_.describe());
     ++stats_.raw_allocations;
   }
-  live_blocks_[ptr] = bin;
+  live_blocks_[ptr] = {bin, nbytes};
   stats_.current_bytes += bin;
   stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.current_bytes);
+  stats_.requested_bytes += nbytes;
+  stats_.peak_requested_bytes = std::max(stats_.peak_requested_bytes, stats_.requested_bytes);
   return ptr;
 }
 
@@ -60,7 +62,8 @@ void CachingAllocator::release(void* ptr) {
   auto it = live_blocks_.find(ptr);
   ENGINE_CHECK(it != live_blocks_.end(), device_name_, ": release of a pointer this allocator ",
                "did not hand out");
-  const size_t bin = it->second;
+  const size_t bin = it->second.size_class;
+  stats_.requested_bytes -= it->second.requested;
   live_blocks_.erase(it);
   stats_.current_bytes -= bin;
   stats_.cached_bytes += bin;
@@ -87,6 +90,7 @@ AllocatorStats CachingAllocator::stats() const {
 void CachingAllocator::reset_peak() {
   std::lock_guard<std::mutex> lock(mutex_);
   stats_.peak_bytes = stats_.current_bytes;
+  stats_.peak_requested_bytes = stats_.requested_bytes;
 }
 
 std::string format_bytes(size_t nbytes) {

@@ -24,8 +24,10 @@ class RawAllocator {
 };
 
 struct AllocatorStats {
-  size_t current_bytes = 0;  // handed out (by size class)
-  size_t peak_bytes = 0;     // max of current_bytes since the last reset
+  size_t current_bytes = 0;           // handed out (by size class)
+  size_t peak_bytes = 0;              // max of current_bytes since the last reset
+  size_t requested_bytes = 0;         // asked for by the live allocations (before rounding)
+  size_t peak_requested_bytes = 0;    // max of requested_bytes since the last reset
   size_t cached_bytes = 0;   // held in free lists
   size_t raw_allocations = 0;
   size_t cache_hits = 0;
@@ -54,7 +56,10 @@ class CachingAllocator {
   std::string device_name_;
   mutable std::mutex mutex_;
   std::map<size_t, std::vector<void*>> free_blocks_;  // size class -> cached blocks
-  std::unordered_map<void*, size_t> live_blocks_;     // block -> size class
+  struct LiveBlock {
+    size_t size_class, requested;
+  };
+  std::unordered_map<void*, LiveBlock> live_blocks_;
   AllocatorStats stats_;
 
   void empty_cache_locked();

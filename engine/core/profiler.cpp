@@ -14,9 +14,6 @@
 
 #include "engine/core/error.h"
 #include "engine/core/precision.h"
-#ifdef ENGINE_HAVE_CUDA
-#include "engine/cuda/cuda_device.h"
-#endif
 
 namespace engine {
 
@@ -51,25 +48,17 @@ const char* reduce_name(ReduceOp op) {
   return names[static_cast<int>(op)];
 }
 
-void synchronize(Device device) {
-#ifdef ENGINE_HAVE_CUDA
-  if (device.is_cuda()) cuda::synchronize(device.index);
-#else
-  (void)device;
-#endif
-}
-
 // Runs `call` (one kernel) and, while a profile records, adds its time to the recording under
 // `name`. Synchronising in the normal flow (not in a destructor) lets a CUDA error surface as
 // the usual exception; a call that throws is not counted.
 template <typename Call>
-auto timed(Device device, const std::string& name, double flops, Call&& call) {
+auto timed(Backend& backend, const std::string& name, double flops, Call&& call) {
   const std::shared_ptr<ProfileSink> sink = std::atomic_load(&g_sink);
   if (!sink) return call();
-  synchronize(device);
+  backend.synchronize();
   const auto start = std::chrono::steady_clock::now();
   auto record = [&] {
-    synchronize(device);
+    backend.synchronize();
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     std::lock_guard<std::mutex> lock(sink->mutex);
     KernelStats& s = sink->stats[name];
@@ -93,66 +82,70 @@ class TimedBackend final : public Backend {
   explicit TimedBackend(Backend& inner) : inner_(inner) {}
   Device device() const override { return inner_.device(); }
   DataPtr allocate(size_t nbytes) override { return inner_.allocate(nbytes); }
+  void synchronize() override { inner_.synchronize(); }
+  std::unique_ptr<DeviceTimer> start_timer() override { return inner_.start_timer(); }
+  MemoryStats memory_stats() const override { return inner_.memory_stats(); }
+  void reset_peak_memory() override { inner_.reset_peak_memory(); }
 
   void copy(const View& dst, const View& src) override {
     const char* name = dst.device == src.device ? "copy" : src.device.is_cpu() ? "copy host->device" : "copy device->host";
-    timed(device(), name, 0, [&] { return inner_.copy(dst, src); });
+    timed(inner_, name, 0, [&] { return inner_.copy(dst, src); });
   }
   void fill(const View& dst, double value) override {
-    timed(device(), "fill", 0, [&] { return inner_.fill(dst, value); });
+    timed(inner_, "fill", 0, [&] { return inner_.fill(dst, value); });
   }
   void unary(UnaryOp op, const View& out, const View& in, double a, double b) override {
-    timed(device(), std::string("unary ") + unary_name(op), 0, [&] { return inner_.unary(op, out, in, a, b); });
+    timed(inner_, std::string("unary ") + unary_name(op), 0, [&] { return inner_.unary(op, out, in, a, b); });
   }
   void binary(BinaryOp op, const View& out, const View& lhs, const View& rhs) override {
-    timed(device(), std::string("binary ") + binary_name(op), 0, [&] { return inner_.binary(op, out, lhs, rhs); });
+    timed(inner_, std::string("binary ") + binary_name(op), 0, [&] { return inner_.binary(op, out, lhs, rhs); });
   }
   void where(const View& out, const View& cond, const View& lhs, const View& rhs) override {
-    timed(device(), "where", 0, [&] { return inner_.where(out, cond, lhs, rhs); });
+    timed(inner_, "where", 0, [&] { return inner_.where(out, cond, lhs, rhs); });
   }
   void reduce(ReduceOp op, const View& out, const View& in, int reduced_dims) override {
-    timed(device(), std::string("reduce ") + reduce_name(op), 0, [&] { return inner_.reduce(op, out, in, reduced_dims); });
+    timed(inner_, std::string("reduce ") + reduce_name(op), 0, [&] { return inner_.reduce(op, out, in, reduced_dims); });
   }
   double squared_norm(const std::vector<View>& tensors) override {
-    return timed(device(), "squared_norm", 0, [&] { return inner_.squared_norm(tensors); });
+    return timed(inner_, "squared_norm", 0, [&] { return inner_.squared_norm(tensors); });
   }
   void gemm(DType dtype, int64_t batch, int64_t M, int64_t N, int64_t K, double alpha, const GemmOperand& A,
             const GemmOperand& B, double beta, const GemmOperand& C) override {
     std::string name = std::string("gemm ") + dtype_name(dtype);
     if (device().is_cuda() && dtype == DType::F32) name += std::string(" (") + matmul_precision_name(matmul_precision()) + ")";
-    timed(device(), name, 2.0 * static_cast<double>(batch) * M * N * K, [&] { return inner_.gemm(dtype, batch, M, N, K, alpha, A, B, beta, C); });
+    timed(inner_, name, 2.0 * static_cast<double>(batch) * M * N * K, [&] { return inner_.gemm(dtype, batch, M, N, K, alpha, A, B, beta, C); });
   }
   void softmax(const View& out, const View& in, bool log) override {
-    timed(device(), log ? "log_softmax" : "softmax", 0, [&] { return inner_.softmax(out, in, log); });
+    timed(inner_, log ? "log_softmax" : "softmax", 0, [&] { return inner_.softmax(out, in, log); });
   }
   void softmax_backward(const View& grad_in, const View& grad_out, const View& out, bool log) override {
-    timed(device(), log ? "log_softmax backward" : "softmax backward", 0, [&] { return inner_.softmax_backward(grad_in, grad_out, out, log); });
+    timed(inner_, log ? "log_softmax backward" : "softmax backward", 0, [&] { return inner_.softmax_backward(grad_in, grad_out, out, log); });
   }
   void layer_norm(const View& out, const View& mean, const View& rstd, const View& in, const View& weight,
                   const View& bias, double eps) override {
-    timed(device(), "layer_norm", 0, [&] { return inner_.layer_norm(out, mean, rstd, in, weight, bias, eps); });
+    timed(inner_, "layer_norm", 0, [&] { return inner_.layer_norm(out, mean, rstd, in, weight, bias, eps); });
   }
   void layer_norm_backward(const View& grad_in, const View& grad_weight, const View& grad_bias,
                            const View& grad_out, const View& in, const View& mean, const View& rstd,
                            const View& weight) override {
-    timed(device(), "layer_norm backward", 0, [&] { return inner_.layer_norm_backward(grad_in, grad_weight, grad_bias, grad_out, in, mean, rstd, weight); });
+    timed(inner_, "layer_norm backward", 0, [&] { return inner_.layer_norm_backward(grad_in, grad_weight, grad_bias, grad_out, in, mean, rstd, weight); });
   }
   void index_select(const View& out, const View& in, int dim, const View& index) override {
-    timed(device(), "index_select", 0, [&] { return inner_.index_select(out, in, dim, index); });
+    timed(inner_, "index_select", 0, [&] { return inner_.index_select(out, in, dim, index); });
   }
   void gather(const View& out, const View& in, int dim, const View& index) override {
-    timed(device(), "gather", 0, [&] { return inner_.gather(out, in, dim, index); });
+    timed(inner_, "gather", 0, [&] { return inner_.gather(out, in, dim, index); });
   }
   void scatter_add(const View& out, int dim, const View& index, const View& src) override {
-    timed(device(), "scatter_add", 0, [&] { return inner_.scatter_add(out, dim, index, src); });
+    timed(inner_, "scatter_add", 0, [&] { return inner_.scatter_add(out, dim, index, src); });
   }
   void random(RandomKind kind, const View& out, const RandomParams& params) override {
-    timed(device(), "random", 0, [&] { return inner_.random(kind, out, params); });
+    timed(inner_, "random", 0, [&] { return inner_.random(kind, out, params); });
   }
   void adamw_multi_step(const std::vector<View>& params, const std::vector<View>& grads,
                         const std::vector<View>& exp_avgs, const std::vector<View>& exp_avg_sqs,
                         const AdamWHyper& hyper) override {
-    timed(device(), "adamw", 0, [&] { return inner_.adamw_multi_step(params, grads, exp_avgs, exp_avg_sqs, hyper); });
+    timed(inner_, "adamw", 0, [&] { return inner_.adamw_multi_step(params, grads, exp_avgs, exp_avg_sqs, hyper); });
   }
 
  private:

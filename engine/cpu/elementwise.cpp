@@ -4,7 +4,7 @@
 
 #include "engine/core/error.h"
 #include "engine/cpu/cpu_backend.h"
-#include "engine/cpu/cpu_dispatch.h"
+#include "engine/kernels/dispatch.h"
 #include "engine/cpu/strided_loop.h"
 #include "engine/cpu/vector_math.h"
 

@@ -7,7 +7,7 @@
 
 #include "engine/core/threading.h"
 #include "engine/cpu/cpu_backend.h"
-#include "engine/cpu/cpu_dispatch.h"
+#include "engine/kernels/dispatch.h"
 
 namespace engine::cpu {
 

@@ -4,7 +4,7 @@
 
 #include "engine/core/threading.h"
 #include "engine/cpu/cpu_backend.h"
-#include "engine/cpu/cpu_dispatch.h"
+#include "engine/kernels/dispatch.h"
 #include "engine/random/philox.h"
 
 namespace engine::cpu {

@@ -5,7 +5,7 @@
 
 #include "engine/core/threading.h"
 #include "engine/cpu/cpu_backend.h"
-#include "engine/cpu/cpu_dispatch.h"
+#include "engine/kernels/dispatch.h"
 #include "engine/cpu/vector_math.h"
 
 namespace engine::cpu {

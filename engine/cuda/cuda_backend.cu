@@ -8,8 +8,7 @@
 #include <mutex>
 #include <vector>
 
-#include "engine/cpu/cpu_backend.h"
-#include "engine/cpu/cpu_dispatch.h"
+#include "engine/kernels/dispatch.h"
 #include "engine/cuda/cuda_device.h"
 #include "engine/cuda/cuda_kernels.cuh"
 
@@ -103,7 +102,39 @@ CudaBackend::~CudaBackend() {
 
 void CudaBackend::activate() const { CUDA_CHECK(cudaSetDevice(index_)); }
 
-CachingAllocator& CudaBackend::allocator() { return state_->allocator; }
+CachingAllocator& CudaBackend::allocator() const { return state_->allocator; }
+
+void CudaBackend::synchronize() { cuda::synchronize(index_); }
+
+namespace {
+class CudaEventTimer final : public DeviceTimer {
+ public:
+  explicit CudaEventTimer(int device) : events_(device) {}
+  double elapsed_ms() override { return events_.elapsed_ms(); }
+
+ private:
+  EventTimer events_;
+};
+}  // namespace
+
+std::unique_ptr<DeviceTimer> CudaBackend::start_timer() {
+  synchronize();
+  return std::make_unique<CudaEventTimer>(index_);
+}
+
+MemoryStats CudaBackend::memory_stats() const {
+  const AllocatorStats a = allocator().stats();
+  MemoryStats m;
+  m.tracked = true;
+  m.requested_bytes = a.requested_bytes;
+  m.peak_requested_bytes = a.peak_requested_bytes;
+  m.allocated_bytes = a.current_bytes;
+  m.peak_allocated_bytes = a.peak_bytes;
+  m.reserved_bytes = a.current_bytes + a.cached_bytes;
+  return m;
+}
+
+void CudaBackend::reset_peak_memory() { allocator().reset_peak(); }
 
 DataPtr CudaBackend::allocate(size_t nbytes) {
   void* ptr = state_->allocator.allocate(nbytes);
@@ -135,7 +166,7 @@ void CudaBackend::copy(const View& dst, const View& src) {
     } else {
       std::vector<char> host(nbytes);
       CUDA_CHECK(cudaMemcpy(host.data(), from, nbytes, cudaMemcpyDeviceToHost));
-      cpu::cpu_backend().copy(dst, contiguous_like(dst, dst.dtype, host.data()));
+      host_backend().copy(dst, contiguous_like(dst, dst.dtype, host.data()));
     }
     return;
   }
@@ -145,7 +176,7 @@ void CudaBackend::copy(const View& dst, const View& src) {
   const void* from = src.data;
   if (!src.is_contiguous()) {
     host.resize(nbytes);
-    cpu::cpu_backend().copy(contiguous_like(src, src.dtype, host.data()), src);
+    host_backend().copy(contiguous_like(src, src.dtype, host.data()), src);
     from = host.data();
   }
   if (dst.is_contiguous() && dst.dtype == src.dtype) {
@@ -160,7 +191,7 @@ void CudaBackend::copy(const View& dst, const View& src) {
 void CudaBackend::fill(const View& dst, double value) {
   activate();
   dispatch_dtype(dst.dtype, [&](auto tag) {
-    const auto typed = cpu::convert_value<decltype(tag)>(value);
+    const auto typed = convert_value<decltype(tag)>(value);
     using W = word_t<sizeof(typed)>;
     W bits;
     std::memcpy(&bits, &typed, sizeof(W));

@@ -1,9 +1,8 @@
 // The CUDA backend: every kernel of the Backend table on an NVIDIA GPU, checked against the CPU
 // backend by tests/engine/test_cuda*.cpp. Device memory comes from the caching allocator; the
-// kernels are split by family into cuda_backend.cu (allocation, copies, fill),
-// cuda_elementwise.cu, cuda_reduce.cu, cuda_softmax.cu, cuda_layer_norm.cu, cuda_index.cu,
-// cuda_random.cu, cuda_adamw.cu and cuda_gemm.cu (cuBLAS), with shared helpers in
-// cuda_kernels.cuh.
+// kernels are split by family into cuda_backend.cu (allocation, copies, fill) and files named
+// after their CPU twins in engine/cpu/: elementwise.cu, reduce.cu, softmax.cu, layer_norm.cu,
+// index.cu, random.cu, adamw.cu and gemm.cu (cuBLAS), with shared helpers in cuda_kernels.cuh.
 #pragma once
 
 #include "engine/core/backend.h"
@@ -18,6 +17,10 @@ class CudaBackend final : public Backend {
 
   Device device() const override { return Device::cuda(index_); }
   DataPtr allocate(size_t nbytes) override;
+  void synchronize() override;
+  std::unique_ptr<DeviceTimer> start_timer() override;  // CUDA events on the default stream
+  MemoryStats memory_stats() const override;
+  void reset_peak_memory() override;
 
   void copy(const View& dst, const View& src) override;
   void fill(const View& dst, double value) override;
@@ -45,7 +48,7 @@ class CudaBackend final : public Backend {
                         const std::vector<View>& exp_avgs, const std::vector<View>& exp_avg_sqs,
                         const AdamWHyper& hyper) override;
 
-  CachingAllocator& allocator();
+  CachingAllocator& allocator() const;
 
  private:
   struct State;  // defined in cuda_kernels.cuh

@@ -49,7 +49,7 @@ __device__ __forceinline__ int64_t grid_threads() {
 template <typename T>
 using device_t = std::conditional_t<std::is_same_v<T, bf16>, __nv_bfloat16, T>;
 
-// Value conversion with the CPU's rules (engine/cpu/cpu_dispatch.h convert_value): bf16 through
+// Value conversion with the CPU's rules (engine/kernels/dispatch.h convert_value): bf16 through
 // float (rounding to nearest even), bool as != 0, otherwise static_cast.
 template <typename To, typename From>
 __device__ __forceinline__ To convert(From v) {

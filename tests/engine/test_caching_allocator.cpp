@@ -63,14 +63,20 @@ TEST(CachingAllocator, ReusesFreedBlocksOfTheSameClass) {
   EXPECT_EQ(device.mallocs, 2);
   const AllocatorStats s = alloc.stats();
   EXPECT_EQ(s.current_bytes, 1024u + 5120u);
+  EXPECT_EQ(s.requested_bytes, 900u + 5000u);  // what was asked for, as PyTorch counts it
+  EXPECT_EQ(s.peak_requested_bytes, 900u + 5000u);
   EXPECT_EQ(s.cache_hits, 1u);
   alloc.release(b);
+  EXPECT_EQ(alloc.stats().requested_bytes, 5000u);
   alloc.release(c);
   EXPECT_EQ(alloc.stats().current_bytes, 0u);
+  EXPECT_EQ(alloc.stats().requested_bytes, 0u);
   EXPECT_EQ(alloc.stats().cached_bytes, 1024u + 5120u);
   EXPECT_EQ(alloc.stats().peak_bytes, 1024u + 5120u);
+  EXPECT_EQ(alloc.stats().peak_requested_bytes, 5900u);
   alloc.reset_peak();
   EXPECT_EQ(alloc.stats().peak_bytes, 0u);
+  EXPECT_EQ(alloc.stats().peak_requested_bytes, 0u);
   alloc.empty_cache();
   EXPECT_EQ(device.frees, 2);
   EXPECT_EQ(alloc.stats().cached_bytes, 0u);

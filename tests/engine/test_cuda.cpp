@@ -170,6 +170,37 @@ TEST_F(Cuda, CachingAllocatorReusesBlocksAcrossSteps) {
 #endif
 }
 
+// The backend interface's memory statistics count requested bytes exactly (PyTorch's
+// memory_allocated), blocks by size class, and what stays reserved after a tensor is freed.
+TEST_F(Cuda, BackendMemoryStatsCountRequestsBlocksAndReserve) {
+  Backend& backend = backend_for(gpu);
+  const MemoryStats before = backend.memory_stats();
+  EXPECT_TRUE(before.tracked);
+  backend.reset_peak_memory();
+  {
+    const Tensor t = zeros({1000, 1001}, DType::F32, gpu);  // 4,004,000 bytes requested
+    const MemoryStats during = backend.memory_stats();
+    EXPECT_EQ(during.requested_bytes, before.requested_bytes + 4004000u);
+    EXPECT_GE(during.allocated_bytes, before.allocated_bytes + 4004000u);
+    EXPECT_GE(during.reserved_bytes, during.allocated_bytes);
+  }
+  const MemoryStats after = backend.memory_stats();
+  EXPECT_EQ(after.requested_bytes, before.requested_bytes);
+  EXPECT_EQ(after.peak_requested_bytes, before.requested_bytes + 4004000u);
+  EXPECT_GE(after.reserved_bytes, after.allocated_bytes + 4004000u);  // the block stays cached
+  backend.reset_peak_memory();
+  EXPECT_EQ(backend.memory_stats().peak_requested_bytes, before.requested_bytes);
+}
+
+// The device timer waits for queued kernels: a large matmul timed with it takes measurable time.
+TEST_F(Cuda, DeviceTimerWaitsForTheQueuedWork) {
+  const Tensor a = ones({4096, 4096}, DType::F32, gpu);
+  const std::unique_ptr<DeviceTimer> timer = backend_for(gpu).start_timer();
+  const Tensor c = matmul(a, a);
+  EXPECT_GT(timer->elapsed_ms(), 0.0);
+  EXPECT_EQ(select(select(c, 0, 0), 0, 0).item<float>(), 4096.0f);
+}
+
 // Kernel errors read exactly as on the CPU, whichever device runs the op.
 TEST_F(Cuda, ErrorsMatchTheCpu) {
   auto message = [](const std::function<void()>& body) -> std::string {

@@ -1,8 +1,10 @@
 // The kernel profiler: every backend call made while it records is counted under its kernel,
 // GEMMs with their exact floating-point work; nothing is recorded before or after; results
 // are unchanged by profiling.
+#include <chrono>
 #include <cmath>
 #include <sstream>
+#include <thread>
 
 #include "engine/core/profiler.h"
 #include "test_util.h"
@@ -59,6 +61,23 @@ TEST(KernelProfile, OneRecordsAtATime) {
   const std::vector<KernelStats> stats = third.stats();
   ASSERT_NE(find(stats, "binary add"), nullptr);
   EXPECT_EQ(find(stats, "binary add")->calls, 1);
+}
+
+// The backend interface's timer and memory statistics on the CPU: the host clock (it measures
+// at least a sleep it spans), and no tracking allocator, also through the profiler's wrapper.
+TEST(BackendInterface, CpuTimesWithTheHostClockAndTracksNoMemory) {
+  Backend& cpu = backend_for(Device::cpu());
+  const std::unique_ptr<DeviceTimer> timer = cpu.start_timer();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_GE(timer->elapsed_ms(), 20.0);
+  EXPECT_FALSE(cpu.memory_stats().tracked);
+  KernelProfile profile;
+  Backend& wrapped = backend_for(Device::cpu());
+  EXPECT_NE(&wrapped, &cpu);
+  EXPECT_FALSE(wrapped.memory_stats().tracked);
+  const std::unique_ptr<DeviceTimer> wrapped_timer = wrapped.start_timer();
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_GE(wrapped_timer->elapsed_ms(), 5.0);
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 // views already broadcast to the output's shape; the op is a runtime switch inside one kernel
 // per dtype, which keeps the number of instantiations small. Formulas, NaN handling and dtype
 // support are those of engine/cpu/elementwise.cpp.
-#include "engine/cpu/cpu_dispatch.h"
+#include "engine/kernels/dispatch.h"
 #include "engine/cuda/cuda_kernels.cuh"
 
 namespace engine::cuda {
@@ -183,7 +183,7 @@ void CudaBackend::unary(UnaryOp op, const View& out, const View& in, double a, d
     else run(int32_t{});
     return;
   }
-  cpu::dispatch_floating(in.dtype, "unary", run);
+  dispatch_floating(in.dtype, "unary", run);
 }
 
 void CudaBackend::binary(BinaryOp op, const View& out, const View& lhs, const View& rhs) {
@@ -201,10 +201,10 @@ void CudaBackend::binary(BinaryOp op, const View& out, const View& lhs, const Vi
                             CompareMap<T>{out.ptr<bool>(), lhs.ptr<T>(), rhs.ptr<T>(), op});
     };
     if (lhs.dtype == DType::Bool) return run(bool{});
-    cpu::dispatch_numeric(lhs.dtype, "binary", run);
+    dispatch_numeric(lhs.dtype, "binary", run);
     return;
   }
-  cpu::dispatch_numeric(lhs.dtype, "binary", [&](auto tag) {
+  dispatch_numeric(lhs.dtype, "binary", [&](auto tag) {
     using T = decltype(tag);
     ENGINE_CHECK(binary_supported<T>(op), "binary: op not supported for dtype ", dtype_name(lhs.dtype));
     launch_elementwise<3>("binary", out.shape, strides,

@@ -1,5 +1,5 @@
 // The AdamW update of one element, shared by the CPU kernel (adamw.cpp) and the CUDA kernel
-// (engine/cuda/cuda_adamw.cu) so both compute it in the same order with the same roundings,
+// (engine/cuda/adamw.cu) so both compute it in the same order with the same roundings,
 // that of PyTorch's single-tensor AdamW:
 //   p *= 1 - lr * wd;  m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g^2;
 //   p -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)

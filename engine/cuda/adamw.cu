@@ -1,8 +1,8 @@
 // CUDA multi-tensor AdamW: one launch updates every tensor of a call, walking a device table of
 // chunks (pointers into param, grad, exp_avg, exp_avg_sq and a length). The per-element update
-// is engine/cpu/adamw_update.h, shared with the CPU, so the results equal the CPU's bit for bit.
-#include "engine/cpu/adamw_update.h"
-#include "engine/cpu/cpu_dispatch.h"
+// is engine/kernels/adamw_update.h, shared with the CPU, so the results equal the CPU's bit for bit.
+#include "engine/kernels/adamw_update.h"
+#include "engine/kernels/dispatch.h"
 #include "engine/cuda/cuda_kernels.cuh"
 
 namespace engine::cuda {
@@ -27,7 +27,7 @@ void CudaBackend::adamw_multi_step(const std::vector<View>& params, const std::v
   activate();
   check_adamw_lists(params, grads, exp_avgs, exp_avg_sqs);
   if (params.empty()) return;
-  cpu::dispatch_floating(params[0].dtype, "adamw_multi_step", [&](auto tag) {
+  dispatch_floating(params[0].dtype, "adamw_multi_step", [&](auto tag) {
     using T = decltype(tag);
     std::vector<std::array<T*, 4>> tensors;
     std::vector<int64_t> numels;

@@ -5,7 +5,7 @@
 // so results are deterministic. Sums of floating types run in double and of integers in i64, as
 // on the CPU; max / min / argmax keep the first extreme with NaN as the extreme, so they equal
 // the CPU's bit for bit.
-#include "engine/cpu/cpu_dispatch.h"
+#include "engine/kernels/dispatch.h"
 #include "engine/cuda/cuda_kernels.cuh"
 
 namespace engine::cuda {
@@ -126,7 +126,7 @@ void CudaBackend::reduce(ReduceOp op, const View& out, const View& in, int reduc
   for (size_t d = in.shape.size() - reduced_dims; d < in.shape.size(); ++d) width *= in.shape[d];
   const int64_t rows = out.numel();
   if (rows == 0) return;
-  cpu::dispatch_numeric(in.dtype, "reduce", [&](auto tag) {
+  dispatch_numeric(in.dtype, "reduce", [&](auto tag) {
     using T = decltype(tag);
     if (width == 0) {
       ENGINE_CHECK(op == ReduceOp::Sum, "reduce: max/min/argmax of an empty dimension");
@@ -147,7 +147,7 @@ double CudaBackend::squared_norm(const std::vector<View>& tensors) {
   for (const View& t : tensors) {
     ENGINE_CHECK(t.is_contiguous(), "squared_norm: tensors must be contiguous, got shape ",
                  shape_str(t.shape), " with strides ", shape_str(t.strides));
-    cpu::dispatch_floating(t.dtype, "squared_norm", [&](auto tag) {
+    dispatch_floating(t.dtype, "squared_norm", [&](auto tag) {
       using T = decltype(tag);
       const std::vector<Chunk<const T, 1>> chunks = make_chunks<const T, 1>({{t.ptr<const T>()}}, {t.numel()});
       if constexpr (std::is_same_v<T, float>) f32.insert(f32.end(), chunks.begin(), chunks.end());

@@ -3,7 +3,7 @@
 // row to a warp (C <= 1024) or a block. The weight and bias gradients are reduced over rows in
 // two deterministic stages without atomics: per block of rows, each thread sums one column in
 // row order into a (blocks, C) partial; then each column's partials are summed in block order.
-#include "engine/cpu/cpu_dispatch.h"
+#include "engine/kernels/dispatch.h"
 #include "engine/cuda/cuda_kernels.cuh"
 
 namespace engine::cuda {
@@ -115,7 +115,7 @@ void CudaBackend::layer_norm(const View& out, const View& mean, const View& rstd
   activate();
   const int64_t width = in.shape.back();
   const int64_t rows = width == 0 ? 0 : in.numel() / width;
-  cpu::dispatch_floating(in.dtype, "layer_norm", [&](auto tag) {
+  dispatch_floating(in.dtype, "layer_norm", [&](auto tag) {
     using T = decltype(tag);
     if (rows == 0) return;
     with_row_group(width, [&](auto group) {
@@ -134,7 +134,7 @@ void CudaBackend::layer_norm_backward(const View& grad_in, const View& grad_weig
   activate();
   const int64_t width = in.shape.back();
   const int64_t rows = width == 0 ? 0 : in.numel() / width;
-  cpu::dispatch_floating(in.dtype, "layer_norm_backward", [&](auto tag) {
+  dispatch_floating(in.dtype, "layer_norm_backward", [&](auto tag) {
     using T = decltype(tag);
     if (grad_in.data && rows > 0) {
       with_row_group(width, [&](auto group) {

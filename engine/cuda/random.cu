@@ -3,7 +3,7 @@
 // Uniform and integer draws are bitwise equal to the CPU's (the affine map is rounded step by
 // step, never fused); normal draws go through the device's log / cos and may differ from the
 // CPU's in the last bit.
-#include "engine/cpu/cpu_dispatch.h"
+#include "engine/kernels/dispatch.h"
 #include "engine/cuda/cuda_kernels.cuh"
 #include "engine/random/philox.h"
 
@@ -65,7 +65,7 @@ void CudaBackend::random(RandomKind kind, const View& out, const RandomParams& p
                                               static_cast<uint64_t>(params.b - params.a)});
     return;
   }
-  cpu::dispatch_floating(out.dtype, "random", [&](auto tag) {
+  dispatch_floating(out.dtype, "random", [&](auto tag) {
     using T = decltype(tag);
     if (kind == RandomKind::Normal) {
       fill_with(out.ptr<T>(), NormalDraw<T>{params.a, params.b});

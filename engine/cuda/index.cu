@@ -9,7 +9,7 @@
 // nondeterministic result of the backend (integer sums are exact).
 #include <climits>
 
-#include "engine/cpu/cpu_dispatch.h"
+#include "engine/kernels/dispatch.h"
 #include "engine/cuda/cuda_kernels.cuh"
 
 namespace engine::cuda {
@@ -139,7 +139,7 @@ void CudaBackend::scatter_add(const View& out, int dim, const View& index, const
   activate();
   check_indices(*this, index, out.shape[dim], "scatter_add", dim);
   const Shape out_lines = zero_stride(out, dim);
-  cpu::dispatch_numeric(out.dtype, "scatter_add", [&](auto tag) {
+  dispatch_numeric(out.dtype, "scatter_add", [&](auto tag) {
     using T = decltype(tag);
     launch_elementwise<3>("scatter_add", index.shape, {&src.strides, &index.strides, &out_lines},
                           ScatterAddMap<T>{src.ptr<T>(), index.ptr<int64_t>(), out.ptr<T>(), out.strides[dim]});

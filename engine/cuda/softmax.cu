@@ -1,7 +1,7 @@
 // CUDA softmax / log-softmax over the last dimension of contiguous (rows, C) tensors, and their
 // backward: one row per warp (C <= 1024) or per block, with sums in double and the formulas of
 // engine/cpu/softmax.cpp (a row of -inf gives NaN, as in PyTorch).
-#include "engine/cpu/cpu_dispatch.h"
+#include "engine/kernels/dispatch.h"
 #include "engine/cuda/cuda_kernels.cuh"
 
 namespace engine::cuda {
@@ -64,7 +64,7 @@ void CudaBackend::softmax(const View& out, const View& in, bool log) {
   activate();
   const int64_t width = last_dim(in);
   const int64_t rows = width == 0 ? 0 : in.numel() / width;
-  cpu::dispatch_floating(in.dtype, "softmax", [&](auto tag) {
+  dispatch_floating(in.dtype, "softmax", [&](auto tag) {
     using T = decltype(tag);
     if (rows == 0) return;
     with_row_group(width, [&](auto group) {
@@ -80,7 +80,7 @@ void CudaBackend::softmax_backward(const View& grad_in, const View& grad_out, co
   activate();
   const int64_t width = last_dim(out);
   const int64_t rows = width == 0 ? 0 : out.numel() / width;
-  cpu::dispatch_floating(out.dtype, "softmax_backward", [&](auto tag) {
+  dispatch_floating(out.dtype, "softmax_backward", [&](auto tag) {
     using T = decltype(tag);
     if (rows == 0) return;
     with_row_group(width, [&](auto group) {

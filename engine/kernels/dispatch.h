@@ -1,11 +1,14 @@
-// Dtype dispatch for CPU kernels: call a generic lambda with the element type, refusing dtypes
-// the kernel has no arithmetic for.
+// Dtype dispatch shared by the kernels of every backend (host code of the CPU and CUDA
+// backends): call a generic lambda with the element type, refusing dtypes the kernel has no
+// arithmetic for; and the value conversion rules every backend follows.
 #pragma once
+
+#include <type_traits>
 
 #include "engine/core/dtype.h"
 #include "engine/core/error.h"
 
-namespace engine::cpu {
+namespace engine {
 
 // f32, f64.
 template <typename Fn>
@@ -44,4 +47,4 @@ inline To convert_value(From value) {
   }
 }
 
-}  // namespace engine::cpu
+}  // namespace engine
