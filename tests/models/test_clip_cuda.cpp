@@ -7,7 +7,7 @@
 #include "engine/test_cuda_util.h"
 #include "models/clip_checkpoint.h"
 #include "nn/adamw.h"
-#include "train/cam.h"
+#include "train/method/cam.h"
 
 namespace {
 

@@ -3,8 +3,8 @@
 // token-summed weights), and against PyTorch fixtures.
 #include "test_util.h"
 #include "tiny_clip.h"
-#include "train/cam.h"
-#include "train/masks.h"
+#include "train/method/cam.h"
+#include "train/method/masks.h"
 
 namespace {
 

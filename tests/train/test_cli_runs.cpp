@@ -19,10 +19,10 @@
 #include "engine/io/safetensors.h"
 #include "models/clip_checkpoint.h"
 #include "test_util.h"
-#include "train/cam.h"
-#include "train/demo_data.h"
-#include "train/picture.h"
-#include "train/wise.h"
+#include "train/method/cam.h"
+#include "train/demo/demo_data.h"
+#include "train/pictures/picture.h"
+#include "train/eval/wise.h"
 
 namespace {
 

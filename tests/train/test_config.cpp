@@ -6,10 +6,10 @@
 #include <sstream>
 
 #include "test_util.h"
-#include "train/config.h"
-#include "train/masks.h"
-#include "train/method_step.h"
-#include "train/runs.h"
+#include "train/runs/config.h"
+#include "train/method/masks.h"
+#include "train/method/method_step.h"
+#include "train/runs/runs.h"
 
 namespace {
 

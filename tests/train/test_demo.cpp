@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "test_util.h"
-#include "train/demo.h"
-#include "train/demo_data.h"
+#include "train/demo/demo.h"
+#include "train/demo/demo_data.h"
 
 namespace {
 

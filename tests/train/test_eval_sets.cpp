@@ -8,8 +8,8 @@
 #include "data/transform.h"
 #include "test_util.h"
 #include "tiny_clip.h"
-#include "train/eval_sets.h"
-#include "train/picture.h"
+#include "train/eval/eval_sets.h"
+#include "train/pictures/picture.h"
 
 namespace {
 

@@ -4,7 +4,7 @@
 
 #include "models/clip_vit.h"
 #include "test_util.h"
-#include "train/masks.h"
+#include "train/method/masks.h"
 
 namespace {
 

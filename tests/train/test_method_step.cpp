@@ -7,7 +7,7 @@
 
 #include "test_util.h"
 #include "tiny_clip.h"
-#include "train/method_step.h"
+#include "train/method/method_step.h"
 
 namespace {
 

@@ -4,7 +4,7 @@
 
 #include "data/decode.h"
 #include "test_util.h"
-#include "train/picture.h"
+#include "train/pictures/picture.h"
 
 namespace {
 

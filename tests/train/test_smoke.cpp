@@ -1,7 +1,7 @@
 // The built-in smoke run: a 2-layer MLP on the generated spiral must learn it.
 #include <sstream>
 
-#include "train/smoke.h"
+#include "train/tools/smoke.h"
 #include "test_util.h"
 
 namespace {

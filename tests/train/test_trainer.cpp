@@ -14,9 +14,9 @@
 
 #include "nn/lr_schedule.h"
 #include "test_util.h"
-#include "train/demo_data.h"
-#include "train/trainer.h"
-#include "train/wise.h"
+#include "train/demo/demo_data.h"
+#include "train/loop/trainer.h"
+#include "train/eval/wise.h"
 
 namespace {
 

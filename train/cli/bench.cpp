@@ -3,8 +3,8 @@
 #include <memory>
 #include <sstream>
 
-#include "train/bench.h"
-#include "train/cli_commands.h"
+#include "train/tools/bench.h"
+#include "train/cli/commands.h"
 
 namespace train {
 

@@ -10,10 +10,10 @@
 #include "data/transform.h"
 #include "engine/io/npy.h"
 #include "models/clip_checkpoint.h"
-#include "train/cam.h"
-#include "train/cli_commands.h"
-#include "train/masks.h"
-#include "train/picture.h"
+#include "train/method/cam.h"
+#include "train/cli/commands.h"
+#include "train/method/masks.h"
+#include "train/pictures/picture.h"
 
 namespace train {
 

@@ -1,11 +1,11 @@
 // Option definitions of the cftrain subcommands.
-#include "train/cli_commands.h"
+#include "train/cli/commands.h"
 
 #include <iostream>
 #include <memory>
 
-#include "train/embed.h"
-#include "train/smoke.h"
+#include "train/tools/embed.h"
+#include "train/tools/smoke.h"
 
 namespace train {
 

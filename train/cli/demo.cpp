@@ -2,8 +2,8 @@
 #include <iostream>
 #include <memory>
 
-#include "train/cli_commands.h"
-#include "train/demo.h"
+#include "train/cli/commands.h"
+#include "train/demo/demo.h"
 
 namespace train {
 

@@ -7,7 +7,7 @@
 #include <iostream>
 
 #include "engine/core/threading.h"
-#include "train/cli_commands.h"
+#include "train/cli/commands.h"
 
 namespace {
 

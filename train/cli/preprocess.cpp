@@ -7,7 +7,7 @@
 #include "data/decode.h"
 #include "data/transform.h"
 #include "engine/io/npy.h"
-#include "train/cli_commands.h"
+#include "train/cli/commands.h"
 
 namespace train {
 

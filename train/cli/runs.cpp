@@ -7,10 +7,10 @@
 
 #include "engine/io/atomic_file.h"
 #include "models/clip_checkpoint.h"
-#include "train/cli_commands.h"
-#include "train/eval_sets.h"
-#include "train/runs.h"
-#include "train/wise.h"
+#include "train/cli/commands.h"
+#include "train/eval/eval_sets.h"
+#include "train/runs/runs.h"
+#include "train/eval/wise.h"
 
 namespace train {
 

@@ -1,5 +1,5 @@
 // The demo benchmark: pre-training (cached), fine-tuning of every method, evaluation, outputs.
-#include "train/demo.h"
+#include "train/demo/demo.h"
 
 #include <chrono>
 #include <cmath>
@@ -13,12 +13,12 @@
 #include <sstream>
 
 #include "engine/io/atomic_file.h"
-#include "train/demo_data.h"
-#include "train/evaluate.h"
-#include "train/format_guard.h"
-#include "train/picture.h"
-#include "train/trainer.h"
-#include "train/wise.h"
+#include "train/demo/demo_data.h"
+#include "train/eval/evaluate.h"
+#include "train/common/format_guard.h"
+#include "train/pictures/picture.h"
+#include "train/loop/trainer.h"
+#include "train/eval/wise.h"
 
 namespace train {
 

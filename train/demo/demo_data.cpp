@@ -1,5 +1,5 @@
 // Generation of the demo benchmark's images.
-#include "train/demo_data.h"
+#include "train/demo/demo_data.h"
 
 #include <cmath>
 

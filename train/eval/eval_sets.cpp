@@ -1,7 +1,7 @@
 // Dataset evaluation and result tables.
-#include "train/eval_sets.h"
+#include "train/eval/eval_sets.h"
 
-#include "train/format_guard.h"
+#include "train/common/format_guard.h"
 
 #include <chrono>
 #include <iomanip>

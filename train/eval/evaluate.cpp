@@ -1,5 +1,5 @@
 // In-memory evaluation.
-#include "train/evaluate.h"
+#include "train/eval/evaluate.h"
 
 namespace train {
 

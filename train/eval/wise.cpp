@@ -1,5 +1,5 @@
 // Weight-space interpolation.
-#include "train/wise.h"
+#include "train/eval/wise.h"
 
 namespace train {
 

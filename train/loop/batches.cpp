@@ -1,5 +1,5 @@
 // In-memory batch source.
-#include "train/batches.h"
+#include "train/loop/batches.h"
 
 namespace train {
 

@@ -1,5 +1,5 @@
 // The training loop, checkpoints and resumption.
-#include "train/trainer.h"
+#include "train/loop/trainer.h"
 
 #include <chrono>
 #include <cmath>
@@ -11,7 +11,7 @@
 
 #include "engine/io/atomic_file.h"
 #include "nn/lr_schedule.h"
-#include "train/format_guard.h"
+#include "train/common/format_guard.h"
 
 namespace train {
 

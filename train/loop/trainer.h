@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "train/batches.h"
-#include "train/method_step.h"
+#include "train/loop/batches.h"
+#include "train/method/method_step.h"
 
 namespace train {
 

@@ -1,5 +1,5 @@
 // MMCAM (efficient form, through gradient hooks) and GradCAM.
-#include "train/cam.h"
+#include "train/method/cam.h"
 
 namespace train {
 

@@ -1,5 +1,5 @@
 // Strategy parsing, patch masks and the fills that make counterfactual images.
-#include "train/masks.h"
+#include "train/method/masks.h"
 
 #include <algorithm>
 #include <regex>

@@ -1,5 +1,5 @@
 // Losses of the method and its variants for one batch.
-#include "train/method_step.h"
+#include "train/method/method_step.h"
 
 namespace train {
 

@@ -11,8 +11,8 @@
 #include <functional>
 #include <string>
 
-#include "train/cam.h"
-#include "train/masks.h"
+#include "train/method/cam.h"
+#include "train/method/masks.h"
 
 namespace train {
 

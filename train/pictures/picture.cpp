@@ -1,5 +1,5 @@
 // Canvas drawing and PNG output.
-#include "train/picture.h"
+#include "train/pictures/picture.h"
 
 #include <stb/stb_easy_font.h>
 #include <stb/stb_image_write.h>

@@ -1,5 +1,5 @@
 // TOML configuration with a schema, variables and overrides (toml++).
-#include "train/config.h"
+#include "train/runs/config.h"
 
 #include <cstdlib>
 #include <regex>

@@ -1,5 +1,5 @@
 // Training and evaluation runs driven by a configuration.
-#include "train/runs.h"
+#include "train/runs/runs.h"
 
 #include <filesystem>
 
@@ -8,11 +8,11 @@
 #include "engine/core/precision.h"
 #include "engine/io/atomic_file.h"
 #include "models/clip_checkpoint.h"
-#include "train/demo.h"
-#include "train/demo_data.h"
-#include "train/eval_sets.h"
-#include "train/evaluate.h"
-#include "train/trainer.h"
+#include "train/demo/demo.h"
+#include "train/demo/demo_data.h"
+#include "train/eval/eval_sets.h"
+#include "train/eval/evaluate.h"
+#include "train/loop/trainer.h"
 
 namespace train {
 

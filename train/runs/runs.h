@@ -1,4 +1,4 @@
-// `cftrain train` and `cftrain eval` from a configuration (train/config.h): builds the zero-shot
+// `cftrain train` and `cftrain eval` from a configuration (train/runs/config.h): builds the zero-shot
 // teacher and the student, the training data (an ImageFolder or file list with a stratified
 // validation hold-out, or the demo's generated images), runs the trainer in the run directory,
 // and evaluates checkpoints on the configured datasets.
@@ -8,8 +8,8 @@
 #include <string>
 
 #include "models/classifier.h"
-#include "train/config.h"
-#include "train/eval_sets.h"
+#include "train/runs/config.h"
+#include "train/eval/eval_sets.h"
 
 namespace train {
 

@@ -1,23 +1,19 @@
 // Step benchmarks of the method on random weights and inputs.
-#include "train/bench.h"
+#include "train/tools/bench.h"
 
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <chrono>
 #include <functional>
 #include <iomanip>
 #include <nlohmann/json.hpp>
 
+#include "engine/core/backend.h"
 #include "engine/core/precision.h"
 #include "engine/core/profiler.h"
 #include "nn/lr_schedule.h"
-#include "train/format_guard.h"
-#include "train/method_step.h"
-#ifdef ENGINE_HAVE_CUDA
-#include "engine/cuda/cuda_backend.h"
-#include "engine/cuda/cuda_device.h"
-#endif
+#include "train/common/format_guard.h"
+#include "train/method/method_step.h"
 
 namespace train {
 
@@ -44,42 +40,30 @@ models::Classifier random_classifier(const BenchModel& spec, Generator& gen, Dev
   return model;
 }
 
-// Peak memory: the CUDA allocator's peak since `reset`, or the process's peak resident size.
+// Peak memory: what the device's allocator saw requested at most since `reset` (PyTorch's
+// max_memory_allocated), or, on a device without a tracking allocator, the process's peak
+// resident size.
 class PeakMemory {
  public:
-  explicit PeakMemory(Device device) : device_(device) {}
-  void reset() {
-#ifdef ENGINE_HAVE_CUDA
-    if (device_.is_cuda()) cuda::cuda_backend(device_.index).allocator().reset_peak();
-#endif
-  }
+  explicit PeakMemory(Device device) : backend_(backend_for(device)) {}
+  void reset() { backend_.reset_peak_memory(); }
   double bytes() const {
-#ifdef ENGINE_HAVE_CUDA
-    if (device_.is_cuda()) return static_cast<double>(cuda::cuda_backend(device_.index).allocator().stats().peak_bytes);
-#endif
+    const MemoryStats stats = backend_.memory_stats();
+    if (stats.tracked) return static_cast<double>(stats.peak_requested_bytes);
     struct rusage usage {};
     ::getrusage(RUSAGE_SELF, &usage);
     return static_cast<double>(usage.ru_maxrss) * 1024.0;
   }
 
  private:
-  Device device_;
+  Backend& backend_;
 };
 
-// Wall time of one call; on CUDA the device is synchronised before and after.
+// The device time of one call (CUDA events on a GPU, the steady clock on the CPU).
 double time_ms(Device device, const std::function<void()>& step) {
-#ifdef ENGINE_HAVE_CUDA
-  if (device.is_cuda()) {
-    cuda::synchronize(device.index);
-    const cuda::EventTimer timer(device.index);
-    step();
-    return timer.elapsed_ms();
-  }
-#endif
-  (void)device;
-  const auto start = std::chrono::steady_clock::now();
+  const std::unique_ptr<DeviceTimer> timer = backend_for(device).start_timer();
   step();
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return timer->elapsed_ms();
 }
 
 }  // namespace

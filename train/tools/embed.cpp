@@ -1,5 +1,5 @@
 // Batched feature extraction with progress output.
-#include "train/embed.h"
+#include "train/tools/embed.h"
 
 #include <chrono>
 

@@ -1,5 +1,5 @@
 // Spiral data, the two-layer MLP and its training loop (see smoke.h).
-#include "train/smoke.h"
+#include "train/tools/smoke.h"
 
 #include <cmath>
 #include <iomanip>
