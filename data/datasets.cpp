@@ -2,13 +2,12 @@
 // variants, ObjectNet's mapping files, CSV file lists and the stratified split.
 #include "data/datasets.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "engine/ops/ops.h"
@@ -46,7 +45,8 @@ std::vector<std::string> sorted_subfolders(const std::string& root, std::ostream
     if (!hidden(entry.path())) {
       names.push_back(entry.path().filename().string());
     } else if (log) {
-      *log << "note: " << entry.path().string() << ": hidden folder left out (torchvision's ImageFolder "
+      *log << "note: " << entry.path().string()
+           << ": hidden folder left out (torchvision's ImageFolder "
            << "would count it as a class)\n";
     }
   }
@@ -63,7 +63,8 @@ void collect_folders(const fs::path& folder, std::vector<std::string>& folders) 
 // The image files under a class folder, like torchvision: folders in sorted path order, files
 // in sorted name order within each. An empty class folder or a file with an unknown extension
 // is bad input.
-std::vector<std::string> class_files(const std::string& folder, const ScanOptions& options, int64_t& skipped) {
+std::vector<std::string> class_files(const std::string& folder, const ScanOptions& options,
+                                     int64_t& skipped) {
   std::vector<std::string> folders;
   collect_folders(folder, folders);
   std::sort(folders.begin(), folders.end());
@@ -71,7 +72,8 @@ std::vector<std::string> class_files(const std::string& folder, const ScanOption
   for (const std::string& dir : folders) {
     std::vector<std::string> names;
     for (const fs::directory_entry& entry : fs::directory_iterator(dir))
-      if (entry.is_regular_file() && !hidden(entry.path())) names.push_back(entry.path().filename().string());
+      if (entry.is_regular_file() && !hidden(entry.path()))
+        names.push_back(entry.path().filename().string());
     std::sort(names.begin(), names.end());
     for (const std::string& name : names) {
       const fs::path path = fs::path(dir) / name;
@@ -87,7 +89,8 @@ std::vector<std::string> class_files(const std::string& folder, const ScanOption
   return files;
 }
 
-void add_class(Dataset& dataset, const std::string& folder, int64_t label, const ScanOptions& options) {
+void add_class(Dataset& dataset, const std::string& folder, int64_t label,
+               const ScanOptions& options) {
   for (std::string& file : class_files(folder, options, dataset.skipped_files))
     dataset.samples.push_back({std::move(file), label});
 }
@@ -139,7 +142,8 @@ std::vector<std::pair<std::string, std::string>> json_entries(const std::string&
   for (const auto& [key, value] : json.items()) {
     ENGINE_CHECK(value.is_string() || value.is_number_integer(), path, ": value of '", key,
                  "' is neither a string nor an integer");
-    entries.emplace_back(key, value.is_string() ? value.get<std::string>() : std::to_string(value.get<int64_t>()));
+    entries.emplace_back(
+        key, value.is_string() ? value.get<std::string>() : std::to_string(value.get<int64_t>()));
   }
   return entries;
 }
@@ -159,7 +163,8 @@ std::string csv_field(const std::string& text, const std::string& where) {
   for (size_t i = 1; i + 1 < text.size(); ++i) {
     out += text[i];
     if (text[i] == '"') {
-      ENGINE_CHECK(text[i + 1] == '"' && i + 2 < text.size(), where, ": a quote inside a quoted path must be doubled: ", text);
+      ENGINE_CHECK(text[i + 1] == '"' && i + 2 < text.size(), where,
+                   ": a quote inside a quoted path must be doubled: ", text);
       ++i;
     }
   }
@@ -176,19 +181,21 @@ BadInputPolicy parse_bad_input_policy(const std::string& name) {
 
 bool Dataset::is_correct(int64_t predicted, int64_t label) const {
   if (label_targets.empty()) return predicted == label;
-  ENGINE_CHECK(label >= 0 && label < static_cast<int64_t>(label_targets.size()), root, ": label ", label,
-               " out of range for ", label_targets.size(), " classes");
+  ENGINE_CHECK(label >= 0 && label < static_cast<int64_t>(label_targets.size()), root, ": label ",
+               label, " out of range for ", label_targets.size(), " classes");
   const std::vector<int64_t>& targets = label_targets[label];
   return std::binary_search(targets.begin(), targets.end(), predicted);
 }
 
-Dataset image_folder(const std::string& root, const std::string& class_names_file, const ScanOptions& options) {
+Dataset image_folder(const std::string& root, const std::string& class_names_file,
+                     const ScanOptions& options) {
   Dataset dataset;
   dataset.root = root;
   dataset.class_names = sorted_subfolders(root, options.log);
   ENGINE_CHECK(!dataset.class_names.empty(), root, ": no class folders");
   for (size_t label = 0; label < dataset.class_names.size(); ++label)
-    add_class(dataset, (fs::path(root) / dataset.class_names[label]).string(), static_cast<int64_t>(label), options);
+    add_class(dataset, (fs::path(root) / dataset.class_names[label]).string(),
+              static_cast<int64_t>(label), options);
   if (!class_names_file.empty()) {
     std::vector<std::string> names = read_lines(class_names_file);
     while (!names.empty() && strip(names.back()).empty()) names.pop_back();
@@ -211,14 +218,16 @@ Dataset imagenet_v2(const std::string& root, const ScanOptions& options) {
   Dataset dataset;
   dataset.root = root;
   dataset.class_names = number_names(1000);
-  for (const auto& [index, name] : folders) add_class(dataset, (fs::path(root) / name).string(), index, options);
+  for (const auto& [index, name] : folders)
+    add_class(dataset, (fs::path(root) / name).string(), index, options);
   return dataset;
 }
 
 Dataset imagenet_subset(const std::string& root, const std::vector<std::string>& reference_wnids,
                         const ScanOptions& options) {
   std::map<std::string, int64_t> index;
-  for (size_t i = 0; i < reference_wnids.size(); ++i) index[reference_wnids[i]] = static_cast<int64_t>(i);
+  for (size_t i = 0; i < reference_wnids.size(); ++i)
+    index[reference_wnids[i]] = static_cast<int64_t>(i);
   Dataset dataset;
   dataset.root = root;
   dataset.class_names = reference_wnids;
@@ -245,7 +254,8 @@ std::vector<std::string> read_wnids(const std::string& path) {
   }
   ENGINE_CHECK(!wnids.empty(), path, ": no wnids");
   std::set<std::string> seen;
-  for (const std::string& wnid : wnids) ENGINE_CHECK(seen.insert(wnid).second, path, ": wnid ", wnid, " appears twice");
+  for (const std::string& wnid : wnids)
+    ENGINE_CHECK(seen.insert(wnid).second, path, ": wnid ", wnid, " appears twice");
   return wnids;
 }
 
@@ -268,8 +278,8 @@ Dataset objectnet(const std::string& root, const ScanOptions& options) {
   const std::vector<std::string> names = read_lines(names_file);
   for (size_t i = 0; i < names.size(); ++i) {
     const auto it = pytorch_index.find(std::to_string(i));
-    ENGINE_CHECK(it != pytorch_index.end(), pytorch_file, ": no class index for ImageNet 2012 id ", i,
-                 " (line ", i + 1, " of ", names_file, ")");
+    ENGINE_CHECK(it != pytorch_index.end(), pytorch_file, ": no class index for ImageNet 2012 id ",
+                 i, " (line ", i + 1, " of ", names_file, ")");
     imagenet_index[strip(names[i])] = parse_index(it->second);
   }
   std::map<std::string, std::vector<int64_t>> targets;  // folder -> ImageNet indices, sorted
@@ -281,10 +291,11 @@ Dataset objectnet(const std::string& root, const ScanOptions& options) {
     size_t begin = 0;
     for (;;) {
       const size_t end = imagenet_names.find("; ", begin);
-      const std::string name = imagenet_names.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+      const std::string name =
+          imagenet_names.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
       const auto id = imagenet_index.find(name);
-      ENGINE_CHECK(id != imagenet_index.end(), objectnet_file, ": ImageNet class '", name, "' (for '",
-                   objectnet_name, "') is not in ", names_file);
+      ENGINE_CHECK(id != imagenet_index.end(), objectnet_file, ": ImageNet class '", name,
+                   "' (for '", objectnet_name, "') is not in ", names_file);
       ids.push_back(id->second);
       if (end == std::string::npos) break;
       begin = end + 2;
@@ -328,11 +339,13 @@ Dataset file_list(const std::string& csv_path, const ScanOptions& options) {
     const std::string& line = lines[i];
     if (strip(line).empty() || (i == 0 && strip(line) == "path,label")) continue;
     const size_t comma = line.rfind(',');
-    ENGINE_CHECK(comma != std::string::npos && comma > 0, where, ": expected 'path,label', got '", line, "'");
+    ENGINE_CHECK(comma != std::string::npos && comma > 0, where, ": expected 'path,label', got '",
+                 line, "'");
     const std::string label_text = strip(line.substr(comma + 1));
     const int64_t label = parse_index(label_text);
     ENGINE_CHECK(label >= 0, where, ": label '", label_text, "' is not a non-negative integer");
-    const fs::path path = base / csv_field(line.substr(0, comma), where);  // an absolute path replaces the base
+    const fs::path path =
+        base / csv_field(line.substr(0, comma), where);  // an absolute path replaces the base
     if (!fs::is_regular_file(path)) {
       bad_input(options, dataset.skipped_files, where + ": " + path.string() + ": no such file");
       continue;
@@ -345,11 +358,11 @@ Dataset file_list(const std::string& csv_path, const ScanOptions& options) {
   return dataset;
 }
 
-std::vector<bool> stratified_holdout(const std::vector<int64_t>& labels, int64_t holdout, uint64_t seed,
-                                     const std::string& what) {
+std::vector<bool> stratified_holdout(const std::vector<int64_t>& labels, int64_t holdout,
+                                     uint64_t seed, const std::string& what) {
   const int64_t total = static_cast<int64_t>(labels.size());
-  ENGINE_CHECK(holdout >= 0 && holdout <= total, "stratified_split: cannot hold out ", holdout, " of ",
-               total, " samples of ", what);
+  ENGINE_CHECK(holdout >= 0 && holdout <= total, "stratified_split: cannot hold out ", holdout,
+               " of ", total, " samples of ", what);
   std::map<int64_t, std::vector<int64_t>> members;  // label -> sample indices, in order
   for (int64_t i = 0; i < total; ++i) members[labels[i]].push_back(i);
   // Largest remainders: each class's exact share is holdout * n_c / total.
@@ -362,8 +375,9 @@ std::vector<bool> stratified_holdout(const std::vector<int64_t>& labels, int64_t
     given += exact / total;
     remainders.emplace_back(exact % total, label);
   }
-  std::sort(remainders.begin(), remainders.end(),
-            [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  std::sort(remainders.begin(), remainders.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
   for (int64_t i = 0; i < holdout - given; ++i) ++share[remainders[i].second];
 
   engine::Generator generator(seed, engine::kHoldoutStream);

@@ -99,7 +99,7 @@ struct Split {
 Split stratified_split(const Dataset& dataset, int64_t holdout, uint64_t seed);
 
 // The same rule on bare labels: held_out[i] for each position; `what` names them in errors.
-std::vector<bool> stratified_holdout(const std::vector<int64_t>& labels, int64_t holdout, uint64_t seed,
-                                     const std::string& what);
+std::vector<bool> stratified_holdout(const std::vector<int64_t>& labels, int64_t holdout,
+                                     uint64_t seed, const std::string& what);
 
 }  // namespace data

@@ -2,11 +2,10 @@
 // stb_image with the checks and fix-ups that make it agree with Pillow, PGM/PPM by hand.
 #include "data/decode.h"
 
-#include <stb_image.h>
-#include <turbojpeg.h>
-
 #include <fcntl.h>
+#include <stb_image.h>
 #include <sys/stat.h>
+#include <turbojpeg.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -48,7 +47,8 @@ tjhandle jpeg_decompressor() {
     }
   };
   thread_local Handle instance;
-  ENGINE_CHECK(instance.handle, "TurboJPEG: cannot create a decompressor: ", tjGetErrorStr2(nullptr));
+  ENGINE_CHECK(instance.handle,
+               "TurboJPEG: cannot create a decompressor: ", tjGetErrorStr2(nullptr));
   return instance.handle;
 }
 
@@ -69,9 +69,11 @@ Image decode_jpeg(const uint8_t* bytes, size_t size, const std::string& name, in
   check_size(name, ImageFormat::Jpeg, width, height, max_pixels);
   const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
   Image image(width, height);
-  std::vector<uint8_t> cmyk_pixels(cmyk ? static_cast<size_t>(width) * height * 4 : 0);  // (H, W, 4)
+  std::vector<uint8_t> cmyk_pixels(cmyk ? static_cast<size_t>(width) * height * 4
+                                        : 0);  // (H, W, 4)
   uint8_t* target = cmyk ? cmyk_pixels.data() : image.pixels.data();
-  if (tjDecompress2(tj, bytes, size, target, width, 0, height, cmyk ? TJPF_CMYK : TJPF_RGB, 0) != 0) {
+  if (tjDecompress2(tj, bytes, size, target, width, 0, height, cmyk ? TJPF_CMYK : TJPF_RGB, 0) !=
+      0) {
     // libjpeg warns and carries on at corrupt data (Pillow accepts the result too), but running
     // out of data is a truncated file, which Pillow refuses.
     const std::string message = tjGetErrorStr2(tj);
@@ -99,7 +101,9 @@ const uint8_t kPngEnd[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0
 // stb_image's reason for the last failure; some are empty (an unknown chunk type of zeros).
 std::string stb_reason() {
   const char* reason = stbi_failure_reason();
-  return reason && std::isprint(static_cast<unsigned char>(reason[0])) ? reason : "corrupt or truncated data";
+  return reason && std::isprint(static_cast<unsigned char>(reason[0]))
+             ? reason
+             : "corrupt or truncated data";
 }
 
 struct StbFree {
@@ -227,8 +231,8 @@ std::pair<int64_t, int64_t> stb_format_size(const uint8_t* bytes, size_t size, I
   }
 }
 
-Image decode_with_stb(const uint8_t* bytes, size_t size, ImageFormat format, const std::string& name,
-                      int64_t max_pixels) {
+Image decode_with_stb(const uint8_t* bytes, size_t size, ImageFormat format,
+                      const std::string& name, int64_t max_pixels) {
   const auto [header_width, header_height] = stb_format_size(bytes, size, format, name);
   check_size(name, format, header_width, header_height, max_pixels);
   ENGINE_CHECK(size <= INT32_MAX, name, ": file too large (", size, " bytes)");
@@ -262,7 +266,8 @@ Image decode_with_stb(const uint8_t* bytes, size_t size, ImageFormat format, con
     // Gray (+ alpha) as one channel, colour (+ alpha) as three; Pillow keeps the high byte,
     // except for plain 16-bit gray, whose mode "I" clips on conversion.
     const int wanted = channels <= 2 ? 1 : 3;
-    std::unique_ptr<uint16_t, StbFree> pixels(stbi_load_16_from_memory(bytes, length, &w, &h, &c, wanted));
+    std::unique_ptr<uint16_t, StbFree> pixels(
+        stbi_load_16_from_memory(bytes, length, &w, &h, &c, wanted));
     if (!pixels) engine::fail(name, ": cannot decode the PNG: ", stb_reason());
     const uint16_t* in = pixels.get();
     uint8_t* out = image.pixels.data();
@@ -277,7 +282,8 @@ Image decode_with_stb(const uint8_t* bytes, size_t size, ImageFormat format, con
     }
   } else {
     std::unique_ptr<uint8_t, StbFree> pixels(stbi_load_from_memory(bytes, length, &w, &h, &c, 3));
-    if (!pixels) engine::fail(name, ": cannot decode the ", format_name(format), ": ", stb_reason());
+    if (!pixels)
+      engine::fail(name, ": cannot decode the ", format_name(format), ": ", stb_reason());
     std::memcpy(image.pixels.data(), pixels.get(), 3 * count);
   }
   ENGINE_CHECK(w == width && h == height, name, ": decoded size ", w, "x", h,
@@ -288,7 +294,9 @@ Image decode_with_stb(const uint8_t* bytes, size_t size, ImageFormat format, con
 
 // --- PGM / PPM (binary) ---------------------------------------------------------------------
 
-bool is_pnm_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
+bool is_pnm_space(uint8_t c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
 
 Image decode_pnm(const uint8_t* bytes, size_t size, const std::string& name, int64_t max_pixels) {
   size_t at = 2;
@@ -299,7 +307,8 @@ Image decode_pnm(const uint8_t* bytes, size_t size, const std::string& name, int
       if (at >= size || bytes[at] != '#') break;
       while (at < size && bytes[at] != '\n' && bytes[at] != '\r') ++at;
     }
-    ENGINE_CHECK(at < size && bytes[at] >= '0' && bytes[at] <= '9', name, ": PNM header has no ", what);
+    ENGINE_CHECK(at < size && bytes[at] >= '0' && bytes[at] <= '9', name, ": PNM header has no ",
+                 what);
     int64_t value = 0;
     while (at < size && bytes[at] >= '0' && bytes[at] <= '9') {
       value = value * 10 + (bytes[at++] - '0');
@@ -318,9 +327,9 @@ Image decode_pnm(const uint8_t* bytes, size_t size, const std::string& name, int
   const int64_t sample_bytes = maxval == 255 ? 1 : 2;
   const int64_t channels = colour ? 3 : 1;
   const int64_t count = width * height;
-  ENGINE_CHECK(at <= size && static_cast<int64_t>(size - at) >= count * channels * sample_bytes, name,
-               ": truncated PNM: ", width, "x", height, " needs ", count * channels * sample_bytes,
-               " bytes of samples");
+  ENGINE_CHECK(at <= size && static_cast<int64_t>(size - at) >= count * channels * sample_bytes,
+               name, ": truncated PNM: ", width, "x", height, " needs ",
+               count * channels * sample_bytes, " bytes of samples");
   Image image(static_cast<int>(width), static_cast<int>(height));
   const uint8_t* in = bytes + at;
   uint8_t* out = image.pixels.data();
@@ -344,12 +353,18 @@ Image decode_pnm(const uint8_t* bytes, size_t size, const std::string& name, int
 
 const char* format_name(ImageFormat format) {
   switch (format) {
-    case ImageFormat::Jpeg: return "JPEG";
-    case ImageFormat::Png: return "PNG";
-    case ImageFormat::Bmp: return "BMP";
-    case ImageFormat::Gif: return "GIF";
-    case ImageFormat::Pnm: return "PNM";
-    case ImageFormat::Unknown: break;
+    case ImageFormat::Jpeg:
+      return "JPEG";
+    case ImageFormat::Png:
+      return "PNG";
+    case ImageFormat::Bmp:
+      return "BMP";
+    case ImageFormat::Gif:
+      return "GIF";
+    case ImageFormat::Pnm:
+      return "PNM";
+    case ImageFormat::Unknown:
+      break;
   }
   return "unknown";
 }
@@ -371,12 +386,16 @@ Image decode_image(const uint8_t* bytes, size_t size, const std::string& name, i
   ENGINE_CHECK(size > 0, name, ": empty file");
   const ImageFormat format = detect_format(bytes, size);
   switch (format) {
-    case ImageFormat::Jpeg: return decode_jpeg(bytes, size, name, max_pixels);
+    case ImageFormat::Jpeg:
+      return decode_jpeg(bytes, size, name, max_pixels);
     case ImageFormat::Png:
     case ImageFormat::Bmp:
-    case ImageFormat::Gif: return decode_with_stb(bytes, size, format, name, max_pixels);
-    case ImageFormat::Pnm: return decode_pnm(bytes, size, name, max_pixels);
-    case ImageFormat::Unknown: break;
+    case ImageFormat::Gif:
+      return decode_with_stb(bytes, size, format, name, max_pixels);
+    case ImageFormat::Pnm:
+      return decode_pnm(bytes, size, name, max_pixels);
+    case ImageFormat::Unknown:
+      break;
   }
   engine::fail(name, ": not an image this pipeline reads (JPEG, PNG, BMP, GIF, binary PGM/PPM)");
 }

@@ -21,10 +21,10 @@ struct ImageView {
 
   // The sub-window [left, left + w) x [top, top + h), which must lie inside this one.
   ImageView crop(int left, int top, int w, int h) const {
-    ENGINE_CHECK(left >= 0 && top >= 0 && w >= 0 && h >= 0 && left + w <= width &&
-                     top + h <= height,
-                 "crop: box (", left, ", ", top, ", ", left + w, ", ", top + h,
-                 ") is outside the ", width, "x", height, " image");
+    ENGINE_CHECK(
+        left >= 0 && top >= 0 && w >= 0 && h >= 0 && left + w <= width && top + h <= height,
+        "crop: box (", left, ", ", top, ", ", left + w, ", ", top + h, ") is outside the ", width,
+        "x", height, " image");
     return {pixels + top * stride + left * 3, w, h, stride};
   }
 };
@@ -38,7 +38,9 @@ struct Image {
   Image(int w, int h) : width(w), height(h), pixels(static_cast<size_t>(w) * h * 3) {}
 
   uint8_t* row(int y) { return pixels.data() + static_cast<size_t>(y) * width * 3; }
-  ImageView view() const { return {pixels.data(), width, height, static_cast<ptrdiff_t>(width) * 3}; }
+  ImageView view() const {
+    return {pixels.data(), width, height, static_cast<ptrdiff_t>(width) * 3};
+  }
 };
 
 }  // namespace data

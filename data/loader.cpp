@@ -10,8 +10,8 @@ namespace data {
 
 // A batch being filled by the workers: one row per sample, written in place.
 struct Loader::PendingBatch {
-  engine::Tensor images;           // f32 (n, 3, S, S)
-  std::vector<int64_t> indices;    // (n) dataset positions
+  engine::Tensor images;            // f32 (n, 3, S, S)
+  std::vector<int64_t> indices;     // (n) dataset positions
   std::vector<std::string> errors;  // (n) empty where the sample succeeded
   int64_t remaining = 0;
 };
@@ -21,7 +21,8 @@ Loader::Loader(const Dataset& dataset, LoaderOptions options)
       options_(std::move(options)),
       transform_(dataset.border_crop > 0 ? with_border_crop(dataset.border_crop, options_.transform)
                                          : options_.transform) {
-  ENGINE_CHECK(options_.batch_size > 0, "Loader: batch size must be positive, got ", options_.batch_size);
+  ENGINE_CHECK(options_.batch_size > 0, "Loader: batch size must be positive, got ",
+               options_.batch_size);
   ENGINE_CHECK(options_.workers > 0, "Loader: needs at least one worker, got ", options_.workers);
   ENGINE_CHECK(options_.prefetch_batches > 0, "Loader: prefetch must be at least one batch, got ",
                options_.prefetch_batches);
@@ -40,7 +41,8 @@ Loader::~Loader() {
 
 int64_t Loader::batches_per_epoch() const {
   const int64_t n = dataset_.size();
-  return options_.drop_last ? n / options_.batch_size : (n + options_.batch_size - 1) / options_.batch_size;
+  return options_.drop_last ? n / options_.batch_size
+                            : (n + options_.batch_size - 1) / options_.batch_size;
 }
 
 int64_t Loader::skipped() const {
@@ -49,8 +51,8 @@ int64_t Loader::skipped() const {
 }
 
 void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
-  ENGINE_CHECK(first_batch >= 0 && first_batch <= batches_per_epoch(), "Loader: first batch ", first_batch,
-               " is outside the epoch's ", batches_per_epoch(), " batches");
+  ENGINE_CHECK(first_batch >= 0 && first_batch <= batches_per_epoch(), "Loader: first batch ",
+               first_batch, " is outside the epoch's ", batches_per_epoch(), " batches");
   std::vector<int64_t> order(dataset_.size());
   if (options_.shuffle) {
     engine::Generator generator(options_.seed, static_cast<uint64_t>(epoch));
@@ -83,8 +85,9 @@ void Loader::work() {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     work_ready_.wait(lock, [&] {
-      return stop_ || (active_ && next_sample_ < samples_ &&
-                       next_sample_ < (consumed_ + options_.prefetch_batches) * options_.batch_size);
+      return stop_ ||
+             (active_ && next_sample_ < samples_ &&
+              next_sample_ < (consumed_ + options_.prefetch_batches) * options_.batch_size);
     });
     if (stop_) return;
     const int64_t sample = next_sample_++;
@@ -95,7 +98,8 @@ void Loader::work() {
       const int64_t n = std::min(options_.batch_size, samples_ - batch * options_.batch_size);
       slot = std::make_shared<PendingBatch>();
       slot->images = batch_images(n);
-      slot->indices.assign(order_.begin() + batch * options_.batch_size, order_.begin() + batch * options_.batch_size + n);
+      slot->indices.assign(order_.begin() + batch * options_.batch_size,
+                           order_.begin() + batch * options_.batch_size + n);
       slot->errors.resize(n);
       slot->remaining = n;
     }
@@ -131,8 +135,8 @@ bool Loader::next(Batch& batch) {
       ENGINE_CHECK(active_, "Loader::next: no epoch in progress (call start_epoch)");
       if (consumed_ * options_.batch_size >= samples_) {
         if (skipped_ > 0)
-          *options_.log << "loader: " << skipped_ << " of " << samples_ << " images skipped this epoch ("
-                        << dataset_.root << ")\n";
+          *options_.log << "loader: " << skipped_ << " of " << samples_
+                        << " images skipped this epoch (" << dataset_.root << ")\n";
         end_epoch_locked();
         return false;
       }
@@ -181,7 +185,8 @@ Batch Loader::finish(PendingBatch& pending) {
     batch.images = batch_images(count);
     for (int64_t j = 0; j < count; ++j)
       std::memcpy(batch.images.data<float>() + j * image_floats,
-                  pending.images.data<float>() + kept[j] * image_floats, image_floats * sizeof(float));
+                  pending.images.data<float>() + kept[j] * image_floats,
+                  image_floats * sizeof(float));
   }
   std::vector<int64_t> labels, indices;
   for (int64_t i : kept) {

@@ -86,7 +86,7 @@ class Loader {
   bool active_ = false;
   uint64_t generation_ = 0;  // changes when an epoch starts or ends; stale results are dropped
   std::vector<int64_t> order_;
-  int64_t samples_ = 0;   // samples delivered this epoch (fewer with drop_last)
+  int64_t samples_ = 0;  // samples delivered this epoch (fewer with drop_last)
   int64_t next_sample_ = 0;
   int64_t consumed_ = 0;  // batches handed to the consumer
   int64_t skipped_ = 0;

@@ -49,9 +49,9 @@ double bicubic_filter(double x) {
 // the fixed-point weights k[i * ksize ...].
 struct AxisFilter {
   int ksize = 0;
-  std::vector<int> start;    // (out)
-  std::vector<int> count;    // (out)
-  std::vector<int32_t> k;    // (out, ksize)
+  std::vector<int> start;  // (out)
+  std::vector<int> count;  // (out)
+  std::vector<int32_t> k;  // (out, ksize)
 };
 
 AxisFilter make_axis_filter(int in_size, int out_size, Resample resample) {
@@ -95,12 +95,15 @@ AxisFilter make_axis_filter(int in_size, int out_size, Resample resample) {
 // The filter for (in_size -> out_size), computed once per thread and kept.
 const AxisFilter& axis_filter(int in_size, int out_size, Resample resample) {
   thread_local std::unordered_map<uint64_t, std::unique_ptr<AxisFilter>> cache;
-  const uint64_t key = (static_cast<uint64_t>(in_size) << 34) | (static_cast<uint64_t>(out_size) << 2) |
-                       static_cast<uint64_t>(resample);
+  const uint64_t key = (static_cast<uint64_t>(in_size) << 34) |
+                       (static_cast<uint64_t>(out_size) << 2) | static_cast<uint64_t>(resample);
   auto it = cache.find(key);
   if (it == cache.end()) {
     if (cache.size() >= 1024) cache.clear();  // bounded: image sizes in a dataset vary
-    it = cache.emplace(key, std::make_unique<AxisFilter>(make_axis_filter(in_size, out_size, resample))).first;
+    it = cache
+             .emplace(key,
+                      std::make_unique<AxisFilter>(make_axis_filter(in_size, out_size, resample)))
+             .first;
   }
   return *it->second;
 }
@@ -131,9 +134,11 @@ void horizontal_row(const uint8_t* in, const AxisFilter& axis, int x0, int n, ui
 
 #if defined(__x86_64__)
 // dst[j * dst_stride + i] = src[i * src_stride + j] for an 8x8 block of bytes (SSE2).
-inline void transpose_8x8(const uint8_t* src, ptrdiff_t src_stride, uint8_t* dst, ptrdiff_t dst_stride) {
+inline void transpose_8x8(const uint8_t* src, ptrdiff_t src_stride, uint8_t* dst,
+                          ptrdiff_t dst_stride) {
   __m128i r[8];
-  for (int i = 0; i < 8; ++i) r[i] = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i * src_stride));
+  for (int i = 0; i < 8; ++i)
+    r[i] = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i * src_stride));
   const __m128i a0 = _mm_unpacklo_epi8(r[0], r[1]), a1 = _mm_unpacklo_epi8(r[2], r[3]);
   const __m128i a2 = _mm_unpacklo_epi8(r[4], r[5]), a3 = _mm_unpacklo_epi8(r[6], r[7]);
   const __m128i b0 = _mm_unpacklo_epi16(a0, a1), b1 = _mm_unpackhi_epi16(a0, a1);  // rows 0-3
@@ -150,7 +155,8 @@ inline void transpose_8x8(const uint8_t* src, ptrdiff_t src_stride, uint8_t* dst
 // clip8 on 8 lanes: clamping to [0, 2^30 - 1] before the shift gives 0 and 255 at the ends.
 __attribute__((target("avx2"))) inline __m256i clip8_avx2(__m256i v) {
   const __m256i top = _mm256_set1_epi32((1 << kPrecisionBits << 8) - 1);
-  return _mm256_srai_epi32(_mm256_min_epi32(_mm256_max_epi32(v, _mm256_setzero_si256()), top), kPrecisionBits);
+  return _mm256_srai_epi32(_mm256_min_epi32(_mm256_max_epi32(v, _mm256_setzero_si256()), top),
+                           kPrecisionBits);
 }
 
 // 8 rows of `bytes` bytes (row i at rows + i * stride) to columns: byte j of row i goes to
@@ -183,8 +189,9 @@ __attribute__((target("avx2"))) void horizontal_8_rows_avx2(const uint8_t* in, p
   results.resize(static_cast<size_t>(3 * n) * 8);
   rows_to_columns(in + first, in_stride, end - first, columns.data());
   const __m256i half = _mm256_set1_epi32(1 << (kPrecisionBits - 1));
-  const __m256i low_bytes = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-                                             0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i low_bytes =
+      _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1,
+                       -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
   for (int i = 0; i < n; ++i) {
     const int xx = x0 + i;
     const uint8_t* p = columns.data() + 8 * (3 * axis.start[xx] - first);
@@ -193,12 +200,14 @@ __attribute__((target("avx2"))) void horizontal_8_rows_avx2(const uint8_t* in, p
     for (int t = 0; t < axis.count[xx]; ++t, p += 24) {
       const __m256i w = _mm256_set1_epi32(k[t]);
       for (int c = 0; c < 3; ++c) {
-        const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 8 * c)));
+        const __m256i v =
+            _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 8 * c)));
         sum[c] = _mm256_add_epi32(sum[c], _mm256_mullo_epi32(v, w));
       }
     }
     for (int c = 0; c < 3; ++c) {
-      const __m256i bytes = _mm256_shuffle_epi8(clip8_avx2(sum[c]), low_bytes);  // 4 bytes at the start of each half
+      const __m256i bytes =
+          _mm256_shuffle_epi8(clip8_avx2(sum[c]), low_bytes);  // 4 bytes at the start of each half
       const uint32_t lo = static_cast<uint32_t>(_mm256_extract_epi32(bytes, 0));
       const uint32_t hi = static_cast<uint32_t>(_mm256_extract_epi32(bytes, 4));
       const uint64_t eight = lo | (static_cast<uint64_t>(hi) << 32);
@@ -210,7 +219,8 @@ __attribute__((target("avx2"))) void horizontal_8_rows_avx2(const uint8_t* in, p
 #endif
 
 // One row of the vertical pass: bytes [begin, end) of the output row from `taps` input rows.
-void vertical_row(const uint8_t* const* rows, const int32_t* k, int taps, int begin, int end, uint8_t* out) {
+void vertical_row(const uint8_t* const* rows, const int32_t* k, int taps, int begin, int end,
+                  uint8_t* out) {
   for (int j = begin; j < end; ++j) {
     int32_t sum = 1 << (kPrecisionBits - 1);
     for (int t = 0; t < taps; ++t) sum += rows[t][j] * k[t];
@@ -232,14 +242,17 @@ __attribute__((target("avx2"))) int vertical_row_avx2(const uint8_t* const* rows
       const __m256i w = _mm256_set1_epi32(k[t]);
       const uint8_t* row = rows[t] + j;
       for (int q = 0; q < 4; ++q) {
-        const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + 8 * q)));
+        const __m256i v =
+            _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + 8 * q)));
         sum[q] = _mm256_add_epi32(sum[q], _mm256_mullo_epi32(v, w));
       }
     }
     for (int q = 0; q < 4; ++q) sum[q] = clip8_avx2(sum[q]);
     // The packs interleave 4-byte groups across the 128-bit halves; the permute restores order.
-    const __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(sum[0], sum[1]), _mm256_packus_epi32(sum[2], sum[3]));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), _mm256_permutevar8x32_epi32(bytes, order));
+    const __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(sum[0], sum[1]),
+                                              _mm256_packus_epi32(sum[2], sum[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j),
+                        _mm256_permutevar8x32_epi32(bytes, order));
   }
   return j;
 }
@@ -273,14 +286,16 @@ void convolve_window(const ImageView& in, int out_width, int out_height, Resampl
                                temp.data() + y * stride, stride);
 #endif
     for (; y < rows; ++y)
-      horizontal_row(in.row(row_first + y), h_axis, window.x, window.width, temp.data() + y * stride);
+      horizontal_row(in.row(row_first + y), h_axis, window.x, window.width,
+                     temp.data() + y * stride);
     source = {temp.data(), window.width, rows, stride};
   } else {
     source = in.crop(window.x, row_first, window.width, row_end - row_first);
   }
   const int row_bytes = 3 * window.width;
   if (!vertical) {
-    for (int y = 0; y < window.height; ++y) std::memcpy(out + y * out_stride, source.row(y), row_bytes);
+    for (int y = 0; y < window.height; ++y)
+      std::memcpy(out + y * out_stride, source.row(y), row_bytes);
     return;
   }
   std::vector<const uint8_t*> rows(v_axis->ksize);
@@ -342,17 +357,21 @@ void set_resize_simd(bool enabled) { simd_allowed.store(enabled, std::memory_ord
 
 const char* resample_name(Resample resample) {
   switch (resample) {
-    case Resample::Nearest: return "nearest";
-    case Resample::Bilinear: return "bilinear";
-    case Resample::Bicubic: return "bicubic";
+    case Resample::Nearest:
+      return "nearest";
+    case Resample::Bilinear:
+      return "bilinear";
+    case Resample::Bicubic:
+      return "bicubic";
   }
   return "?";
 }
 
 void resize_window(const ImageView& in, int out_width, int out_height, Resample resample,
                    const Window& window, uint8_t* out, ptrdiff_t out_stride) {
-  ENGINE_CHECK(in.width > 0 && in.height > 0 && out_width > 0 && out_height > 0, "resize: ",
-               in.width, "x", in.height, " to ", out_width, "x", out_height, ": sizes must be positive");
+  ENGINE_CHECK(in.width > 0 && in.height > 0 && out_width > 0 && out_height > 0,
+               "resize: ", in.width, "x", in.height, " to ", out_width, "x", out_height,
+               ": sizes must be positive");
   ENGINE_CHECK(window.x >= 0 && window.y >= 0 && window.width > 0 && window.height > 0 &&
                    window.x + window.width <= out_width && window.y + window.height <= out_height,
                "resize: window (", window.x, ", ", window.y, ") ", window.width, "x", window.height,
@@ -366,8 +385,8 @@ void resize_window(const ImageView& in, int out_width, int out_height, Resample 
 
 Image resize(const ImageView& in, int out_width, int out_height, Resample resample) {
   Image out(out_width, out_height);
-  resize_window(in, out_width, out_height, resample, {0, 0, out_width, out_height}, out.pixels.data(),
-                3 * static_cast<ptrdiff_t>(out_width));
+  resize_window(in, out_width, out_height, resample, {0, 0, out_width, out_height},
+                out.pixels.data(), 3 * static_cast<ptrdiff_t>(out_width));
   return out;
 }
 

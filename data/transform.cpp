@@ -36,7 +36,8 @@ ResizeCrop resize_center_crop_geometry(int width, int height, int size) {
   const int short_side = std::min(width, height);
   if (short_side != size) {
     const int long_side = std::max(width, height);
-    const int new_long = static_cast<int>(static_cast<double>(int64_t{size} * long_side) / short_side);
+    const int new_long =
+        static_cast<int>(static_cast<double>(int64_t{size} * long_side) / short_side);
     geometry.resized_width = width <= height ? size : new_long;
     geometry.resized_height = width <= height ? new_long : size;
   }
@@ -47,7 +48,8 @@ ResizeCrop resize_center_crop_geometry(int width, int height, int size) {
 
 void resize_center_crop(const ImageView& image, int size, Resample resample, uint8_t* out) {
   const ResizeCrop g = resize_center_crop_geometry(image.width, image.height, size);
-  resize_window(image, g.resized_width, g.resized_height, resample, g.crop, out, 3 * static_cast<ptrdiff_t>(size));
+  resize_window(image, g.resized_width, g.resized_height, resample, g.crop, out,
+                3 * static_cast<ptrdiff_t>(size));
 }
 
 ImageTransform clip_transform(int size, Resample resample) {
@@ -71,10 +73,11 @@ ImageTransform with_border_crop(int border, ImageTransform inner) {
   ENGINE_CHECK(border >= 0, "with_border_crop: border must be non-negative, got ", border);
   auto apply = std::move(inner.apply);
   return {inner.size, [border, apply](const ImageView& image, float* out) {
-            ENGINE_CHECK(image.width > 2 * border && image.height > 2 * border, "border crop: ",
-                         image.width, "x", image.height, " image is too small to lose ", border,
-                         " pixels on every side");
-            apply(image.crop(border, border, image.width - 2 * border, image.height - 2 * border), out);
+            ENGINE_CHECK(image.width > 2 * border && image.height > 2 * border,
+                         "border crop: ", image.width, "x", image.height,
+                         " image is too small to lose ", border, " pixels on every side");
+            apply(image.crop(border, border, image.width - 2 * border, image.height - 2 * border),
+                  out);
           }};
 }
 

@@ -13,11 +13,14 @@ struct Classifier {
   std::shared_ptr<ZeroShotHead> head;
 
   // logits (N, classes) of images (N, 3, S, S), which may live on another device (moved here).
-  Tensor logits(const Tensor& images) const { return head->forward(visual->forward(images.to(device())).features); }
+  Tensor logits(const Tensor& images) const {
+    return head->forward(visual->forward(images.to(device())).features);
+  }
   // Where the parameters live (the tower and the head must agree).
   engine::Device device() const {
-    ENGINE_CHECK(visual->proj.device() == head->weight.device(), "classifier: the visual tower is on ",
-                 visual->proj.device().str(), " but the head on ", head->weight.device().str());
+    ENGINE_CHECK(visual->proj.device() == head->weight.device(),
+                 "classifier: the visual tower is on ", visual->proj.device().str(),
+                 " but the head on ", head->weight.device().str());
     return head->weight.device();
   }
   void to(engine::Device device) {

@@ -16,7 +16,9 @@ using namespace engine;
 
 namespace {
 
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
 
 std::string join(const std::vector<std::string>& names) {
   std::string out;
@@ -53,11 +55,16 @@ std::map<std::string, Tensor> from_huggingface(std::map<std::string, Tensor>&& c
       {"vision_model.post_layernorm.weight", "ln_post.weight"},
       {"vision_model.post_layernorm.bias", "ln_post.bias"}};
   static const std::map<std::string, std::string> layer_parts = {
-      {"self_attn.out_proj.weight", "attn.out_proj.weight"}, {"self_attn.out_proj.bias", "attn.out_proj.bias"},
-      {"layer_norm1.weight", "ln_1.weight"}, {"layer_norm1.bias", "ln_1.bias"},
-      {"layer_norm2.weight", "ln_2.weight"}, {"layer_norm2.bias", "ln_2.bias"},
-      {"mlp.fc1.weight", "mlp.c_fc.weight"}, {"mlp.fc1.bias", "mlp.c_fc.bias"},
-      {"mlp.fc2.weight", "mlp.c_proj.weight"}, {"mlp.fc2.bias", "mlp.c_proj.bias"}};
+      {"self_attn.out_proj.weight", "attn.out_proj.weight"},
+      {"self_attn.out_proj.bias", "attn.out_proj.bias"},
+      {"layer_norm1.weight", "ln_1.weight"},
+      {"layer_norm1.bias", "ln_1.bias"},
+      {"layer_norm2.weight", "ln_2.weight"},
+      {"layer_norm2.bias", "ln_2.bias"},
+      {"mlp.fc1.weight", "mlp.c_fc.weight"},
+      {"mlp.fc1.bias", "mlp.c_fc.bias"},
+      {"mlp.fc2.weight", "mlp.c_proj.weight"},
+      {"mlp.fc2.bias", "mlp.c_proj.bias"}};
   static const std::regex layer_key(R"(vision_model\.encoder\.layers\.(\d+)\.(.+))");
   static const std::regex qkv_key(R"(self_attn\.([qkv])_proj\.(weight|bias))");
 
@@ -80,7 +87,8 @@ std::map<std::string, Tensor> from_huggingface(std::map<std::string, Tensor>&& c
       } else {
         unexpected.push_back(name);
       }
-    } else if (starts_with(name, "vision_model.") && name != "vision_model.embeddings.position_ids") {
+    } else if (starts_with(name, "vision_model.") &&
+               name != "vision_model.embeddings.position_ids") {
       unexpected.push_back(name);
     }
   }
@@ -112,7 +120,8 @@ namespace {
 // not loaded at all.
 SafetensorsContents load_vision_tensors(const std::string& path) {
   auto is_vision = [](const std::string& name) {
-    return starts_with(name, "visual.") || starts_with(name, "vision_model.") || starts_with(name, "visual_projection.");
+    return starts_with(name, "visual.") || starts_with(name, "vision_model.") ||
+           starts_with(name, "visual_projection.");
   };
   bool prefixed = false;
   load_safetensors(path, true, [&](const std::string& name) {  // reads the header only
@@ -131,7 +140,8 @@ void apply_recorded_heads(VisionConfig& config, const std::map<std::string, std:
   char* end = nullptr;
   const long long heads = std::strtoll(it->second.c_str(), &end, 10);
   ENGINE_CHECK(!it->second.empty() && *end == '\0' && heads > 0 && config.width % heads == 0, path,
-               ": metadata 'heads' = '", it->second, "' is not a positive divisor of the width ", config.width);
+               ": metadata 'heads' = '", it->second, "' is not a positive divisor of the width ",
+               config.width);
   config.heads = heads;
 }
 
@@ -147,9 +157,10 @@ std::shared_ptr<VisionTransformer> load_visual_tower(const std::string& path, in
     fail(path, ": ", e.what());
   }
   apply_recorded_heads(config, contents.metadata, path);
-  ENGINE_CHECK(image_size == 0 || config.image_size() == image_size, path, ": the checkpoint's positional embedding ",
-               "is for ", config.image_size(), " px images (", config.grid, "x", config.grid,
-               " patches of ", config.patch, " px); ", image_size, " px input is not supported");
+  ENGINE_CHECK(image_size == 0 || config.image_size() == image_size, path,
+               ": the checkpoint's positional embedding ", "is for ", config.image_size(),
+               " px images (", config.grid, "x", config.grid, " patches of ", config.patch,
+               " px); ", image_size, " px input is not supported");
   auto model = std::make_shared<VisionTransformer>(config, nn::Init::for_loading());
   try {
     model->adopt_state_dict(std::move(state));
@@ -163,9 +174,10 @@ Classifier load_classifier_or_zero_shot(const std::string& weights, const std::s
   if (head_npy.empty()) return load_classifier(weights).classifier;
   const Tensor head = load_npy(head_npy);
   Classifier classifier{load_visual_tower(weights, 0), nullptr};
-  ENGINE_CHECK(head.dtype() == DType::F32 && head.dim() == 2 && head.shape()[1] == classifier.visual->config().output_dim,
-               head_npy, ": expected a float32 (classes, ", classifier.visual->config().output_dim, ") head, got ",
-               dtype_name(head.dtype()), " ", shape_str(head.shape()));
+  ENGINE_CHECK(head.dtype() == DType::F32 && head.dim() == 2 &&
+                   head.shape()[1] == classifier.visual->config().output_dim,
+               head_npy, ": expected a float32 (classes, ", classifier.visual->config().output_dim,
+               ") head, got ", dtype_name(head.dtype()), " ", shape_str(head.shape()));
   classifier.head = std::make_shared<ZeroShotHead>(head);
   return classifier;
 }
@@ -194,9 +206,12 @@ ClassifierCheckpoint load_classifier(const std::string& path) {
   out.metadata = std::move(contents.metadata);
   std::map<std::string, Tensor> visual, head;
   for (auto& [name, t] : contents.tensors) {
-    if (starts_with(name, "visual.")) visual[name.substr(7)] = std::move(t);
-    else if (starts_with(name, "head.")) head[name.substr(5)] = std::move(t);
-    else out.training_state[name] = std::move(t);
+    if (starts_with(name, "visual."))
+      visual[name.substr(7)] = std::move(t);
+    else if (starts_with(name, "head."))
+      head[name.substr(5)] = std::move(t);
+    else
+      out.training_state[name] = std::move(t);
   }
   ENGINE_CHECK(head.count("weight"), path, ": not a classifier checkpoint (no head.weight)");
   try {
@@ -204,7 +219,8 @@ ClassifierCheckpoint load_classifier(const std::string& path) {
     apply_recorded_heads(config, out.metadata, path);
     out.classifier.visual = std::make_shared<VisionTransformer>(config, nn::Init::for_loading());
     out.classifier.visual->adopt_state_dict(std::move(visual));
-    const double scale = out.metadata.count("head_scale") ? std::stod(out.metadata.at("head_scale")) : 1.0;
+    const double scale =
+        out.metadata.count("head_scale") ? std::stod(out.metadata.at("head_scale")) : 1.0;
     out.classifier.head = std::make_shared<ZeroShotHead>(head.at("weight"), scale);
     out.classifier.head->adopt_state_dict(std::move(head));
   } catch (const Error& e) {

@@ -1,11 +1,12 @@
 // Loading CLIP checkpoints into the visual tower, and saving / loading fine-tuned classifiers.
 // Both naming schemes are read directly:
-//  - OpenAI CLIP / open_clip: visual.conv1.weight, visual.transformer.resblocks.N.attn.in_proj_weight,
+//  - OpenAI CLIP / open_clip: visual.conv1.weight,
+//  visual.transformer.resblocks.N.attn.in_proj_weight,
 //    visual.proj (width, out) used as x @ proj, ... (with or without "visual."; text keys ignored);
 //  - HuggingFace transformers: vision_model.embeddings.patch_embedding.weight,
 //    vision_model.pre_layrnorm.*, vision_model.encoder.layers.N.self_attn.{q,k,v,out}_proj.*,
-//    layer_norm1/2, mlp.fc1/fc2, vision_model.post_layernorm.*, visual_projection.weight (out, width);
-//    position_ids and text keys ignored.
+//    layer_norm1/2, mlp.fc1/fc2, vision_model.post_layernorm.*, visual_projection.weight (out,
+//    width); position_ids and text keys ignored.
 #pragma once
 
 #include <map>
@@ -23,7 +24,8 @@ std::map<std::string, Tensor> visual_state_from(std::map<std::string, Tensor>&& 
 
 // Loads a checkpoint file (safetensors, either layout) into a VisionTransformer whose sizes are
 // inferred from the shapes; image_size must fit the positional embedding (0: any).
-std::shared_ptr<VisionTransformer> load_visual_tower(const std::string& path, int64_t image_size = 224);
+std::shared_ptr<VisionTransformer> load_visual_tower(const std::string& path,
+                                                     int64_t image_size = 224);
 
 // The zero-shot classifier: a CLIP checkpoint and a head .npy (classes, dim) from
 // weights/convert_clip.py; or, with an empty head path, a classifier checkpoint.

@@ -27,7 +27,8 @@ struct VisionConfig {
   int64_t image_size() const { return patch * grid; }
   int64_t patches() const { return grid * grid; }
   int64_t tokens() const { return patches() + 1; }
-  std::string describe() const;  // "ViT (width 768, 12 layers, 12 heads, patch 16, 224 px, out 512)"
+  std::string describe()
+      const;  // "ViT (width 768, 12 layers, 12 heads, patch 16, 224 px, out 512)"
   bool operator==(const VisionConfig& other) const;
 };
 
@@ -51,7 +52,7 @@ struct VisionForwardOptions {
 };
 
 struct VisionOutput {
-  Tensor features;               // (N, output_dim): ln_post(class token) @ proj, not normalised
+  Tensor features;                // (N, output_dim): ln_post(class token) @ proj, not normalised
   std::vector<Tensor> attention;  // per layer (N, heads, T, T) when keep_attention
   Tensor last_ln1;                // (N, T, width) when keep_last_ln1
 };

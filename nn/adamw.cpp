@@ -19,7 +19,8 @@ AdamW::AdamW(std::vector<ParamGroup> groups) : groups_(std::move(groups)) {
                  ") must lie in [0, 1)");
     for (const Tensor& p : group.params)
       ENGINE_CHECK(p.defined() && p.is_leaf() && p.requires_grad() && p.is_contiguous(),
-                   "AdamW: group ", g, " holds a tensor that is not a contiguous leaf "
+                   "AdamW: group ", g,
+                   " holds a tensor that is not a contiguous leaf "
                    "requiring grad");
     state_.emplace_back(group.params.size());
   }
@@ -65,8 +66,8 @@ void AdamW::step() {
       return out;
     };
     for (const auto& [key, batch] : batches) {
-      const AdamWHyper hyper{group.lr, group.beta1, group.beta2, group.eps, group.weight_decay,
-                             std::get<3>(key)};
+      const AdamWHyper hyper{group.lr,  group.beta1,        group.beta2,
+                             group.eps, group.weight_decay, std::get<3>(key)};
       backend_for(batch.device)
           .adamw_multi_step(views(batch.params), views(batch.grads), views(batch.exp_avgs),
                             views(batch.exp_avg_sqs), hyper);

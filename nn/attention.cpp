@@ -4,7 +4,6 @@
 
 #include <cmath>
 
-
 namespace nn {
 
 using namespace engine;
@@ -13,7 +12,8 @@ Tensor gather_tokens(const Tensor& x, const Tensor& index) {
   ENGINE_CHECK(x.dim() == 3 && index.dim() == 2 && index.shape()[0] == x.shape()[0],
                "gather_tokens: tokens ", shape_str(x.shape()), " and index ",
                shape_str(index.shape()), " must be (N, T, D) and (N, K)");
-  const Tensor expanded = expand(unsqueeze(index, 2), {index.shape()[0], index.shape()[1], x.shape()[2]});
+  const Tensor expanded =
+      expand(unsqueeze(index, 2), {index.shape()[0], index.shape()[1], x.shape()[2]});
   return gather(x, 1, expanded);
 }
 
@@ -37,17 +37,19 @@ AttentionOutput MultiheadSelfAttention::forward(const Tensor& input,
   const Tensor x = options.keep_index.defined() ? gather_tokens(input, options.keep_index) : input;
   const int64_t N = x.shape()[0], T = x.shape()[1], head_dim = width / heads;
   // (N, T, 3D) -> (3, N, heads, T, head_dim)
-  const Tensor qkv = permute(reshape(linear(x, in_proj_weight, in_proj_bias), {N, T, 3, heads, head_dim}),
-                             {2, 0, 3, 1, 4});
+  const Tensor qkv =
+      permute(reshape(linear(x, in_proj_weight, in_proj_bias), {N, T, 3, heads, head_dim}),
+              {2, 0, 3, 1, 4});
   const Tensor q = mul(select(qkv, 0, 0), 1.0 / std::sqrt(static_cast<double>(head_dim)));
   const Tensor k = select(qkv, 0, 1), v = select(qkv, 0, 2);  // (N, heads, T, head_dim)
-  Tensor scores = matmul(q, transpose(k, -1, -2));               // (N, heads, T, T)
+  Tensor scores = matmul(q, transpose(k, -1, -2));            // (N, heads, T, T)
   if (options.key_mask.defined()) {
     ENGINE_CHECK(options.key_mask.shape() == Shape({N, T}), "attention: key mask of shape ",
-                 shape_str(options.key_mask.shape()), " does not match (N, T) = (", N, ", ", T, ")");
+                 shape_str(options.key_mask.shape()), " does not match (N, T) = (", N, ", ", T,
+                 ")");
     scores = add(scores, reshape(options.key_mask, {N, 1, 1, T}));
   }
-  const Tensor probs = softmax(scores, -1);                                 // (N, heads, T, T)
+  const Tensor probs = softmax(scores, -1);  // (N, heads, T, T)
   const Tensor context = reshape(permute(matmul(probs, v), {0, 2, 1, 3}), {N, T, width});
   AttentionOutput result;
   result.out = out_proj->forward(context);

@@ -12,7 +12,9 @@ class Init {
   // Parameters drawn from `gen` (which must outlive the Init).
   static Init random(engine::Generator& gen) { return Init(&gen); }
   // Parameters left uninitialised on `device`, to be filled by Module::adopt_state_dict.
-  static Init for_loading(engine::Device device = engine::Device::cpu()) { return Init(nullptr, device); }
+  static Init for_loading(engine::Device device = engine::Device::cpu()) {
+    return Init(nullptr, device);
+  }
 
   // U(-bound, bound).
   engine::Tensor uniform(const engine::Shape& shape, double bound) const;
@@ -24,7 +26,8 @@ class Init {
   engine::Tensor constant(const engine::Shape& shape, double value) const;
 
  private:
-  explicit Init(engine::Generator* gen, engine::Device device = engine::Device::cpu()) : gen_(gen), device_(device) {}
+  explicit Init(engine::Generator* gen, engine::Device device = engine::Device::cpu())
+      : gen_(gen), device_(device) {}
   engine::Tensor uninitialised(const engine::Shape& shape) const {
     return engine::Tensor::empty(shape, engine::DType::F32, device_);
   }

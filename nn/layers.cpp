@@ -1,14 +1,15 @@
 // Linear, LayerNorm and MLP.
 #include "nn/layers.h"
 
-
 namespace nn {
 
 using namespace engine;
 
 Linear::Linear(int64_t in_features, int64_t out_features, bool with_bias, const Init& init) {
-  weight = register_parameter("weight", init.uniform_fan_in({out_features, in_features}, in_features));
-  if (with_bias) bias = register_parameter("bias", init.uniform_fan_in({out_features}, in_features));
+  weight =
+      register_parameter("weight", init.uniform_fan_in({out_features, in_features}, in_features));
+  if (with_bias)
+    bias = register_parameter("bias", init.uniform_fan_in({out_features}, in_features));
 }
 
 Tensor Linear::forward(const Tensor& x) const { return linear(x, weight, bias); }
@@ -22,9 +23,12 @@ Tensor LayerNorm::forward(const Tensor& x) const { return layer_norm(x, weight, 
 
 Tensor activate(Activation activation, const Tensor& x) {
   switch (activation) {
-    case Activation::QuickGelu: return quick_gelu(x);
-    case Activation::Gelu: return gelu(x);
-    case Activation::Relu: return relu(x);
+    case Activation::QuickGelu:
+      return quick_gelu(x);
+    case Activation::Gelu:
+      return gelu(x);
+    case Activation::Relu:
+      return relu(x);
   }
   return x;
 }

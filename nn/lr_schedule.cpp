@@ -24,12 +24,13 @@ void LrScheduler::set_step(int64_t step) {
   apply(step_);
 }
 
-OneCycleLR::OneCycleLR(AdamW& optimizer, std::vector<double> max_lrs, const OneCycleOptions& options)
+OneCycleLR::OneCycleLR(AdamW& optimizer, std::vector<double> max_lrs,
+                       const OneCycleOptions& options)
     : LrScheduler(optimizer), max_lrs_(std::move(max_lrs)), options_(options) {
   const size_t groups = optimizer.groups().size();
   if (max_lrs_.size() == 1) max_lrs_.assign(groups, max_lrs_[0]);
-  ENGINE_CHECK(max_lrs_.size() == groups, "OneCycleLR: ", max_lrs_.size(), " max_lrs for ",
-               groups, " parameter groups");
+  ENGINE_CHECK(max_lrs_.size() == groups, "OneCycleLR: ", max_lrs_.size(), " max_lrs for ", groups,
+               " parameter groups");
   ENGINE_CHECK(options.total_steps > 0, "OneCycleLR: total_steps must be positive, got ",
                options.total_steps);
   ENGINE_CHECK(options.pct_start > 0 && options.pct_start < 1, "OneCycleLR: pct_start ",
@@ -45,14 +46,17 @@ void OneCycleLR::apply(int64_t step) {
   const double last = static_cast<double>(options_.total_steps) - 1.0;
   const double s = static_cast<double>(step);
   const bool warming = s <= warm_end;
-  // warm_end == 0 (pct_start * total_steps == 1): step 0 is the whole warm-up, so it is at the peak.
-  const double pct = warming ? (warm_end > 0 ? s / warm_end : 1.0) : (s - warm_end) / (last - warm_end);
+  // warm_end == 0 (pct_start * total_steps == 1): step 0 is the whole warm-up, so it is at the
+  // peak.
+  const double pct =
+      warming ? (warm_end > 0 ? s / warm_end : 1.0) : (s - warm_end) / (last - warm_end);
   for (size_t g = 0; g < max_lrs_.size(); ++g) {
     const double max_lr = max_lrs_[g];
     const double initial_lr = max_lr / options_.div_factor;
     const double min_lr = initial_lr / options_.final_div_factor;
     ParamGroup& group = optimizer_.groups()[g];
-    group.lr = warming ? cosine_anneal(initial_lr, max_lr, pct) : cosine_anneal(max_lr, min_lr, pct);
+    group.lr =
+        warming ? cosine_anneal(initial_lr, max_lr, pct) : cosine_anneal(max_lr, min_lr, pct);
     if (options_.cycle_momentum)
       group.beta1 = warming ? cosine_anneal(options_.max_momentum, options_.base_momentum, pct)
                             : cosine_anneal(options_.base_momentum, options_.max_momentum, pct);
@@ -60,10 +64,13 @@ void OneCycleLR::apply(int64_t step) {
 }
 
 CosineLR::CosineLR(AdamW& optimizer, int64_t total_steps, int64_t warmup_steps, double min_lr)
-    : LrScheduler(optimizer), total_steps_(total_steps), warmup_steps_(warmup_steps), min_lr_(min_lr) {
+    : LrScheduler(optimizer),
+      total_steps_(total_steps),
+      warmup_steps_(warmup_steps),
+      min_lr_(min_lr) {
   ENGINE_CHECK(total_steps > 0 && warmup_steps >= 0 && warmup_steps < total_steps,
-               "CosineLR: need 0 <= warmup_steps (", warmup_steps, ") < total_steps (",
-               total_steps, ")");
+               "CosineLR: need 0 <= warmup_steps (", warmup_steps, ") < total_steps (", total_steps,
+               ")");
   for (const ParamGroup& group : optimizer.groups()) base_lrs_.push_back(group.lr);
   apply(0);
 }
@@ -89,7 +96,8 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   for (const Tensor& p : params) {
     const Tensor g = p.grad();
     if (g.defined())
-      grads_by_device[{static_cast<int>(g.device().type), g.device().index}].push_back(contiguous(g));
+      grads_by_device[{static_cast<int>(g.device().type), g.device().index}].push_back(
+          contiguous(g));
   }
   double total_sq = 0.0;
   for (const auto& [device, grads] : grads_by_device) {

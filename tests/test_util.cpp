@@ -19,7 +19,8 @@ const SafetensorsContents& load(const std::string& file) {
   static std::map<std::string, SafetensorsContents> cache;
   auto it = cache.find(file);
   if (it == cache.end())
-    it = cache.emplace(file, load_safetensors(std::string(ENGINE_FIXTURE_DIR) + "/" + file, false)).first;
+    it = cache.emplace(file, load_safetensors(std::string(ENGINE_FIXTURE_DIR) + "/" + file, false))
+             .first;
   return it->second;
 }
 }  // namespace
@@ -111,9 +112,8 @@ std::vector<std::string> fixture_names(const std::string& file) {
       const double minus = objective(values);
       const double numeric = (plus - minus) / (2 * eps);
       if (std::abs(numeric - got[j]) > atol + rtol * std::abs(numeric))
-        return ::testing::AssertionFailure()
-               << "input " << i << " element " << j << ": analytic " << got[j]
-               << " vs finite difference " << numeric;
+        return ::testing::AssertionFailure() << "input " << i << " element " << j << ": analytic "
+                                             << got[j] << " vs finite difference " << numeric;
     }
   }
   return ::testing::AssertionSuccess();

@@ -137,15 +137,13 @@ std::vector<Tensor> run(const std::vector<Tensor>& outputs, const std::vector<Te
           fail("backward of '", node->name(), "': ", e.what());
         }
         executed.push_back(node);
-        ENGINE_CHECK(is_sink || grads.size() == node->next.size(), "backward of '",
-                     node->name(), "' returned ", grads.size(), " gradients for ",
-                     node->next.size(), " inputs");
+        ENGINE_CHECK(is_sink || grads.size() == node->next.size(), "backward of '", node->name(),
+                     "' returned ", grads.size(), " gradients for ", node->next.size(), " inputs");
         for (size_t i = 0; i < grads.size(); ++i) {
           if (!needs[i] || !grads[i].defined()) continue;
-          ENGINE_CHECK(grads[i].shape() == node->input_shapes[i], "backward of '",
-                       node->name(), "' gave input ", i, " a gradient of shape ",
-                       shape_str(grads[i].shape()), ", expected ",
-                       shape_str(node->input_shapes[i]));
+          ENGINE_CHECK(grads[i].shape() == node->input_shapes[i], "backward of '", node->name(),
+                       "' gave input ", i, " a gradient of shape ", shape_str(grads[i].shape()),
+                       ", expected ", shape_str(node->input_shapes[i]));
           Node* child = node->next[i].get();
           buffers[child] = accumulate(buffers[child], grads[i]);
         }

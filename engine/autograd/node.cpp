@@ -63,8 +63,8 @@ Saved::Saved(const Tensor& tensor)
 
 const Tensor& Saved::get() const {
   if (tensor_.defined())
-    ENGINE_CHECK(tensor_.storage()->version() == version_,
-                 "a tensor of shape ", shape_str(tensor_.shape()), " saved for backward was ",
+    ENGINE_CHECK(tensor_.storage()->version() == version_, "a tensor of shape ",
+                 shape_str(tensor_.shape()), " saved for backward was ",
                  "modified by an in-place operation after it was saved");
   return tensor_;
 }
@@ -81,8 +81,7 @@ void record(Tensor& out, const char* name, const std::vector<Tensor>& inputs, Ba
   attach(out, std::make_shared<FunctionNode>(name, std::move(fn)), inputs);
 }
 
-void record_without_backward(Tensor& out, const char* name,
-                             const std::vector<Tensor>& inputs) {
+void record_without_backward(Tensor& out, const char* name, const std::vector<Tensor>& inputs) {
   if (!needs_grad(inputs)) return;
   attach(out, std::make_shared<NoBackwardNode>(name), inputs);
 }

@@ -59,13 +59,11 @@ void Backend::layer_norm(const View&, const View&, const View&, const View&, con
                          const View&, double) {
   missing("layer_norm");
 }
-void Backend::layer_norm_backward(const View&, const View&, const View&, const View&,
-                                  const View&, const View&, const View&, const View&) {
+void Backend::layer_norm_backward(const View&, const View&, const View&, const View&, const View&,
+                                  const View&, const View&, const View&) {
   missing("layer_norm_backward");
 }
-void Backend::index_select(const View&, const View&, int, const View&) {
-  missing("index_select");
-}
+void Backend::index_select(const View&, const View&, int, const View&) { missing("index_select"); }
 void Backend::gather(const View&, const View&, int, const View&) { missing("gather"); }
 void Backend::scatter_add(const View&, int, const View&, const View&) { missing("scatter_add"); }
 void Backend::random(RandomKind, const View&, const RandomParams&) { missing("random"); }

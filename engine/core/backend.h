@@ -25,14 +25,24 @@ struct View {
   int64_t numel() const { return shape_numel(shape); }
   bool is_contiguous() const;
   template <typename T>
-  T* ptr() const { return static_cast<T*>(data); }
+  T* ptr() const {
+    return static_cast<T*>(data);
+  }
 };
 
 // Memory owned by a Storage; the deleter returns it to whichever allocator made it.
 using DataPtr = std::unique_ptr<void, std::function<void(void*)>>;
 
 enum class UnaryOp {
-  Neg, Abs, Exp, Log, Sqrt, Rsqrt, Sigmoid, Tanh, Relu,
+  Neg,
+  Abs,
+  Exp,
+  Log,
+  Sqrt,
+  Rsqrt,
+  Sigmoid,
+  Tanh,
+  Relu,
   QuickGelu,  // x * sigmoid(1.702 x), CLIP's activation
   Gelu,       // exact (erf) GELU
   Affine,     // x * a + b
@@ -41,12 +51,26 @@ enum class UnaryOp {
 };
 
 enum class BinaryOp {
-  Add, Sub, Mul, Div, Pow, Maximum, Minimum,
-  Remainder,               // integers: a - b * floor(a / b), the sign of b (as Python)
-  Eq, Ne, Lt, Le, Gt, Ge,  // produce bool
-  LogicalAnd, LogicalOr,   // bool inputs
-  QuickGeluBackward,       // (grad, x) -> grad * d quick_gelu(x) / dx
-  GeluBackward,            // (grad, x) -> grad * d gelu(x) / dx
+  Add,
+  Sub,
+  Mul,
+  Div,
+  Pow,
+  Maximum,
+  Minimum,
+  Remainder,  // integers: a - b * floor(a / b), the sign of b (as Python)
+  // Comparisons, producing bool.
+  Eq,
+  Ne,
+  Lt,
+  Le,
+  Gt,
+  Ge,
+  // On bool inputs.
+  LogicalAnd,
+  LogicalOr,
+  QuickGeluBackward,  // (grad, x) -> grad * d quick_gelu(x) / dx
+  GeluBackward,       // (grad, x) -> grad * d gelu(x) / dx
 };
 
 enum class ReduceOp { Sum, Max, Min, ArgMax };
@@ -78,9 +102,10 @@ struct GemmOperand {
 // without a tracking allocator (the CPU's tensors use plain malloc) reports tracked = false.
 struct MemoryStats {
   bool tracked = false;
-  size_t requested_bytes = 0;       // asked for by live tensors [memory_allocated]
-  size_t peak_requested_bytes = 0;  // max of requested_bytes since the last reset [max_memory_allocated]
-  size_t allocated_bytes = 0;       // the blocks live tensors hold (requests rounded up to size classes)
+  size_t requested_bytes = 0;  // asked for by live tensors [memory_allocated]
+  size_t peak_requested_bytes =
+      0;                       // max of requested_bytes since the last reset [max_memory_allocated]
+  size_t allocated_bytes = 0;  // the blocks live tensors hold (requests rounded up to size classes)
   size_t peak_allocated_bytes = 0;  // max of allocated_bytes since the last reset
   size_t reserved_bytes = 0;        // allocated plus cached for reuse [memory_reserved]
 };

@@ -41,11 +41,10 @@ void* CachingAllocator::allocate(size_t nbytes) {
       empty_cache_locked();
       ptr = raw_.allocate(bin);
     }
-    ENGINE_CHECK(ptr != nullptr, device_name_, ": out of memory allocating ",
-                 format_bytes(nbytes), " (block of ", format_bytes(bin), "); ",
-                 format_bytes(stats_.current_bytes), " in use by tensors, peak ",
-                 format_bytes(stats_.peak_bytes), raw_.describe().empty() ? "" : "; ",
-                 raw_.describe());
+    ENGINE_CHECK(ptr != nullptr, device_name_, ": out of memory allocating ", format_bytes(nbytes),
+                 " (block of ", format_bytes(bin), "); ", format_bytes(stats_.current_bytes),
+                 " in use by tensors, peak ", format_bytes(stats_.peak_bytes),
+                 raw_.describe().empty() ? "" : "; ", raw_.describe());
     ++stats_.raw_allocations;
   }
   live_blocks_[ptr] = {bin, nbytes};

@@ -24,11 +24,11 @@ class RawAllocator {
 };
 
 struct AllocatorStats {
-  size_t current_bytes = 0;           // handed out (by size class)
-  size_t peak_bytes = 0;              // max of current_bytes since the last reset
-  size_t requested_bytes = 0;         // asked for by the live allocations (before rounding)
-  size_t peak_requested_bytes = 0;    // max of requested_bytes since the last reset
-  size_t cached_bytes = 0;   // held in free lists
+  size_t current_bytes = 0;         // handed out (by size class)
+  size_t peak_bytes = 0;            // max of current_bytes since the last reset
+  size_t requested_bytes = 0;       // asked for by the live allocations (before rounding)
+  size_t peak_requested_bytes = 0;  // max of requested_bytes since the last reset
+  size_t cached_bytes = 0;          // held in free lists
   size_t raw_allocations = 0;
   size_t cache_hits = 0;
 };

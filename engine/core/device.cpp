@@ -26,18 +26,21 @@ Device parse_device(const std::string& spec) {
   int index = 0;
   if (spec != "cuda") {
     char* end = nullptr;
-    const long value = spec.rfind("cuda:", 0) == 0 && spec.size() > 5 ? std::strtol(spec.c_str() + 5, &end, 10) : -1;
+    const long value = spec.rfind("cuda:", 0) == 0 && spec.size() > 5
+                           ? std::strtol(spec.c_str() + 5, &end, 10)
+                           : -1;
     ENGINE_CHECK(value >= 0 && value < 1024 && end && *end == '\0', "device '", spec,
                  "' is not one of auto, cpu, cuda, cuda:N");
     index = static_cast<int>(value);
   }
 #ifndef ENGINE_HAVE_CUDA
-  fail("device ", spec, ": this build has no CUDA backend (configure with -DENGINE_CUDA=ON on a machine with ",
+  fail("device ", spec,
+       ": this build has no CUDA backend (configure with -DENGINE_CUDA=ON on a machine with ",
        "the CUDA toolkit)");
 #endif
   const int count = cuda_devices();
-  ENGINE_CHECK(index < count, "device ", spec, " is not available (", count, " CUDA device", count == 1 ? "" : "s",
-               " found)");
+  ENGINE_CHECK(index < count, "device ", spec, " is not available (", count, " CUDA device",
+               count == 1 ? "" : "s", " found)");
   return Device::cuda(index);
 }
 

@@ -40,25 +40,53 @@ inline bf16 float_to_bf16(float value) {
 // The C++ type stored for each dtype, for templates that dispatch on dtype.
 template <typename T>
 struct DTypeOf;
-template <> struct DTypeOf<float> { static constexpr DType value = DType::F32; };
-template <> struct DTypeOf<double> { static constexpr DType value = DType::F64; };
-template <> struct DTypeOf<bf16> { static constexpr DType value = DType::BF16; };
-template <> struct DTypeOf<int64_t> { static constexpr DType value = DType::I64; };
-template <> struct DTypeOf<int32_t> { static constexpr DType value = DType::I32; };
-template <> struct DTypeOf<uint8_t> { static constexpr DType value = DType::U8; };
-template <> struct DTypeOf<bool> { static constexpr DType value = DType::Bool; };
+template <>
+struct DTypeOf<float> {
+  static constexpr DType value = DType::F32;
+};
+template <>
+struct DTypeOf<double> {
+  static constexpr DType value = DType::F64;
+};
+template <>
+struct DTypeOf<bf16> {
+  static constexpr DType value = DType::BF16;
+};
+template <>
+struct DTypeOf<int64_t> {
+  static constexpr DType value = DType::I64;
+};
+template <>
+struct DTypeOf<int32_t> {
+  static constexpr DType value = DType::I32;
+};
+template <>
+struct DTypeOf<uint8_t> {
+  static constexpr DType value = DType::U8;
+};
+template <>
+struct DTypeOf<bool> {
+  static constexpr DType value = DType::Bool;
+};
 
 // Calls fn(T{}) with the C++ type of `dtype` (bf16 included).
 template <typename Fn>
 decltype(auto) dispatch_dtype(DType dtype, Fn&& fn) {
   switch (dtype) {
-    case DType::F32: return fn(float{});
-    case DType::F64: return fn(double{});
-    case DType::BF16: return fn(bf16{});
-    case DType::I64: return fn(int64_t{});
-    case DType::I32: return fn(int32_t{});
-    case DType::U8: return fn(uint8_t{});
-    case DType::Bool: return fn(bool{});
+    case DType::F32:
+      return fn(float{});
+    case DType::F64:
+      return fn(double{});
+    case DType::BF16:
+      return fn(bf16{});
+    case DType::I64:
+      return fn(int64_t{});
+    case DType::I32:
+      return fn(int32_t{});
+    case DType::U8:
+      return fn(uint8_t{});
+    case DType::Bool:
+      return fn(bool{});
   }
   return fn(float{});
 }

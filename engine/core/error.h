@@ -38,7 +38,7 @@ template <typename... Parts>
 }  // namespace engine
 
 // ENGINE_CHECK(cond, "op: message ", value, ...) throws engine::Error when cond is false.
-#define ENGINE_CHECK(cond, ...)            \
-  do {                                     \
+#define ENGINE_CHECK(cond, ...)               \
+  do {                                        \
     if (!(cond)) ::engine::fail(__VA_ARGS__); \
   } while (0)

@@ -20,9 +20,12 @@ MatmulPrecision parse_matmul_precision(const std::string& name) {
 
 const char* matmul_precision_name(MatmulPrecision precision) {
   switch (precision) {
-    case MatmulPrecision::FP32: return "fp32";
-    case MatmulPrecision::TF32: return "tf32";
-    case MatmulPrecision::BF16: return "bf16";
+    case MatmulPrecision::FP32:
+      return "fp32";
+    case MatmulPrecision::TF32:
+      return "tf32";
+    case MatmulPrecision::BF16:
+      return "bf16";
   }
   return "?";
 }
@@ -30,7 +33,8 @@ const char* matmul_precision_name(MatmulPrecision precision) {
 void set_matmul_precision(MatmulPrecision precision) { current = precision; }
 
 void use_matmul_precision(MatmulPrecision precision, const Device& device) {
-  ENGINE_CHECK(device.is_cuda() || precision == MatmulPrecision::FP32, "precision ", matmul_precision_name(precision),
+  ENGINE_CHECK(device.is_cuda() || precision == MatmulPrecision::FP32, "precision ",
+               matmul_precision_name(precision),
                " needs a CUDA device (CPU GEMMs compute in fp32)");
   set_matmul_precision(precision);
 }

@@ -3,7 +3,6 @@
 #include "engine/core/profiler.h"
 
 #include <algorithm>
-#include <type_traits>
 #include <atomic>
 #include <chrono>
 #include <iomanip>
@@ -11,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <ostream>
+#include <type_traits>
 
 #include "engine/core/error.h"
 #include "engine/core/precision.h"
@@ -28,23 +28,42 @@ std::atomic<bool> g_recording{false};
 std::shared_ptr<ProfileSink> g_sink;  // read and written with std::atomic_load / atomic_store
 
 const char* unary_name(UnaryOp op) {
-  static const char* const names[] = {"neg", "abs", "exp", "log", "sqrt", "rsqrt", "sigmoid", "tanh",
-                                      "relu", "quick_gelu", "gelu", "affine", "pow", "clamp"};
-  static_assert(std::size(names) == static_cast<size_t>(UnaryOp::Clamp) + 1, "a name for every UnaryOp");
+  static const char* const names[] = {"neg",   "abs",     "exp",  "log",  "sqrt",
+                                      "rsqrt", "sigmoid", "tanh", "relu", "quick_gelu",
+                                      "gelu",  "affine",  "pow",  "clamp"};
+  static_assert(std::size(names) == static_cast<size_t>(UnaryOp::Clamp) + 1,
+                "a name for every UnaryOp");
   return names[static_cast<int>(op)];
 }
 
 const char* binary_name(BinaryOp op) {
-  static const char* const names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder",
-                                      "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or",
-                                      "quick_gelu_backward", "gelu_backward"};
-  static_assert(std::size(names) == static_cast<size_t>(BinaryOp::GeluBackward) + 1, "a name for every BinaryOp");
+  static const char* const names[] = {"add",
+                                      "sub",
+                                      "mul",
+                                      "div",
+                                      "pow",
+                                      "maximum",
+                                      "minimum",
+                                      "remainder",
+                                      "eq",
+                                      "ne",
+                                      "lt",
+                                      "le",
+                                      "gt",
+                                      "ge",
+                                      "logical_and",
+                                      "logical_or",
+                                      "quick_gelu_backward",
+                                      "gelu_backward"};
+  static_assert(std::size(names) == static_cast<size_t>(BinaryOp::GeluBackward) + 1,
+                "a name for every BinaryOp");
   return names[static_cast<int>(op)];
 }
 
 const char* reduce_name(ReduceOp op) {
   static const char* const names[] = {"sum", "max", "min", "argmax"};
-  static_assert(std::size(names) == static_cast<size_t>(ReduceOp::ArgMax) + 1, "a name for every ReduceOp");
+  static_assert(std::size(names) == static_cast<size_t>(ReduceOp::ArgMax) + 1,
+                "a name for every ReduceOp");
   return names[static_cast<int>(op)];
 }
 
@@ -59,7 +78,8 @@ auto timed(Backend& backend, const std::string& name, double flops, Call&& call)
   const auto start = std::chrono::steady_clock::now();
   auto record = [&] {
     backend.synchronize();
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     std::lock_guard<std::mutex> lock(sink->mutex);
     KernelStats& s = sink->stats[name];
     s.name = name;
@@ -88,47 +108,61 @@ class TimedBackend final : public Backend {
   void reset_peak_memory() override { inner_.reset_peak_memory(); }
 
   void copy(const View& dst, const View& src) override {
-    const char* name = dst.device == src.device ? "copy" : src.device.is_cpu() ? "copy host->device" : "copy device->host";
+    const char* name = dst.device == src.device ? "copy"
+                       : src.device.is_cpu()    ? "copy host->device"
+                                                : "copy device->host";
     timed(inner_, name, 0, [&] { return inner_.copy(dst, src); });
   }
   void fill(const View& dst, double value) override {
     timed(inner_, "fill", 0, [&] { return inner_.fill(dst, value); });
   }
   void unary(UnaryOp op, const View& out, const View& in, double a, double b) override {
-    timed(inner_, std::string("unary ") + unary_name(op), 0, [&] { return inner_.unary(op, out, in, a, b); });
+    timed(inner_, std::string("unary ") + unary_name(op), 0,
+          [&] { return inner_.unary(op, out, in, a, b); });
   }
   void binary(BinaryOp op, const View& out, const View& lhs, const View& rhs) override {
-    timed(inner_, std::string("binary ") + binary_name(op), 0, [&] { return inner_.binary(op, out, lhs, rhs); });
+    timed(inner_, std::string("binary ") + binary_name(op), 0,
+          [&] { return inner_.binary(op, out, lhs, rhs); });
   }
   void where(const View& out, const View& cond, const View& lhs, const View& rhs) override {
     timed(inner_, "where", 0, [&] { return inner_.where(out, cond, lhs, rhs); });
   }
   void reduce(ReduceOp op, const View& out, const View& in, int reduced_dims) override {
-    timed(inner_, std::string("reduce ") + reduce_name(op), 0, [&] { return inner_.reduce(op, out, in, reduced_dims); });
+    timed(inner_, std::string("reduce ") + reduce_name(op), 0,
+          [&] { return inner_.reduce(op, out, in, reduced_dims); });
   }
   double squared_norm(const std::vector<View>& tensors) override {
     return timed(inner_, "squared_norm", 0, [&] { return inner_.squared_norm(tensors); });
   }
-  void gemm(DType dtype, int64_t batch, int64_t M, int64_t N, int64_t K, double alpha, const GemmOperand& A,
-            const GemmOperand& B, double beta, const GemmOperand& C) override {
+  void gemm(DType dtype, int64_t batch, int64_t M, int64_t N, int64_t K, double alpha,
+            const GemmOperand& A, const GemmOperand& B, double beta,
+            const GemmOperand& C) override {
     std::string name = std::string("gemm ") + dtype_name(dtype);
-    if (device().is_cuda() && dtype == DType::F32) name += std::string(" (") + matmul_precision_name(matmul_precision()) + ")";
-    timed(inner_, name, 2.0 * static_cast<double>(batch) * M * N * K, [&] { return inner_.gemm(dtype, batch, M, N, K, alpha, A, B, beta, C); });
+    if (device().is_cuda() && dtype == DType::F32)
+      name += std::string(" (") + matmul_precision_name(matmul_precision()) + ")";
+    timed(inner_, name, 2.0 * static_cast<double>(batch) * M * N * K,
+          [&] { return inner_.gemm(dtype, batch, M, N, K, alpha, A, B, beta, C); });
   }
   void softmax(const View& out, const View& in, bool log) override {
     timed(inner_, log ? "log_softmax" : "softmax", 0, [&] { return inner_.softmax(out, in, log); });
   }
-  void softmax_backward(const View& grad_in, const View& grad_out, const View& out, bool log) override {
-    timed(inner_, log ? "log_softmax backward" : "softmax backward", 0, [&] { return inner_.softmax_backward(grad_in, grad_out, out, log); });
+  void softmax_backward(const View& grad_in, const View& grad_out, const View& out,
+                        bool log) override {
+    timed(inner_, log ? "log_softmax backward" : "softmax backward", 0,
+          [&] { return inner_.softmax_backward(grad_in, grad_out, out, log); });
   }
-  void layer_norm(const View& out, const View& mean, const View& rstd, const View& in, const View& weight,
-                  const View& bias, double eps) override {
-    timed(inner_, "layer_norm", 0, [&] { return inner_.layer_norm(out, mean, rstd, in, weight, bias, eps); });
+  void layer_norm(const View& out, const View& mean, const View& rstd, const View& in,
+                  const View& weight, const View& bias, double eps) override {
+    timed(inner_, "layer_norm", 0,
+          [&] { return inner_.layer_norm(out, mean, rstd, in, weight, bias, eps); });
   }
   void layer_norm_backward(const View& grad_in, const View& grad_weight, const View& grad_bias,
                            const View& grad_out, const View& in, const View& mean, const View& rstd,
                            const View& weight) override {
-    timed(inner_, "layer_norm backward", 0, [&] { return inner_.layer_norm_backward(grad_in, grad_weight, grad_bias, grad_out, in, mean, rstd, weight); });
+    timed(inner_, "layer_norm backward", 0, [&] {
+      return inner_.layer_norm_backward(grad_in, grad_weight, grad_bias, grad_out, in, mean, rstd,
+                                        weight);
+    });
   }
   void index_select(const View& out, const View& in, int dim, const View& index) override {
     timed(inner_, "index_select", 0, [&] { return inner_.index_select(out, in, dim, index); });
@@ -145,7 +179,8 @@ class TimedBackend final : public Backend {
   void adamw_multi_step(const std::vector<View>& params, const std::vector<View>& grads,
                         const std::vector<View>& exp_avgs, const std::vector<View>& exp_avg_sqs,
                         const AdamWHyper& hyper) override {
-    timed(inner_, "adamw", 0, [&] { return inner_.adamw_multi_step(params, grads, exp_avgs, exp_avg_sqs, hyper); });
+    timed(inner_, "adamw", 0,
+          [&] { return inner_.adamw_multi_step(params, grads, exp_avgs, exp_avg_sqs, hyper); });
   }
 
  private:
@@ -185,8 +220,9 @@ std::vector<KernelStats> KernelProfile::stats() const {
     std::lock_guard<std::mutex> lock(sink_->mutex);
     for (const auto& [name, s] : sink_->stats) out.push_back(s);
   }
-  std::stable_sort(out.begin(), out.end(),
-                   [](const KernelStats& a, const KernelStats& b) { return a.milliseconds > b.milliseconds; });
+  std::stable_sort(out.begin(), out.end(), [](const KernelStats& a, const KernelStats& b) {
+    return a.milliseconds > b.milliseconds;
+  });
   return out;
 }
 
@@ -196,18 +232,20 @@ void KernelProfile::print(std::ostream& out) const {
   for (const KernelStats& s : all) total += s.milliseconds;
   const std::ios::fmtflags flags = out.flags();
   const std::streamsize precision = out.precision();
-  out << std::left << std::setw(30) << "kernel" << std::right << std::setw(9) << "calls" << std::setw(12) << "ms"
-      << std::setw(9) << "share" << std::setw(12) << "GFLOP/s" << "\n"
+  out << std::left << std::setw(30) << "kernel" << std::right << std::setw(9) << "calls"
+      << std::setw(12) << "ms" << std::setw(9) << "share" << std::setw(12) << "GFLOP/s"
+      << "\n"
       << std::fixed;
   for (const KernelStats& s : all) {
-    out << std::left << std::setw(30) << s.name << std::right << std::setw(9) << s.calls << std::setw(12)
-        << std::setprecision(2) << s.milliseconds << std::setw(8) << std::setprecision(1)
-        << (total > 0 ? 100.0 * s.milliseconds / total : 0.0) << "%";
-    if (s.flops > 0 && s.milliseconds > 0) out << std::setw(12) << std::setprecision(1) << s.flops / s.milliseconds / 1e6;
+    out << std::left << std::setw(30) << s.name << std::right << std::setw(9) << s.calls
+        << std::setw(12) << std::setprecision(2) << s.milliseconds << std::setw(8)
+        << std::setprecision(1) << (total > 0 ? 100.0 * s.milliseconds / total : 0.0) << "%";
+    if (s.flops > 0 && s.milliseconds > 0)
+      out << std::setw(12) << std::setprecision(1) << s.flops / s.milliseconds / 1e6;
     out << "\n";
   }
-  out << std::left << std::setw(30) << "all kernels" << std::right << std::setw(9) << "" << std::setw(12)
-      << std::setprecision(2) << total << "\n";
+  out << std::left << std::setw(30) << "all kernels" << std::right << std::setw(9) << ""
+      << std::setw(12) << std::setprecision(2) << total << "\n";
   out.flags(flags);
   out.precision(precision);
 }

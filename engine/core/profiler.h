@@ -19,10 +19,10 @@
 namespace engine {
 
 struct KernelStats {
-  std::string name;   // e.g. "gemm f32 (tf32)", "unary quick_gelu", "softmax"
+  std::string name;  // e.g. "gemm f32 (tf32)", "unary quick_gelu", "softmax"
   int64_t calls = 0;
   double milliseconds = 0;
-  double flops = 0;   // GEMMs: 2 * batch * M * N * K per call; 0 for the others
+  double flops = 0;  // GEMMs: 2 * batch * M * N * K per call; 0 for the others
 };
 
 struct ProfileSink;

@@ -6,6 +6,7 @@ namespace engine {
 Storage::Storage(Device device, size_t nbytes)
     : device_(device), nbytes_(nbytes), data_(backend_for(device).allocate(nbytes)) {}
 
-Storage::Storage(Device device, size_t nbytes, DataPtr data) : device_(device), nbytes_(nbytes), data_(std::move(data)) {}
+Storage::Storage(Device device, size_t nbytes, DataPtr data)
+    : device_(device), nbytes_(nbytes), data_(std::move(data)) {}
 
 }  // namespace engine

@@ -13,7 +13,8 @@ namespace engine {
 class Storage {
  public:
   Storage(Device device, size_t nbytes);  // allocated by the device's backend
-  Storage(Device device, size_t nbytes, DataPtr data);  // memory from elsewhere (pinned host memory)
+  Storage(Device device, size_t nbytes,
+          DataPtr data);  // memory from elsewhere (pinned host memory)
 
   void* data() const { return data_.get(); }
   size_t nbytes() const { return nbytes_; }

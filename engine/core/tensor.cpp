@@ -16,8 +16,7 @@ namespace engine {
 namespace {
 // The bytes a contiguous tensor of `shape` needs; a negative size is an error naming `op`.
 size_t bytes_for(const char* op, const Shape& shape, DType dtype) {
-  for (int64_t s : shape)
-    ENGINE_CHECK(s >= 0, op, ": negative size in shape ", shape_str(shape));
+  for (int64_t s : shape) ENGINE_CHECK(s >= 0, op, ": negative size in shape ", shape_str(shape));
   return shape_numel(shape) * dtype_size(dtype);
 }
 
@@ -32,14 +31,17 @@ Tensor over_storage(std::shared_ptr<Storage> storage, const Shape& shape, DType 
 }  // namespace
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
-  return over_storage(std::make_shared<Storage>(device, bytes_for("empty", shape, dtype)), shape, dtype);
+  return over_storage(std::make_shared<Storage>(device, bytes_for("empty", shape, dtype)), shape,
+                      dtype);
 }
 
 Tensor Tensor::empty_pinned(const Shape& shape, DType dtype) {
 #ifdef ENGINE_HAVE_CUDA
   if (cuda::is_available()) {
     const size_t nbytes = bytes_for("empty_pinned", shape, dtype);
-    return over_storage(std::make_shared<Storage>(Device::cpu(), nbytes, cuda::allocate_pinned(nbytes)), shape, dtype);
+    return over_storage(
+        std::make_shared<Storage>(Device::cpu(), nbytes, cuda::allocate_pinned(nbytes)), shape,
+        dtype);
   }
 #endif
   return empty(shape, dtype);
@@ -50,9 +52,7 @@ TensorImpl& Tensor::impl() const {
   return *impl_;
 }
 
-int64_t Tensor::size(int64_t dim) const {
-  return shape()[normalize_dim(dim, this->dim(), "size")];
-}
+int64_t Tensor::size(int64_t dim) const { return shape()[normalize_dim(dim, this->dim(), "size")]; }
 
 bool View::is_contiguous() const {
   if (numel() == 0) return true;
@@ -126,8 +126,9 @@ HookHandle Tensor::register_hook(GradHook hook) const {
 void HookHandle::remove() {
   if (const std::shared_ptr<Node> node = node_.lock()) {
     auto& hooks = node->pre_hooks;
-    hooks.erase(std::remove_if(hooks.begin(), hooks.end(), [&](const auto& h) { return h.first == id_; }),
-                hooks.end());
+    hooks.erase(
+        std::remove_if(hooks.begin(), hooks.end(), [&](const auto& h) { return h.first == id_; }),
+        hooks.end());
   }
   node_.reset();
 }

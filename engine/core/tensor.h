@@ -39,15 +39,15 @@ class HookHandle {
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
   Shape shape;
-  Shape strides;  // in elements
+  Shape strides;       // in elements
   int64_t offset = 0;  // in elements
   DType dtype = DType::F32;
 
   // Autograd metadata.
   bool requires_grad = false;
-  std::shared_ptr<TensorImpl> grad;            // accumulated gradient (leaves, retained grads)
-  std::shared_ptr<Node> grad_fn;               // producer of a non-leaf tensor
-  std::shared_ptr<Node> grad_accumulator;      // leaf requiring grad: its AccumulateGrad node
+  std::shared_ptr<TensorImpl> grad;        // accumulated gradient (leaves, retained grads)
+  std::shared_ptr<Node> grad_fn;           // producer of a non-leaf tensor
+  std::shared_ptr<Node> grad_accumulator;  // leaf requiring grad: its AccumulateGrad node
 };
 
 class Tensor {
@@ -136,8 +136,8 @@ T* Tensor::data() const {
 
 template <typename T>
 T Tensor::item() const {
-  ENGINE_CHECK(numel() == 1, "item: tensor of shape ", shape_str(shape()),
-               " has ", numel(), " elements, expected 1");
+  ENGINE_CHECK(numel() == 1, "item: tensor of shape ", shape_str(shape()), " has ", numel(),
+               " elements, expected 1");
   return to_vector<T>()[0];
 }
 

@@ -1,8 +1,8 @@
 // CPU AdamW update of a list of parameter tensors, element by element with the update of
 // engine/kernels/adamw_update.h (PyTorch's single-tensor order of operations).
 #include "engine/core/threading.h"
-#include "engine/kernels/adamw_update.h"
 #include "engine/cpu/cpu_backend.h"
+#include "engine/kernels/adamw_update.h"
 #include "engine/kernels/dispatch.h"
 
 namespace engine::cpu {

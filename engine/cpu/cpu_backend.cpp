@@ -23,8 +23,10 @@ void CpuBackend::gemm(DType dtype, int64_t batch, int64_t M, int64_t N, int64_t 
     using T = decltype(tag);
     engine::cpu::gemm<T>(
         batch, M, N, K, static_cast<T>(alpha),
-        MatrixRef<const T>{static_cast<const T*>(A.data), A.row_stride, A.col_stride, A.batch_stride},
-        MatrixRef<const T>{static_cast<const T*>(B.data), B.row_stride, B.col_stride, B.batch_stride},
+        MatrixRef<const T>{static_cast<const T*>(A.data), A.row_stride, A.col_stride,
+                           A.batch_stride},
+        MatrixRef<const T>{static_cast<const T*>(B.data), B.row_stride, B.col_stride,
+                           B.batch_stride},
         static_cast<T>(beta),
         MatrixRef<T>{static_cast<T*>(C.data), C.row_stride, C.col_stride, C.batch_stride});
   };

@@ -4,9 +4,9 @@
 
 #include "engine/core/error.h"
 #include "engine/cpu/cpu_backend.h"
-#include "engine/kernels/dispatch.h"
 #include "engine/cpu/strided_loop.h"
 #include "engine/cpu/vector_math.h"
+#include "engine/kernels/dispatch.h"
 
 namespace engine::cpu {
 
@@ -19,11 +19,12 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 // run(o, o_stride, a, a_stride, n) over the runs of two views of one shape.
 template <typename Out, typename In, typename Run>
 void map1_runs(const View& out, const View& in, Run run) {
-  for_each_strided<2>(out.shape, {&out.strides, &in.strides}, {static_cast<char*>(out.data), static_cast<char*>(in.data)},
-                      {sizeof(Out), sizeof(In)},
-                      [&](const std::array<char*, 2>& p, const std::array<int64_t, 2>& s, int64_t n) {
-                        run(reinterpret_cast<Out*>(p[0]), s[0], reinterpret_cast<const In*>(p[1]), s[1], n);
-                      });
+  for_each_strided<2>(
+      out.shape, {&out.strides, &in.strides},
+      {static_cast<char*>(out.data), static_cast<char*>(in.data)}, {sizeof(Out), sizeof(In)},
+      [&](const std::array<char*, 2>& p, const std::array<int64_t, 2>& s, int64_t n) {
+        run(reinterpret_cast<Out*>(p[0]), s[0], reinterpret_cast<const In*>(p[1]), s[1], n);
+      });
 }
 
 // out = f(in) over two views of one shape.
@@ -46,20 +47,22 @@ void map2_runs(const View& out, const View& a, const View& b, Run run) {
       {static_cast<char*>(out.data), static_cast<char*>(a.data), static_cast<char*>(b.data)},
       {sizeof(Out), sizeof(A), sizeof(B)},
       [&](const std::array<char*, 3>& p, const std::array<int64_t, 3>& s, int64_t n) {
-        run(reinterpret_cast<Out*>(p[0]), reinterpret_cast<const A*>(p[1]), reinterpret_cast<const B*>(p[2]), s, n);
+        run(reinterpret_cast<Out*>(p[0]), reinterpret_cast<const A*>(p[1]),
+            reinterpret_cast<const B*>(p[2]), s, n);
       });
 }
 
 // out = f(a, b).
 template <typename Out, typename A, typename B, typename F>
 void map2(const View& out, const View& a, const View& b, F f) {
-  map2_runs<Out, A, B>(out, a, b, [&](Out* o, const A* x, const B* y, const std::array<int64_t, 3>& s, int64_t n) {
-    if (s[0] == 1 && s[1] == 1 && s[2] == 1) {
-      for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i]);
-    } else {
-      for (int64_t i = 0; i < n; ++i) o[i * s[0]] = f(x[i * s[1]], y[i * s[2]]);
-    }
-  });
+  map2_runs<Out, A, B>(
+      out, a, b, [&](Out* o, const A* x, const B* y, const std::array<int64_t, 3>& s, int64_t n) {
+        if (s[0] == 1 && s[1] == 1 && s[2] == 1) {
+          for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i]);
+        } else {
+          for (int64_t i = 0; i < n; ++i) o[i * s[0]] = f(x[i * s[1]], y[i * s[2]]);
+        }
+      });
 }
 
 // For each block of up to kBlock elements of a float run: e[j] = exp(-1.702 x[j]) through the
@@ -70,7 +73,8 @@ void with_quick_gelu_exp(const float* x, int64_t stride, int64_t n, Body body) {
   float e[kBlock];
   for (int64_t begin = 0; begin < n; begin += kBlock) {
     const int64_t m = std::min(kBlock, n - begin);
-    for (int64_t j = 0; j < m; ++j) e[j] = -static_cast<float>(kQuickGeluScale) * x[(begin + j) * stride];
+    for (int64_t j = 0; j < m; ++j)
+      e[j] = -static_cast<float>(kQuickGeluScale) * x[(begin + j) * stride];
     exp_f32(e, e, m);
     for (int64_t j = 0; j < m; ++j) body(begin + j, e[j]);
   }
@@ -84,27 +88,40 @@ T sigmoid_of(T x) {
 template <typename T>
 void unary_floating(UnaryOp op, const View& out, const View& in, T a, T b) {
   switch (op) {
-    case UnaryOp::Neg: return map1<T, T>(out, in, [](T x) { return -x; });
-    case UnaryOp::Abs: return map1<T, T>(out, in, [](T x) { return std::abs(x); });
-    case UnaryOp::Exp: return map1<T, T>(out, in, [](T x) { return std::exp(x); });
-    case UnaryOp::Log: return map1<T, T>(out, in, [](T x) { return std::log(x); });
-    case UnaryOp::Sqrt: return map1<T, T>(out, in, [](T x) { return std::sqrt(x); });
-    case UnaryOp::Rsqrt: return map1<T, T>(out, in, [](T x) { return T(1) / std::sqrt(x); });
-    case UnaryOp::Sigmoid: return map1<T, T>(out, in, [](T x) { return sigmoid_of(x); });
-    case UnaryOp::Tanh: return map1<T, T>(out, in, [](T x) { return std::tanh(x); });
-    case UnaryOp::Relu: return map1<T, T>(out, in, [](T x) { return x > T(0) ? x : T(0); });
+    case UnaryOp::Neg:
+      return map1<T, T>(out, in, [](T x) { return -x; });
+    case UnaryOp::Abs:
+      return map1<T, T>(out, in, [](T x) { return std::abs(x); });
+    case UnaryOp::Exp:
+      return map1<T, T>(out, in, [](T x) { return std::exp(x); });
+    case UnaryOp::Log:
+      return map1<T, T>(out, in, [](T x) { return std::log(x); });
+    case UnaryOp::Sqrt:
+      return map1<T, T>(out, in, [](T x) { return std::sqrt(x); });
+    case UnaryOp::Rsqrt:
+      return map1<T, T>(out, in, [](T x) { return T(1) / std::sqrt(x); });
+    case UnaryOp::Sigmoid:
+      return map1<T, T>(out, in, [](T x) { return sigmoid_of(x); });
+    case UnaryOp::Tanh:
+      return map1<T, T>(out, in, [](T x) { return std::tanh(x); });
+    case UnaryOp::Relu:
+      return map1<T, T>(out, in, [](T x) { return x > T(0) ? x : T(0); });
     case UnaryOp::QuickGelu:
       if constexpr (std::is_same_v<T, float>) {  // x / (1 + exp(-1.702 x)), the exp vectorised
-        return map1_runs<float, float>(out, in, [](float* o, int64_t so, const float* a, int64_t sa, int64_t n) {
-          with_quick_gelu_exp(a, sa, n, [&](int64_t i, float e) { o[i * so] = a[i * sa] / (1.0f + e); });
-        });
+        return map1_runs<float, float>(
+            out, in, [](float* o, int64_t so, const float* a, int64_t sa, int64_t n) {
+              with_quick_gelu_exp(a, sa, n,
+                                  [&](int64_t i, float e) { o[i * so] = a[i * sa] / (1.0f + e); });
+            });
       }
       return map1<T, T>(out, in, [](T x) { return x * sigmoid_of(T(kQuickGeluScale) * x); });
     case UnaryOp::Gelu:
       return map1<T, T>(out, in,
                         [](T x) { return T(0.5) * x * (T(1) + std::erf(x * T(kInvSqrt2))); });
-    case UnaryOp::Affine: return map1<T, T>(out, in, [a, b](T x) { return x * a + b; });
-    case UnaryOp::Pow: return map1<T, T>(out, in, [a](T x) { return std::pow(x, a); });
+    case UnaryOp::Affine:
+      return map1<T, T>(out, in, [a, b](T x) { return x * a + b; });
+    case UnaryOp::Pow:
+      return map1<T, T>(out, in, [a](T x) { return std::pow(x, a); });
     case UnaryOp::Clamp:
       return map1<T, T>(out, in, [a, b](T x) {
         if (std::isnan(x)) return x;
@@ -116,14 +133,18 @@ void unary_floating(UnaryOp op, const View& out, const View& in, T a, T b) {
 template <typename T>
 void binary_arithmetic(BinaryOp op, const View& out, const View& l, const View& r) {
   switch (op) {
-    case BinaryOp::Add: return map2<T, T, T>(out, l, r, [](T x, T y) { return T(x + y); });
-    case BinaryOp::Sub: return map2<T, T, T>(out, l, r, [](T x, T y) { return T(x - y); });
-    case BinaryOp::Mul: return map2<T, T, T>(out, l, r, [](T x, T y) { return T(x * y); });
+    case BinaryOp::Add:
+      return map2<T, T, T>(out, l, r, [](T x, T y) { return T(x + y); });
+    case BinaryOp::Sub:
+      return map2<T, T, T>(out, l, r, [](T x, T y) { return T(x - y); });
+    case BinaryOp::Mul:
+      return map2<T, T, T>(out, l, r, [](T x, T y) { return T(x * y); });
     case BinaryOp::Maximum:
       return map2<T, T, T>(out, l, r, [](T x, T y) { return (x != x || x > y) ? x : y; });
     case BinaryOp::Minimum:
       return map2<T, T, T>(out, l, r, [](T x, T y) { return (x != x || x < y) ? x : y; });
-    default: break;
+    default:
+      break;
   }
   if constexpr (std::is_integral_v<T>) {
     if (op == BinaryOp::Remainder)
@@ -134,15 +155,21 @@ void binary_arithmetic(BinaryOp op, const View& out, const View& l, const View& 
   }
   if constexpr (std::is_floating_point_v<T>) {
     switch (op) {
-      case BinaryOp::Div: return map2<T, T, T>(out, l, r, [](T x, T y) { return x / y; });
-      case BinaryOp::Pow: return map2<T, T, T>(out, l, r, [](T x, T y) { return std::pow(x, y); });
+      case BinaryOp::Div:
+        return map2<T, T, T>(out, l, r, [](T x, T y) { return x / y; });
+      case BinaryOp::Pow:
+        return map2<T, T, T>(out, l, r, [](T x, T y) { return std::pow(x, y); });
       case BinaryOp::QuickGeluBackward:
-        if constexpr (std::is_same_v<T, float>) {  // s = 1 / (1 + exp(-1.702 x)), the exp vectorised
+        if constexpr (std::is_same_v<T,
+                                     float>) {  // s = 1 / (1 + exp(-1.702 x)), the exp vectorised
           return map2_runs<float, float, float>(
-              out, l, r, [](float* o, const float* g, const float* x, const std::array<int64_t, 3>& st, int64_t n) {
+              out, l, r,
+              [](float* o, const float* g, const float* x, const std::array<int64_t, 3>& st,
+                 int64_t n) {
                 with_quick_gelu_exp(x, st[2], n, [&](int64_t i, float e) {
                   const float s = 1.0f / (1.0f + e), xi = x[i * st[2]];
-                  o[i * st[0]] = g[i * st[1]] * (s + static_cast<float>(kQuickGeluScale) * xi * s * (1.0f - s));
+                  o[i * st[0]] = g[i * st[1]] *
+                                 (s + static_cast<float>(kQuickGeluScale) * xi * s * (1.0f - s));
                 });
               });
         }
@@ -156,7 +183,8 @@ void binary_arithmetic(BinaryOp op, const View& out, const View& l, const View& 
           const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
           return g * (cdf + x * pdf);
         });
-      default: break;
+      default:
+        break;
     }
   }
   fail("binary: op not supported for dtype ", dtype_name(l.dtype));
@@ -165,13 +193,20 @@ void binary_arithmetic(BinaryOp op, const View& out, const View& l, const View& 
 template <typename T>
 void binary_compare(BinaryOp op, const View& out, const View& l, const View& r) {
   switch (op) {
-    case BinaryOp::Eq: return map2<bool, T, T>(out, l, r, [](T x, T y) { return x == y; });
-    case BinaryOp::Ne: return map2<bool, T, T>(out, l, r, [](T x, T y) { return x != y; });
-    case BinaryOp::Lt: return map2<bool, T, T>(out, l, r, [](T x, T y) { return x < y; });
-    case BinaryOp::Le: return map2<bool, T, T>(out, l, r, [](T x, T y) { return x <= y; });
-    case BinaryOp::Gt: return map2<bool, T, T>(out, l, r, [](T x, T y) { return x > y; });
-    case BinaryOp::Ge: return map2<bool, T, T>(out, l, r, [](T x, T y) { return x >= y; });
-    default: fail("binary: not a comparison");
+    case BinaryOp::Eq:
+      return map2<bool, T, T>(out, l, r, [](T x, T y) { return x == y; });
+    case BinaryOp::Ne:
+      return map2<bool, T, T>(out, l, r, [](T x, T y) { return x != y; });
+    case BinaryOp::Lt:
+      return map2<bool, T, T>(out, l, r, [](T x, T y) { return x < y; });
+    case BinaryOp::Le:
+      return map2<bool, T, T>(out, l, r, [](T x, T y) { return x <= y; });
+    case BinaryOp::Gt:
+      return map2<bool, T, T>(out, l, r, [](T x, T y) { return x > y; });
+    case BinaryOp::Ge:
+      return map2<bool, T, T>(out, l, r, [](T x, T y) { return x >= y; });
+    default:
+      fail("binary: not a comparison");
   }
 }
 
@@ -205,8 +240,10 @@ void CpuBackend::unary(UnaryOp op, const View& out, const View& in, double a, do
       (in.dtype == DType::I64 || in.dtype == DType::I32)) {
     dispatch_numeric(in.dtype, "unary", [&](auto tag) {
       using T = decltype(tag);
-      if (op == UnaryOp::Neg) map1<T, T>(out, in, [](T x) { return T(-x); });
-      else map1<T, T>(out, in, [](T x) { return T(x < 0 ? -x : x); });
+      if (op == UnaryOp::Neg)
+        map1<T, T>(out, in, [](T x) { return T(-x); });
+      else
+        map1<T, T>(out, in, [](T x) { return T(x < 0 ? -x : x); });
     });
     return;
   }
@@ -219,15 +256,18 @@ void CpuBackend::unary(UnaryOp op, const View& out, const View& in, double a, do
 void CpuBackend::binary(BinaryOp op, const View& out, const View& lhs, const View& rhs) {
   if (op == BinaryOp::LogicalAnd || op == BinaryOp::LogicalOr) {
     const bool is_and = op == BinaryOp::LogicalAnd;
-    map2<bool, bool, bool>(out, lhs, rhs, [is_and](bool x, bool y) { return is_and ? (x && y) : (x || y); });
+    map2<bool, bool, bool>(out, lhs, rhs,
+                           [is_and](bool x, bool y) { return is_and ? (x && y) : (x || y); });
     return;
   }
   if (is_comparison(op)) {
     if (lhs.dtype == DType::Bool) return binary_compare<bool>(op, out, lhs, rhs);
-    dispatch_numeric(lhs.dtype, "binary", [&](auto tag) { binary_compare<decltype(tag)>(op, out, lhs, rhs); });
+    dispatch_numeric(lhs.dtype, "binary",
+                     [&](auto tag) { binary_compare<decltype(tag)>(op, out, lhs, rhs); });
     return;
   }
-  dispatch_numeric(lhs.dtype, "binary", [&](auto tag) { binary_arithmetic<decltype(tag)>(op, out, lhs, rhs); });
+  dispatch_numeric(lhs.dtype, "binary",
+                   [&](auto tag) { binary_arithmetic<decltype(tag)>(op, out, lhs, rhs); });
 }
 
 void CpuBackend::where(const View& out, const View& cond, const View& lhs, const View& rhs) {
@@ -235,7 +275,8 @@ void CpuBackend::where(const View& out, const View& cond, const View& lhs, const
     using T = decltype(tag);
     for_each_strided<4>(
         out.shape, {&out.strides, &cond.strides, &lhs.strides, &rhs.strides},
-        {static_cast<char*>(out.data), static_cast<char*>(cond.data), static_cast<char*>(lhs.data), static_cast<char*>(rhs.data)},
+        {static_cast<char*>(out.data), static_cast<char*>(cond.data), static_cast<char*>(lhs.data),
+         static_cast<char*>(rhs.data)},
         {sizeof(T), sizeof(bool), sizeof(T), sizeof(T)},
         [](const std::array<char*, 4>& p, const std::array<int64_t, 4>& s, int64_t n) {
           T* o = reinterpret_cast<T*>(p[0]);

@@ -9,7 +9,8 @@
 namespace engine::cpu {
 
 // A batch of matrices addressed by strides (in elements), so transposed and strided views
-// need no copy: element (b, r, c) lives at data[b * batch_stride + r * row_stride + c * col_stride].
+// need no copy: element (b, r, c) lives at data[b * batch_stride + r * row_stride + c *
+// col_stride].
 template <typename T>
 struct MatrixRef {
   T* data;

@@ -2,8 +2,8 @@
 // validated before any thread starts, so a bad index is a clean error, never a stray write.
 #include "engine/core/error.h"
 #include "engine/cpu/cpu_backend.h"
-#include "engine/kernels/dispatch.h"
 #include "engine/cpu/strided_loop.h"
+#include "engine/kernels/dispatch.h"
 
 namespace engine::cpu {
 

@@ -23,9 +23,8 @@ void CpuBackend::random(RandomKind kind, const View& out, const RandomParams& pa
     ENGINE_CHECK(out.dtype == DType::I64, "random: integers are drawn as i64");
     const uint64_t range = static_cast<uint64_t>(params.b - params.a);
     const int64_t low = static_cast<int64_t>(params.a);
-    fill_with(int64_t{}, [=](const Philox4& r) {
-      return low + static_cast<int64_t>(philox_below(r, range));
-    });
+    fill_with(int64_t{},
+              [=](const Philox4& r) { return low + static_cast<int64_t>(philox_below(r, range)); });
     return;
   }
   dispatch_floating(out.dtype, "random", [&](auto tag) {

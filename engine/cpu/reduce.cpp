@@ -20,43 +20,44 @@ constexpr int64_t kNormBlock = int64_t{1} << 16;
 
 template <typename T>
 void reduce_rows(ReduceOp op, const View& out, const T* in, int64_t rows, int64_t width) {
-  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(width, 1)), [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const T* row = in + r * width;
-      switch (op) {
-        case ReduceOp::Sum: {
-          Accumulator<T> acc = 0;
-          for (int64_t i = 0; i < width; ++i) acc += row[i];
-          out.ptr<T>()[r] = static_cast<T>(acc);
-          break;
-        }
-        case ReduceOp::Max:
-        case ReduceOp::Min: {
-          const bool is_max = op == ReduceOp::Max;
-          T best = row[0];
-          for (int64_t i = 1; i < width && best == best; ++i) {
-            const T v = row[i];
-            if (v != v || (is_max ? v > best : v < best)) best = v;
-          }
-          out.ptr<T>()[r] = best;
-          break;
-        }
-        case ReduceOp::ArgMax: {
-          int64_t best_index = 0;
-          T best = row[0];
-          for (int64_t i = 1; i < width && best == best; ++i) {
-            const T v = row[i];
-            if (v != v || v > best) {
-              best = v;
-              best_index = i;
-            }
-          }
-          out.ptr<int64_t>()[r] = best_index;
-          break;
-        }
-      }
-    }
-  });
+  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(width, 1)),
+               [&](int64_t begin, int64_t end) {
+                 for (int64_t r = begin; r < end; ++r) {
+                   const T* row = in + r * width;
+                   switch (op) {
+                     case ReduceOp::Sum: {
+                       Accumulator<T> acc = 0;
+                       for (int64_t i = 0; i < width; ++i) acc += row[i];
+                       out.ptr<T>()[r] = static_cast<T>(acc);
+                       break;
+                     }
+                     case ReduceOp::Max:
+                     case ReduceOp::Min: {
+                       const bool is_max = op == ReduceOp::Max;
+                       T best = row[0];
+                       for (int64_t i = 1; i < width && best == best; ++i) {
+                         const T v = row[i];
+                         if (v != v || (is_max ? v > best : v < best)) best = v;
+                       }
+                       out.ptr<T>()[r] = best;
+                       break;
+                     }
+                     case ReduceOp::ArgMax: {
+                       int64_t best_index = 0;
+                       T best = row[0];
+                       for (int64_t i = 1; i < width && best == best; ++i) {
+                         const T v = row[i];
+                         if (v != v || v > best) {
+                           best = v;
+                           best_index = i;
+                         }
+                       }
+                       out.ptr<int64_t>()[r] = best_index;
+                       break;
+                     }
+                   }
+                 }
+               });
 }
 
 }  // namespace

@@ -5,8 +5,8 @@
 
 #include "engine/core/threading.h"
 #include "engine/cpu/cpu_backend.h"
-#include "engine/kernels/dispatch.h"
 #include "engine/cpu/vector_math.h"
+#include "engine/kernels/dispatch.h"
 
 namespace engine::cpu {
 

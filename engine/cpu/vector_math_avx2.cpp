@@ -17,7 +17,8 @@ __m256 exp8(__m256 x) {
   const __m256 overflow = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
   const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
   const __m256 c = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
-  const __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(c, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+  const __m256 n = _mm256_floor_ps(
+      _mm256_fmadd_ps(c, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), c);
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
   __m256 p = _mm256_set1_ps(1.9875691500e-4f);
@@ -32,8 +33,10 @@ __m256 exp8(__m256 x) {
   const __m256 positive = _mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_GT_OQ);
   const __m256 m = _mm256_sub_ps(n, _mm256_and_ps(positive, _mm256_set1_ps(1.0f)));
   const __m256i biased = _mm256_add_epi32(_mm256_cvtps_epi32(m), _mm256_set1_epi32(127));
-  const __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_max_epi32(biased, _mm256_setzero_si256()), 23));
-  __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, scale), _mm256_blendv_ps(_mm256_set1_ps(1.0f), _mm256_set1_ps(2.0f), positive));
+  const __m256 scale =
+      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_max_epi32(biased, _mm256_setzero_si256()), 23));
+  __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, scale),
+                           _mm256_blendv_ps(_mm256_set1_ps(1.0f), _mm256_set1_ps(2.0f), positive));
   y = _mm256_blendv_ps(y, _mm256_set1_ps(__builtin_inff()), overflow);
   return _mm256_blendv_ps(y, x, nan);
 }

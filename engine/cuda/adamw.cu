@@ -1,9 +1,10 @@
 // CUDA multi-tensor AdamW: one launch updates every tensor of a call, walking a device table of
 // chunks (pointers into param, grad, exp_avg, exp_avg_sq and a length). The per-element update
-// is engine/kernels/adamw_update.h, shared with the CPU, so the results equal the CPU's bit for bit.
+// is engine/kernels/adamw_update.h, shared with the CPU, so the results equal the CPU's bit for
+// bit.
+#include "engine/cuda/cuda_kernels.cuh"
 #include "engine/kernels/adamw_update.h"
 #include "engine/kernels/dispatch.h"
-#include "engine/cuda/cuda_kernels.cuh"
 
 namespace engine::cuda {
 
@@ -11,7 +12,8 @@ namespace {
 
 // Chunk operands: param, grad, exp_avg, exp_avg_sq.
 template <typename T>
-__global__ void adamw_kernel(const Chunk<T, 4>* chunks, int64_t count, AdamWConstants<T> constants) {
+__global__ void adamw_kernel(const Chunk<T, 4>* chunks, int64_t count,
+                             AdamWConstants<T> constants) {
   for (int64_t c = blockIdx.x; c < count; c += gridDim.x) {
     const Chunk<T, 4> chunk = chunks[c];
     for (int64_t i = threadIdx.x; i < chunk.length; i += blockDim.x)
@@ -32,7 +34,8 @@ void CudaBackend::adamw_multi_step(const std::vector<View>& params, const std::v
     std::vector<std::array<T*, 4>> tensors;
     std::vector<int64_t> numels;
     for (size_t i = 0; i < params.size(); ++i) {
-      tensors.push_back({params[i].ptr<T>(), grads[i].ptr<T>(), exp_avgs[i].ptr<T>(), exp_avg_sqs[i].ptr<T>()});
+      tensors.push_back(
+          {params[i].ptr<T>(), grads[i].ptr<T>(), exp_avgs[i].ptr<T>(), exp_avg_sqs[i].ptr<T>()});
       numels.push_back(params[i].numel());
     }
     const std::vector<Chunk<T, 4>> chunks = make_chunks<T, 4>(tensors, numels);

@@ -8,9 +8,9 @@
 #include <mutex>
 #include <vector>
 
-#include "engine/kernels/dispatch.h"
 #include "engine/cuda/cuda_device.h"
 #include "engine/cuda/cuda_kernels.cuh"
+#include "engine/kernels/dispatch.h"
 
 namespace engine::cuda {
 
@@ -47,7 +47,9 @@ template <typename To, typename From>
 struct ConvertCopy {
   To* dst;
   const From* src;
-  __device__ void operator()(const int64_t (&off)[2]) const { dst[off[0]] = convert<To>(src[off[1]]); }
+  __device__ void operator()(const int64_t (&off)[2]) const {
+    dst[off[0]] = convert<To>(src[off[1]]);
+  }
 };
 
 // dst[i] = value, moved as raw bits.
@@ -74,8 +76,9 @@ void device_copy(const View& dst, const View& src) {
   auto run = [&](auto to_tag, auto from_tag) {
     using To = decltype(to_tag);
     using From = decltype(from_tag);
-    launch_elementwise<2>("copy", dst.shape, {&dst.strides, &src.strides},
-                          ConvertCopy<To, From>{static_cast<To*>(dst.data), static_cast<const From*>(src.data)});
+    launch_elementwise<2>(
+        "copy", dst.shape, {&dst.strides, &src.strides},
+        ConvertCopy<To, From>{static_cast<To*>(dst.data), static_cast<const From*>(src.data)});
   };
   if (dst.dtype == src.dtype) {  // a move of raw bits: one kernel per element size
     dispatch_word(dst.dtype, [&](auto word) { run(word, word); });
@@ -204,13 +207,15 @@ CudaBackend& cuda_backend(int index) {
   // backends are never destroyed: freeing device memory at exit could run after the CUDA
   // runtime has shut down (an error thrown from a destructor); the memory goes back anyway.
   static const int count = device_count();
-  static std::atomic<CudaBackend*>* const backends = new std::atomic<CudaBackend*>[std::max(count, 1)]();
-  ENGINE_CHECK(index >= 0 && index < count, "device cuda:", index, " is not available (",
-               count, " CUDA device", count == 1 ? "" : "s", " found)");
+  static std::atomic<CudaBackend*>* const backends =
+      new std::atomic<CudaBackend*>[std::max(count, 1)]();
+  ENGINE_CHECK(index >= 0 && index < count, "device cuda:", index, " is not available (", count,
+               " CUDA device", count == 1 ? "" : "s", " found)");
   if (CudaBackend* backend = backends[index].load(std::memory_order_acquire)) return *backend;
   static std::mutex mutex;
   std::lock_guard<std::mutex> lock(mutex);
-  if (!backends[index].load(std::memory_order_relaxed)) backends[index].store(new CudaBackend(index), std::memory_order_release);
+  if (!backends[index].load(std::memory_order_relaxed))
+    backends[index].store(new CudaBackend(index), std::memory_order_release);
   return *backends[index].load(std::memory_order_relaxed);
 }
 

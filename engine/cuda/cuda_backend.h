@@ -30,16 +30,15 @@ class CudaBackend final : public Backend {
   void reduce(ReduceOp op, const View& out, const View& in, int reduced_dims) override;
   double squared_norm(const std::vector<View>& tensors) override;
   void gemm(DType dtype, int64_t batch, int64_t M, int64_t N, int64_t K, double alpha,
-            const GemmOperand& A, const GemmOperand& B, double beta,
-            const GemmOperand& C) override;
+            const GemmOperand& A, const GemmOperand& B, double beta, const GemmOperand& C) override;
   void softmax(const View& out, const View& in, bool log) override;
   void softmax_backward(const View& grad_in, const View& grad_out, const View& out,
                         bool log) override;
   void layer_norm(const View& out, const View& mean, const View& rstd, const View& in,
                   const View& weight, const View& bias, double eps) override;
   void layer_norm_backward(const View& grad_in, const View& grad_weight, const View& grad_bias,
-                           const View& grad_out, const View& in, const View& mean,
-                           const View& rstd, const View& weight) override;
+                           const View& grad_out, const View& in, const View& mean, const View& rstd,
+                           const View& weight) override;
   void index_select(const View& out, const View& in, int dim, const View& index) override;
   void gather(const View& out, const View& in, int dim, const View& index) override;
   void scatter_add(const View& out, int dim, const View& index, const View& src) override;

@@ -7,20 +7,20 @@
 
 #include "engine/core/error.h"
 
-#define CUDA_CHECK(call)                                                                    \
-  do {                                                                                      \
-    const cudaError_t status_ = (call);                                                     \
-    if (status_ != cudaSuccess)                                                             \
-      ::engine::fail(__FILE__, ":", __LINE__, ": ", #call, " failed: ",                     \
-                     cudaGetErrorString(status_));                                          \
+#define CUDA_CHECK(call)                                        \
+  do {                                                          \
+    const cudaError_t status_ = (call);                         \
+    if (status_ != cudaSuccess)                                 \
+      ::engine::fail(__FILE__, ":", __LINE__, ": ", #call,      \
+                     " failed: ", cudaGetErrorString(status_)); \
   } while (0)
 
-#define CUBLAS_CHECK(call)                                                                  \
-  do {                                                                                      \
-    const cublasStatus_t status_ = (call);                                                  \
-    if (status_ != CUBLAS_STATUS_SUCCESS)                                                   \
-      ::engine::fail(__FILE__, ":", __LINE__, ": ", #call, " failed: ",                     \
-                     cublasGetStatusString(status_));                                       \
+#define CUBLAS_CHECK(call)                                         \
+  do {                                                             \
+    const cublasStatus_t status_ = (call);                         \
+    if (status_ != CUBLAS_STATUS_SUCCESS)                          \
+      ::engine::fail(__FILE__, ":", __LINE__, ": ", #call,         \
+                     " failed: ", cublasGetStatusString(status_)); \
   } while (0)
 
 // A launch error (bad configuration, too many resources) surfaces here; errors inside the

@@ -76,10 +76,18 @@ using word_t = std::conditional_t<
 template <typename Fn>
 void dispatch_word(DType dtype, Fn&& fn) {
   switch (dtype_size(dtype)) {
-    case 1: fn(word_t<1>{}); return;
-    case 2: fn(word_t<2>{}); return;
-    case 4: fn(word_t<4>{}); return;
-    default: fn(word_t<8>{}); return;
+    case 1:
+      fn(word_t<1>{});
+      return;
+    case 2:
+      fn(word_t<2>{});
+      return;
+    case 4:
+      fn(word_t<4>{});
+      return;
+    default:
+      fn(word_t<8>{});
+      return;
   }
 }
 
@@ -196,7 +204,9 @@ __device__ __forceinline__ Pick<T> shfl_xor(const Pick<T>& v, int mask) {
 
 struct Plus {
   template <typename T>
-  __device__ __forceinline__ T operator()(T a, T b) const { return a + b; }
+  __device__ __forceinline__ T operator()(T a, T b) const {
+    return a + b;
+  }
 };
 
 // All-reduce over kGroup consecutive threads: one warp (kGroup = 32, shuffles only) or the whole
@@ -238,8 +248,10 @@ struct RowGroup {
 // Calls fn(std::integral_constant<int, kGroup>) with the group size for rows of `width`.
 template <typename Fn>
 void with_row_group(int64_t width, Fn&& fn) {
-  if (width <= kWarpRowLimit) fn(std::integral_constant<int, kWarp>{});
-  else fn(std::integral_constant<int, kThreads>{});
+  if (width <= kWarpRowLimit)
+    fn(std::integral_constant<int, kWarp>{});
+  else
+    fn(std::integral_constant<int, kThreads>{});
 }
 
 // --- multi-tensor kernels --------------------------------------------------------------------
@@ -273,8 +285,8 @@ template <typename T>
 DataPtr upload(Backend& backend, const std::vector<T>& values) {
   DataPtr buffer = backend.allocate(std::max<size_t>(values.size(), 1) * sizeof(T));
   if (!values.empty())
-    CUDA_CHECK(cudaMemcpy(buffer.get(), values.data(), values.size() * sizeof(T),
-                          cudaMemcpyHostToDevice));
+    CUDA_CHECK(
+        cudaMemcpy(buffer.get(), values.data(), values.size() * sizeof(T), cudaMemcpyHostToDevice));
   return buffer;
 }
 

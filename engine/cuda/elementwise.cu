@@ -3,8 +3,8 @@
 // views already broadcast to the output's shape; the op is a runtime switch inside one kernel
 // per dtype, which keeps the number of instantiations small. Formulas, NaN handling and dtype
 // support are those of engine/cpu/elementwise.cpp.
-#include "engine/kernels/dispatch.h"
 #include "engine/cuda/cuda_kernels.cuh"
+#include "engine/kernels/dispatch.h"
 
 namespace engine::cuda {
 
@@ -26,19 +26,32 @@ __device__ T unary_value(UnaryOp op, T x, T a, T b) {
     return op == UnaryOp::Neg ? T(-x) : T(x < 0 ? -x : x);
   } else {
     switch (op) {
-      case UnaryOp::Neg: return -x;
-      case UnaryOp::Abs: return ::fabs(x);
-      case UnaryOp::Exp: return ::exp(x);
-      case UnaryOp::Log: return ::log(x);
-      case UnaryOp::Sqrt: return ::sqrt(x);
-      case UnaryOp::Rsqrt: return T(1) / ::sqrt(x);
-      case UnaryOp::Sigmoid: return sigmoid_of(x);
-      case UnaryOp::Tanh: return ::tanh(x);
-      case UnaryOp::Relu: return x > T(0) ? x : T(0);
-      case UnaryOp::QuickGelu: return x * sigmoid_of(T(kQuickGeluScale) * x);
-      case UnaryOp::Gelu: return T(0.5) * x * (T(1) + ::erf(x * T(kInvSqrt2)));
-      case UnaryOp::Affine: return x * a + b;
-      case UnaryOp::Pow: return ::pow(x, a);
+      case UnaryOp::Neg:
+        return -x;
+      case UnaryOp::Abs:
+        return ::fabs(x);
+      case UnaryOp::Exp:
+        return ::exp(x);
+      case UnaryOp::Log:
+        return ::log(x);
+      case UnaryOp::Sqrt:
+        return ::sqrt(x);
+      case UnaryOp::Rsqrt:
+        return T(1) / ::sqrt(x);
+      case UnaryOp::Sigmoid:
+        return sigmoid_of(x);
+      case UnaryOp::Tanh:
+        return ::tanh(x);
+      case UnaryOp::Relu:
+        return x > T(0) ? x : T(0);
+      case UnaryOp::QuickGelu:
+        return x * sigmoid_of(T(kQuickGeluScale) * x);
+      case UnaryOp::Gelu:
+        return T(0.5) * x * (T(1) + ::erf(x * T(kInvSqrt2)));
+      case UnaryOp::Affine:
+        return x * a + b;
+      case UnaryOp::Pow:
+        return ::pow(x, a);
       case UnaryOp::Clamp:
         if (x != x) return x;
         return x < a ? a : (x > b ? b : x);
@@ -52,21 +65,31 @@ __device__ T unary_value(UnaryOp op, T x, T a, T b) {
 template <typename T>
 __device__ T binary_value(BinaryOp op, T x, T y) {
   switch (op) {
-    case BinaryOp::Add: return T(x + y);
-    case BinaryOp::Sub: return T(x - y);
-    case BinaryOp::Mul: return T(x * y);
-    case BinaryOp::Maximum: return (x != x || x > y) ? x : y;
-    case BinaryOp::Minimum: return (x != x || x < y) ? x : y;
-    default: break;
+    case BinaryOp::Add:
+      return T(x + y);
+    case BinaryOp::Sub:
+      return T(x - y);
+    case BinaryOp::Mul:
+      return T(x * y);
+    case BinaryOp::Maximum:
+      return (x != x || x > y) ? x : y;
+    case BinaryOp::Minimum:
+      return (x != x || x < y) ? x : y;
+    default:
+      break;
   }
   if constexpr (std::is_integral_v<T>) {  // Remainder, with the sign of the divisor
     const T m = static_cast<T>(x % y);
-    if constexpr (std::is_signed_v<T>) return static_cast<T>((m != 0 && ((m < 0) != (y < 0))) ? m + y : m);
-    else return m;
+    if constexpr (std::is_signed_v<T>)
+      return static_cast<T>((m != 0 && ((m < 0) != (y < 0))) ? m + y : m);
+    else
+      return m;
   } else {
     switch (op) {
-      case BinaryOp::Div: return x / y;
-      case BinaryOp::Pow: return ::pow(x, y);
+      case BinaryOp::Div:
+        return x / y;
+      case BinaryOp::Pow:
+        return ::pow(x, y);
       case BinaryOp::QuickGeluBackward: {  // (grad, input)
         const T s = sigmoid_of(T(kQuickGeluScale) * y);
         return x * (s + T(kQuickGeluScale) * y * s * (T(1) - s));
@@ -76,7 +99,8 @@ __device__ T binary_value(BinaryOp op, T x, T y) {
         const T pdf = T(kInvSqrt2Pi) * ::exp(T(-0.5) * y * y);
         return x * (cdf + y * pdf);
       }
-      default: break;
+      default:
+        break;
     }
     return x;
   }
@@ -85,12 +109,18 @@ __device__ T binary_value(BinaryOp op, T x, T y) {
 template <typename T>
 __device__ bool compare_value(BinaryOp op, T x, T y) {
   switch (op) {
-    case BinaryOp::Eq: return x == y;
-    case BinaryOp::Ne: return x != y;
-    case BinaryOp::Lt: return x < y;
-    case BinaryOp::Le: return x <= y;
-    case BinaryOp::Gt: return x > y;
-    default: return x >= y;  // Ge
+    case BinaryOp::Eq:
+      return x == y;
+    case BinaryOp::Ne:
+      return x != y;
+    case BinaryOp::Lt:
+      return x < y;
+    case BinaryOp::Le:
+      return x <= y;
+    case BinaryOp::Gt:
+      return x > y;
+    default:
+      return x >= y;  // Ge
   }
 }
 
@@ -157,14 +187,21 @@ bool is_comparison(BinaryOp op) {
 template <typename T>
 bool binary_supported(BinaryOp op) {
   switch (op) {
-    case BinaryOp::Add: case BinaryOp::Sub: case BinaryOp::Mul:
-    case BinaryOp::Maximum: case BinaryOp::Minimum:
+    case BinaryOp::Add:
+    case BinaryOp::Sub:
+    case BinaryOp::Mul:
+    case BinaryOp::Maximum:
+    case BinaryOp::Minimum:
       return true;
-    case BinaryOp::Remainder: return std::is_integral_v<T>;
-    case BinaryOp::Div: case BinaryOp::Pow:
-    case BinaryOp::QuickGeluBackward: case BinaryOp::GeluBackward:
+    case BinaryOp::Remainder:
+      return std::is_integral_v<T>;
+    case BinaryOp::Div:
+    case BinaryOp::Pow:
+    case BinaryOp::QuickGeluBackward:
+    case BinaryOp::GeluBackward:
       return std::is_floating_point_v<T>;
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -174,13 +211,16 @@ void CudaBackend::unary(UnaryOp op, const View& out, const View& in, double a, d
   activate();
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    launch_elementwise<2>("unary", out.shape, {&out.strides, &in.strides},
-                          UnaryMap<T>{out.ptr<T>(), in.ptr<T>(), op, static_cast<T>(a), static_cast<T>(b)});
+    launch_elementwise<2>(
+        "unary", out.shape, {&out.strides, &in.strides},
+        UnaryMap<T>{out.ptr<T>(), in.ptr<T>(), op, static_cast<T>(a), static_cast<T>(b)});
   };
   if ((op == UnaryOp::Neg || op == UnaryOp::Abs) &&
       (in.dtype == DType::I64 || in.dtype == DType::I32)) {
-    if (in.dtype == DType::I64) run(int64_t{});
-    else run(int32_t{});
+    if (in.dtype == DType::I64)
+      run(int64_t{});
+    else
+      run(int32_t{});
     return;
   }
   dispatch_floating(in.dtype, "unary", run);
@@ -190,8 +230,9 @@ void CudaBackend::binary(BinaryOp op, const View& out, const View& lhs, const Vi
   activate();
   const std::array<const Shape*, 3> strides{&out.strides, &lhs.strides, &rhs.strides};
   if (op == BinaryOp::LogicalAnd || op == BinaryOp::LogicalOr) {
-    launch_elementwise<3>("binary", out.shape, strides,
-                          LogicalMap{out.ptr<bool>(), lhs.ptr<bool>(), rhs.ptr<bool>(), op == BinaryOp::LogicalAnd});
+    launch_elementwise<3>(
+        "binary", out.shape, strides,
+        LogicalMap{out.ptr<bool>(), lhs.ptr<bool>(), rhs.ptr<bool>(), op == BinaryOp::LogicalAnd});
     return;
   }
   if (is_comparison(op)) {
@@ -206,7 +247,8 @@ void CudaBackend::binary(BinaryOp op, const View& out, const View& lhs, const Vi
   }
   dispatch_numeric(lhs.dtype, "binary", [&](auto tag) {
     using T = decltype(tag);
-    ENGINE_CHECK(binary_supported<T>(op), "binary: op not supported for dtype ", dtype_name(lhs.dtype));
+    ENGINE_CHECK(binary_supported<T>(op), "binary: op not supported for dtype ",
+                 dtype_name(lhs.dtype));
     launch_elementwise<3>("binary", out.shape, strides,
                           BinaryMap<T>{out.ptr<T>(), lhs.ptr<T>(), rhs.ptr<T>(), op});
   });
@@ -216,7 +258,8 @@ void CudaBackend::where(const View& out, const View& cond, const View& lhs, cons
   activate();
   dispatch_word(out.dtype, [&](auto tag) {
     using W = decltype(tag);
-    launch_elementwise<4>("where", out.shape, {&out.strides, &cond.strides, &lhs.strides, &rhs.strides},
+    launch_elementwise<4>("where", out.shape,
+                          {&out.strides, &cond.strides, &lhs.strides, &rhs.strides},
                           WhereMap<W>{out.ptr<W>(), cond.ptr<bool>(), lhs.ptr<W>(), rhs.ptr<W>()});
   });
 }

@@ -34,13 +34,16 @@ void CudaBackend::gemm(DType dtype, int64_t batch, int64_t M, int64_t N, int64_t
   activate();
   const View c_view{C.data, dtype, {batch, M, N}, {C.batch_stride, C.row_stride, 1}, device()};
   if (K == 0) {  // C = beta C
-    if (beta == 0) fill(c_view, 0.0);
-    else unary(UnaryOp::Affine, c_view, c_view, beta, 0.0);
+    if (beta == 0)
+      fill(c_view, 0.0);
+    else
+      unary(UnaryOp::Affine, c_view, c_view, beta, 0.0);
     return;
   }
   for (int64_t size : {batch, M, N, K})
     ENGINE_CHECK(size <= INT_MAX, "gemm: size ", size, " exceeds cuBLAS's 32-bit limit");
-  const MatmulPrecision precision = dtype == DType::F32 ? matmul_precision() : MatmulPrecision::FP32;
+  const MatmulPrecision precision =
+      dtype == DType::F32 ? matmul_precision() : MatmulPrecision::FP32;
   const bool bf16_inputs = precision == MatmulPrecision::BF16;
   const DType operand_dtype = bf16_inputs ? DType::BF16 : dtype;
   std::vector<DataPtr> staged;
@@ -51,14 +54,17 @@ void CudaBackend::gemm(DType dtype, int64_t batch, int64_t M, int64_t N, int64_t
     const int64_t rs = rows == 1 ? cols : X.row_stride;
     const int64_t cs = cols == 1 ? 1 : X.col_stride;
     if (!bf16_inputs) {
-      if (cs == 1 && rs >= std::max<int64_t>(cols, 1)) return BlasOperand{X.data, true, rs, X.batch_stride};
-      if (rs == 1 && cs >= std::max<int64_t>(rows, 1)) return BlasOperand{X.data, false, cs, X.batch_stride};
+      if (cs == 1 && rs >= std::max<int64_t>(cols, 1))
+        return BlasOperand{X.data, true, rs, X.batch_stride};
+      if (rs == 1 && cs >= std::max<int64_t>(rows, 1))
+        return BlasOperand{X.data, false, cs, X.batch_stride};
     }
     const int64_t copies = X.batch_stride == 0 ? 1 : batch;
     const Shape shape{copies, rows, cols};
     staged.push_back(allocate(copies * rows * cols * dtype_size(operand_dtype)));
-    device_copy(View{staged.back().get(), operand_dtype, shape, contiguous_strides(shape), device()},
-                View{X.data, dtype, shape, {X.batch_stride, X.row_stride, X.col_stride}, device()});
+    device_copy(
+        View{staged.back().get(), operand_dtype, shape, contiguous_strides(shape), device()},
+        View{X.data, dtype, shape, {X.batch_stride, X.row_stride, X.col_stride}, device()});
     return BlasOperand{staged.back().get(), true, cols, copies == 1 ? 0 : rows * cols};
   };
   const BlasOperand a = to_blas(A, M, K), b = to_blas(B, K, N);
@@ -87,9 +93,9 @@ void CudaBackend::gemm(DType dtype, int64_t batch, int64_t M, int64_t N, int64_t
       precision == MatmulPrecision::TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   CUBLAS_CHECK(cublasGemmStridedBatchedEx(
       state_->blas, op_b, op_a, m, n, k, &alpha_f, b.data, input_type, static_cast<int>(b.ld),
-      b.batch_stride, a.data, input_type, static_cast<int>(a.ld), a.batch_stride, &beta_f,
-      C.data, CUDA_R_32F, static_cast<int>(ldc), C.batch_stride, static_cast<int>(batch),
-      compute, CUBLAS_GEMM_DEFAULT));
+      b.batch_stride, a.data, input_type, static_cast<int>(a.ld), a.batch_stride, &beta_f, C.data,
+      CUDA_R_32F, static_cast<int>(ldc), C.batch_stride, static_cast<int>(batch), compute,
+      CUBLAS_GEMM_DEFAULT));
 }
 
 }  // namespace engine::cuda

@@ -9,8 +9,8 @@
 // nondeterministic result of the backend (integer sums are exact).
 #include <climits>
 
-#include "engine/kernels/dispatch.h"
 #include "engine/cuda/cuda_kernels.cuh"
+#include "engine/kernels/dispatch.h"
 
 namespace engine::cuda {
 
@@ -24,7 +24,8 @@ struct Max {
 };
 
 // range[0] = min(range[0], min of index), range[1] = max(range[1], max of index).
-__global__ void index_range_kernel(Geometry<1> g, int64_t n, const int64_t* index, long long* range) {
+__global__ void index_range_kernel(Geometry<1> g, int64_t n, const int64_t* index,
+                                   long long* range) {
   __shared__ long long shared[kThreads / kWarp];
   long long lo = LLONG_MAX, hi = LLONG_MIN;
   for (int64_t i = global_thread(); i < n; i += grid_threads()) {
@@ -48,8 +49,8 @@ void check_indices(Backend& backend, const View& index, int64_t size, const char
   long long range[2] = {LLONG_MAX, LLONG_MIN};
   DataPtr device_range = upload(backend, std::vector<long long>(range, range + 2));
   long long* word = static_cast<long long*>(device_range.get());
-  index_range_kernel<<<grid_for(n), kThreads>>>(make_geometry<1>(index.shape, {&index.strides}, op), n,
-                                                index.ptr<int64_t>(), word);
+  index_range_kernel<<<grid_for(n), kThreads>>>(make_geometry<1>(index.shape, {&index.strides}, op),
+                                                n, index.ptr<int64_t>(), word);
   CUDA_CHECK_LAUNCH();
   CUDA_CHECK(cudaMemcpy(range, word, sizeof(range), cudaMemcpyDeviceToHost));
   const long long bad = range[0] < 0 ? range[0] : range[1];
@@ -79,7 +80,8 @@ struct GatherMap {
 template <typename T>
 __device__ __forceinline__ void atomic_add(T* address, T value) {
   if constexpr (std::is_same_v<T, int64_t>) {
-    atomicAdd(reinterpret_cast<unsigned long long*>(address), static_cast<unsigned long long>(value));
+    atomicAdd(reinterpret_cast<unsigned long long*>(address),
+              static_cast<unsigned long long>(value));
   } else if constexpr (std::is_same_v<T, uint8_t>) {  // no byte atomics: CAS on the aligned word
     const uintptr_t at = reinterpret_cast<uintptr_t>(address);
     unsigned int* word = reinterpret_cast<unsigned int*>(at & ~uintptr_t{3});
@@ -141,8 +143,9 @@ void CudaBackend::scatter_add(const View& out, int dim, const View& index, const
   const Shape out_lines = zero_stride(out, dim);
   dispatch_numeric(out.dtype, "scatter_add", [&](auto tag) {
     using T = decltype(tag);
-    launch_elementwise<3>("scatter_add", index.shape, {&src.strides, &index.strides, &out_lines},
-                          ScatterAddMap<T>{src.ptr<T>(), index.ptr<int64_t>(), out.ptr<T>(), out.strides[dim]});
+    launch_elementwise<3>(
+        "scatter_add", index.shape, {&src.strides, &index.strides, &out_lines},
+        ScatterAddMap<T>{src.ptr<T>(), index.ptr<int64_t>(), out.ptr<T>(), out.strides[dim]});
   });
 }
 

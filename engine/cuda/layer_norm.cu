@@ -3,8 +3,8 @@
 // row to a warp (C <= 1024) or a block. The weight and bias gradients are reduced over rows in
 // two deterministic stages without atomics: per block of rows, each thread sums one column in
 // row order into a (blocks, C) partial; then each column's partials are summed in block order.
-#include "engine/kernels/dispatch.h"
 #include "engine/cuda/cuda_kernels.cuh"
+#include "engine/kernels/dispatch.h"
 
 namespace engine::cuda {
 
@@ -84,7 +84,8 @@ __global__ void layer_norm_param_partial_kernel(double* partial_w, double* parti
     double dw = 0, db = 0;
     for (int64_t r = first; r < last; ++r) {
       const T g = grad_out[r * width + col];
-      const double xhat = (in[r * width + col] - static_cast<double>(mean[r])) * static_cast<double>(rstd[r]);
+      const double xhat =
+          (in[r * width + col] - static_cast<double>(mean[r])) * static_cast<double>(rstd[r]);
       dw += g * xhat;
       db += g;
     }
@@ -96,7 +97,8 @@ __global__ void layer_norm_param_partial_kernel(double* partial_w, double* parti
 // Stage 2: grad_weight / grad_bias (width) = column sums of the partials in block order.
 template <typename T>
 __global__ void layer_norm_param_total_kernel(T* grad_weight, T* grad_bias, const double* partial_w,
-                                              const double* partial_b, int64_t blocks, int64_t width) {
+                                              const double* partial_b, int64_t blocks,
+                                              int64_t width) {
   for (int64_t col = global_thread(); col < width; col += grid_threads()) {
     double total_w = 0, total_b = 0;
     for (int64_t b = 0; b < blocks; ++b) {
@@ -148,17 +150,19 @@ void CudaBackend::layer_norm_backward(const View& grad_in, const View& grad_weig
     if (!grad_weight.data && !grad_bias.data) return;
     if (width == 0) return;
     // Row blocks of at least kMinRowsPerBlock rows, at most kMaxRowBlocks of them.
-    const int64_t rows_per_block = std::max(kMinRowsPerBlock, (rows + kMaxRowBlocks - 1) / kMaxRowBlocks);
+    const int64_t rows_per_block =
+        std::max(kMinRowsPerBlock, (rows + kMaxRowBlocks - 1) / kMaxRowBlocks);
     const int64_t blocks = std::max<int64_t>(1, (rows + rows_per_block - 1) / rows_per_block);
     DataPtr partial = allocate(2 * blocks * width * sizeof(double));  // 2 x (blocks, width)
     double* partial_w = static_cast<double*>(partial.get());
     double* partial_b = partial_w + blocks * width;
     const dim3 grid(grid_for(width), static_cast<unsigned>(blocks));
-    layer_norm_param_partial_kernel<<<grid, kThreads>>>(partial_w, partial_b, grad_out.ptr<T>(), in.ptr<T>(),
-                                                        mean.ptr<T>(), rstd.ptr<T>(), rows, width, rows_per_block);
+    layer_norm_param_partial_kernel<<<grid, kThreads>>>(partial_w, partial_b, grad_out.ptr<T>(),
+                                                        in.ptr<T>(), mean.ptr<T>(), rstd.ptr<T>(),
+                                                        rows, width, rows_per_block);
     CUDA_CHECK_LAUNCH();
-    layer_norm_param_total_kernel<<<grid_for(width), kThreads>>>(grad_weight.ptr<T>(), grad_bias.ptr<T>(),
-                                                                 partial_w, partial_b, blocks, width);
+    layer_norm_param_total_kernel<<<grid_for(width), kThreads>>>(
+        grad_weight.ptr<T>(), grad_bias.ptr<T>(), partial_w, partial_b, blocks, width);
     CUDA_CHECK_LAUNCH();
   });
 }

@@ -3,8 +3,8 @@
 // Uniform and integer draws are bitwise equal to the CPU's (the affine map is rounded step by
 // step, never fused); normal draws go through the device's log / cos and may differ from the
 // CPU's in the last bit.
-#include "engine/kernels/dispatch.h"
 #include "engine/cuda/cuda_kernels.cuh"
+#include "engine/kernels/dispatch.h"
 #include "engine/random/philox.h"
 
 namespace engine::cuda {
@@ -45,7 +45,8 @@ struct IntegerDraw {
 template <typename T, typename Draw>
 __global__ void random_kernel(T* out, int64_t n, RandomParams params, Draw draw) {
   for (int64_t i = global_thread(); i < n; i += grid_threads())
-    out[i] = draw(philox_draw(params.seed, params.stream, params.offset + static_cast<uint64_t>(i)));
+    out[i] =
+        draw(philox_draw(params.seed, params.stream, params.offset + static_cast<uint64_t>(i)));
 }
 
 }  // namespace

@@ -5,8 +5,8 @@
 // so results are deterministic. Sums of floating types run in double and of integers in i64, as
 // on the CPU; max / min / argmax keep the first extreme with NaN as the extreme, so they equal
 // the CPU's bit for bit.
-#include "engine/kernels/dispatch.h"
 #include "engine/cuda/cuda_kernels.cuh"
+#include "engine/kernels/dispatch.h"
 
 namespace engine::cuda {
 
@@ -48,8 +48,10 @@ struct PickOp {
     return a.index < b.index ? a : b;
   }
   __device__ void write(void* out, int64_t row, const State& s) const {
-    if (op == ReduceOp::ArgMax) static_cast<int64_t*>(out)[row] = s.index;
-    else static_cast<T*>(out)[row] = s.value;
+    if (op == ReduceOp::ArgMax)
+      static_cast<int64_t*>(out)[row] = s.index;
+    else
+      static_cast<T*>(out)[row] = s.value;
   }
 };
 
@@ -69,25 +71,30 @@ __global__ void reduce_rows_kernel(R r, const In* in, int64_t rows, int64_t widt
     const In* line = in + row * width;
     S s = r.identity();
     for (int64_t i = begin + Group::lane(); i < end; i += kWarp) {
-      if constexpr (kFromPartials) s = r.combine(s, line[i]);
-      else s = r.combine(s, r.lift(line[i], i));
+      if constexpr (kFromPartials)
+        s = r.combine(s, line[i]);
+      else
+        s = r.combine(s, r.lift(line[i], i));
     }
     s = group_allreduce<kWarp>(s, combine, static_cast<S*>(nullptr));
     if (Group::lane() == 0) {
-      if (chunks == 1) r.write(out, row, s);
-      else partial[item] = s;
+      if (chunks == 1)
+        r.write(out, row, s);
+      else
+        partial[item] = s;
     }
   }
 }
 
 // Reduces each row of a contiguous (rows, width) input into out[row] (width > 0).
 template <typename R, typename T>
-void reduce_rows(Backend& backend, const R& r, const T* in, void* out, int64_t rows, int64_t width) {
+void reduce_rows(Backend& backend, const R& r, const T* in, void* out, int64_t rows,
+                 int64_t width) {
   using S = typename R::State;
   const int64_t chunks = (width + kReduceChunk - 1) / kReduceChunk;
   if (chunks == 1) {
-    reduce_rows_kernel<false><<<RowGroup<kWarp>::grid(rows), kThreads>>>(r, in, rows, width, 1, width,
-                                                                         static_cast<S*>(nullptr), out);
+    reduce_rows_kernel<false><<<RowGroup<kWarp>::grid(rows), kThreads>>>(
+        r, in, rows, width, 1, width, static_cast<S*>(nullptr), out);
     CUDA_CHECK_LAUNCH();
     return;
   }
@@ -103,7 +110,8 @@ void reduce_rows(Backend& backend, const R& r, const T* in, void* out, int64_t r
 
 // partial[c] = sum of squares of chunk c, one block per chunk.
 template <typename T>
-__global__ void squared_norm_kernel(const Chunk<const T, 1>* chunks, int64_t count, double* partial) {
+__global__ void squared_norm_kernel(const Chunk<const T, 1>* chunks, int64_t count,
+                                    double* partial) {
   __shared__ double shared[kThreads / kWarp];
   for (int64_t c = blockIdx.x; c < count; c += gridDim.x) {  // uniform over the block
     const Chunk<const T, 1> chunk = chunks[c];
@@ -133,8 +141,10 @@ void CudaBackend::reduce(ReduceOp op, const View& out, const View& in, int reduc
       fill(out, 0.0);
       return;
     }
-    if (op == ReduceOp::Sum) reduce_rows(*this, SumOp<T>{}, in.ptr<T>(), out.data, rows, width);
-    else reduce_rows(*this, PickOp<T>{op}, in.ptr<T>(), out.data, rows, width);
+    if (op == ReduceOp::Sum)
+      reduce_rows(*this, SumOp<T>{}, in.ptr<T>(), out.data, rows, width);
+    else
+      reduce_rows(*this, PickOp<T>{op}, in.ptr<T>(), out.data, rows, width);
   });
 }
 
@@ -149,9 +159,12 @@ double CudaBackend::squared_norm(const std::vector<View>& tensors) {
                  shape_str(t.shape), " with strides ", shape_str(t.strides));
     dispatch_floating(t.dtype, "squared_norm", [&](auto tag) {
       using T = decltype(tag);
-      const std::vector<Chunk<const T, 1>> chunks = make_chunks<const T, 1>({{t.ptr<const T>()}}, {t.numel()});
-      if constexpr (std::is_same_v<T, float>) f32.insert(f32.end(), chunks.begin(), chunks.end());
-      else f64.insert(f64.end(), chunks.begin(), chunks.end());
+      const std::vector<Chunk<const T, 1>> chunks =
+          make_chunks<const T, 1>({{t.ptr<const T>()}}, {t.numel()});
+      if constexpr (std::is_same_v<T, float>)
+        f32.insert(f32.end(), chunks.begin(), chunks.end());
+      else
+        f64.insert(f64.end(), chunks.begin(), chunks.end());
     });
   }
   const int64_t total = static_cast<int64_t>(f32.size() + f64.size());
@@ -162,8 +175,8 @@ double CudaBackend::squared_norm(const std::vector<View>& tensors) {
     if (chunks.empty()) return;
     const DataPtr table = upload(*this, chunks);
     using C = typename std::decay_t<decltype(chunks)>::value_type;
-    squared_norm_kernel<<<grid_for(chunks.size(), 1), kThreads>>>(static_cast<const C*>(table.get()),
-                                                                  static_cast<int64_t>(chunks.size()), into);
+    squared_norm_kernel<<<grid_for(chunks.size(), 1), kThreads>>>(
+        static_cast<const C*>(table.get()), static_cast<int64_t>(chunks.size()), into);
     CUDA_CHECK_LAUNCH();
   };
   launch(f32, partials);

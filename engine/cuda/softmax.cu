@@ -1,8 +1,8 @@
 // CUDA softmax / log-softmax over the last dimension of contiguous (rows, C) tensors, and their
 // backward: one row per warp (C <= 1024) or per block, with sums in double and the formulas of
 // engine/cpu/softmax.cpp (a row of -inf gives NaN, as in PyTorch).
-#include "engine/kernels/dispatch.h"
 #include "engine/cuda/cuda_kernels.cuh"
+#include "engine/kernels/dispatch.h"
 
 namespace engine::cuda {
 
@@ -23,7 +23,8 @@ __global__ void softmax_kernel(T* out, const T* in, int64_t rows, int64_t width,
     max = group_allreduce<kGroup>(max, larger, shared_max);
     if (isinf(max) && max < 0) max = 0;  // a row of -inf gives NaN, as in PyTorch
     double total = 0;
-    for (int64_t i = Group::lane(); i < width; i += kGroup) total += ::exp(static_cast<double>(x[i] - max));
+    for (int64_t i = Group::lane(); i < width; i += kGroup)
+      total += ::exp(static_cast<double>(x[i] - max));
     total = group_allreduce<kGroup>(total, Plus{}, shared_sum);
     if (log) {
       const T log_total = static_cast<T>(::log(total));
@@ -69,7 +70,8 @@ void CudaBackend::softmax(const View& out, const View& in, bool log) {
     if (rows == 0) return;
     with_row_group(width, [&](auto group) {
       constexpr int kGroup = decltype(group)::value;
-      softmax_kernel<kGroup><<<RowGroup<kGroup>::grid(rows), kThreads>>>(out.ptr<T>(), in.ptr<T>(), rows, width, log);
+      softmax_kernel<kGroup>
+          <<<RowGroup<kGroup>::grid(rows), kThreads>>>(out.ptr<T>(), in.ptr<T>(), rows, width, log);
       CUDA_CHECK_LAUNCH();
     });
   });

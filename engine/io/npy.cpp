@@ -25,7 +25,8 @@ const Descr kDescrs[] = {{"<f4", DType::F32}, {"<f8", DType::F64}, {"<i8", DType
 
 // The value of `key` in the header's Python dict literal, as raw text up to the next top-level
 // comma or closing brace.
-std::string header_value(const std::string& header, const std::string& key, const std::string& path) {
+std::string header_value(const std::string& header, const std::string& key,
+                         const std::string& path) {
   const std::string quoted[] = {"'" + key + "'", "\"" + key + "\""};
   size_t at = std::string::npos;
   for (const std::string& q : quoted)
@@ -46,14 +47,15 @@ std::string header_value(const std::string& header, const std::string& key, cons
     if (depth == 0 && (c == ',' || c == '}')) break;
   }
   std::string value = header.substr(at, end - at);
-  while (!value.empty() && std::isspace(static_cast<unsigned char>(value.front()))) value.erase(0, 1);
+  while (!value.empty() && std::isspace(static_cast<unsigned char>(value.front())))
+    value.erase(0, 1);
   while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) value.pop_back();
   return value;
 }
 
 Shape parse_shape(const std::string& text, const std::string& path) {
-  ENGINE_CHECK(text.size() >= 2 && text.front() == '(' && text.back() == ')', path,
-               ": .npy shape ", text, " is not a tuple");
+  ENGINE_CHECK(text.size() >= 2 && text.front() == '(' && text.back() == ')', path, ": .npy shape ",
+               text, " is not a tuple");
   Shape shape;
   std::string number;
   for (size_t i = 1; i < text.size(); ++i) {
@@ -79,7 +81,8 @@ Shape parse_shape(const std::string& text, const std::string& path) {
 Tensor load_npy(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   ENGINE_CHECK(in.good(), path, ": cannot open");
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
+                                std::istreambuf_iterator<char>());
   ENGINE_CHECK(bytes.size() >= 10 && std::memcmp(bytes.data(), kMagic, 6) == 0, path,
                ": not a .npy file (bad magic)");
   const int major = static_cast<unsigned char>(bytes[6]);
@@ -103,7 +106,8 @@ Tensor load_npy(const std::string& path) {
       dtype = d.dtype;
       known = true;
     }
-  ENGINE_CHECK(known, path, ": .npy dtype ", descr, " is not supported (<f4, <f8, <i8, <i4, |u1, |b1)");
+  ENGINE_CHECK(known, path, ": .npy dtype ", descr,
+               " is not supported (<f4, <f8, <i8, <i4, |u1, |b1)");
   const std::string fortran = header_value(header, "fortran_order", path);
   ENGINE_CHECK(fortran == "False", path, ": .npy array is in Fortran order; save it in C order ",
                "(numpy.ascontiguousarray)");
@@ -140,7 +144,8 @@ void save_npy(const std::string& path, const Tensor& tensor) {
   if (tensor.dim() > 1) shape.erase(shape.size() - 2);
   if (tensor.dim() == 1) shape.erase(shape.size() - 1);
   shape += ")";
-  std::string header = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  std::string header =
+      std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
   const bool v2 = header.size() + 11 > 65535;
   const size_t prefix = v2 ? 12 : 10;
   header.append((64 - (prefix + header.size() + 1) % 64) % 64, ' ');
@@ -150,7 +155,8 @@ void save_npy(const std::string& path, const Tensor& tensor) {
     std::string start(kMagic, 6);
     start += static_cast<char>(v2 ? 2 : 1);
     start += '\0';
-    for (size_t i = 0; i < (v2 ? 4u : 2u); ++i) start += static_cast<char>(header.size() >> (8 * i));
+    for (size_t i = 0; i < (v2 ? 4u : 2u); ++i)
+      start += static_cast<char>(header.size() >> (8 * i));
     write_all(fd, start.data(), start.size(), path);
     write_all(fd, header.data(), header.size(), path);
     write_all(fd, host.raw_data(), host.numel() * dtype_size(host.dtype()), path);

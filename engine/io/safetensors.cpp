@@ -95,13 +95,20 @@ DType engine_dtype(const std::string& dtype, bool half_to_f32) {
 
 const char* file_dtype(DType dtype) {
   switch (dtype) {
-    case DType::F32: return "F32";
-    case DType::F64: return "F64";
-    case DType::BF16: return "BF16";
-    case DType::I64: return "I64";
-    case DType::I32: return "I32";
-    case DType::U8: return "U8";
-    case DType::Bool: return "BOOL";
+    case DType::F32:
+      return "F32";
+    case DType::F64:
+      return "F64";
+    case DType::BF16:
+      return "BF16";
+    case DType::I64:
+      return "I64";
+    case DType::I32:
+      return "I32";
+    case DType::U8:
+      return "U8";
+    case DType::Bool:
+      return "BOOL";
   }
   return "?";
 }
@@ -109,9 +116,12 @@ const char* file_dtype(DType dtype) {
 float half_to_float(uint16_t h) {
   const uint32_t sign = (h >> 15) & 1u, exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu;
   float value;
-  if (exponent == 0) value = std::ldexp(static_cast<float>(mantissa), -24);
-  else if (exponent == 31) value = mantissa ? NAN : INFINITY;
-  else value = std::ldexp(static_cast<float>(mantissa | 0x400u), static_cast<int>(exponent) - 25);
+  if (exponent == 0)
+    value = std::ldexp(static_cast<float>(mantissa), -24);
+  else if (exponent == 31)
+    value = mantissa ? NAN : INFINITY;
+  else
+    value = std::ldexp(static_cast<float>(mantissa | 0x400u), static_cast<int>(exponent) - 25);
   return sign ? -value : value;
 }
 
@@ -143,7 +153,8 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
     entry.shape.push_back(static_cast<int64_t>(d));
   }
   for (const json& offset : value["data_offsets"])
-    ENGINE_CHECK(offset.is_number_unsigned(), where, ": data_offsets must be non-negative integers");
+    ENGINE_CHECK(offset.is_number_unsigned(), where,
+                 ": data_offsets must be non-negative integers");
   entry.begin = value["data_offsets"][0].get<uint64_t>();
   entry.end = value["data_offsets"][1].get<uint64_t>();
   ENGINE_CHECK(entry.begin <= entry.end, where, ": data_offsets [", entry.begin, ", ", entry.end,
@@ -202,13 +213,14 @@ SafetensorsContents parse(const char* bytes, size_t size, const std::string& pat
     entries.push_back(parse_entry(path, it.key(), it.value()));
   }
   const uint64_t data_size = size - 8 - header_size;
-  std::sort(entries.begin(), entries.end(),
-            [](const Entry& a, const Entry& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return a.begin < b.begin || (a.begin == b.begin && a.end < b.end);
+  });
   uint64_t expected_begin = 0;
   for (const Entry& entry : entries) {
-    ENGINE_CHECK(entry.begin == expected_begin, path, ": tensor '", entry.name,
-                 "' starts at byte ", entry.begin, " of the data section, expected ",
-                 expected_begin, " (tensors must be contiguous, without gaps or overlaps)");
+    ENGINE_CHECK(entry.begin == expected_begin, path, ": tensor '", entry.name, "' starts at byte ",
+                 entry.begin, " of the data section, expected ", expected_begin,
+                 " (tensors must be contiguous, without gaps or overlaps)");
     ENGINE_CHECK(entry.end <= data_size, path, ": tensor '", entry.name, "' ends at byte ",
                  entry.end, ", past the data section of ", data_size, " bytes");
     expected_begin = entry.end;
@@ -231,9 +243,11 @@ SafetensorsContents parse_safetensors(const char* bytes, size_t size, const std:
   return parse(bytes, size, source, half_to_f32, keep, {});
 }
 
-SafetensorsContents load_safetensors(const std::string& path, bool half_to_f32, const TensorFilter& keep) {
+SafetensorsContents load_safetensors(const std::string& path, bool half_to_f32,
+                                     const TensorFilter& keep) {
   MappedFile file(path);
-  return parse(file.data(), file.size(), path, half_to_f32, keep, [&](size_t end) { file.release_before(end); });
+  return parse(file.data(), file.size(), path, half_to_f32, keep,
+               [&](size_t end) { file.release_before(end); });
 }
 
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
@@ -243,7 +257,8 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   std::vector<Tensor> hosts;
   uint64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
-    ENGINE_CHECK(!name.empty() && name != "__metadata__", path, ": invalid tensor name '", name, "'");
+    ENGINE_CHECK(!name.empty() && name != "__metadata__", path, ": invalid tensor name '", name,
+                 "'");
     ENGINE_CHECK(tensor.defined(), path, ": tensor '", name, "' is undefined");
     hosts.push_back(contiguous(tensor.detach().to(Device::cpu())));
     const uint64_t nbytes = hosts.back().numel() * dtype_size(tensor.dtype());

@@ -48,8 +48,10 @@ namespace adamw_detail {
 template <typename T>
 ENGINE_HOST_DEVICE inline T mul(T a, T b) {
 #ifdef __CUDA_ARCH__
-  if constexpr (sizeof(T) == 4) return __fmul_rn(a, b);
-  else return __dmul_rn(a, b);
+  if constexpr (sizeof(T) == 4)
+    return __fmul_rn(a, b);
+  else
+    return __dmul_rn(a, b);
 #else
   return a * b;
 #endif
@@ -57,8 +59,10 @@ ENGINE_HOST_DEVICE inline T mul(T a, T b) {
 template <typename T>
 ENGINE_HOST_DEVICE inline T root(T x) {
 #ifdef __CUDA_ARCH__
-  if constexpr (sizeof(T) == 4) return sqrtf(x);
-  else return sqrt(x);
+  if constexpr (sizeof(T) == 4)
+    return sqrtf(x);
+  else
+    return sqrt(x);
 #else
   return std::sqrt(x);
 #endif
@@ -86,8 +90,7 @@ inline void check_adamw_lists(const std::vector<View>& params, const std::vector
                exp_avgs.size(), " exp_avgs and ", exp_avg_sqs.size(), " exp_avg_sqs");
   for (size_t i = 0; i < params.size(); ++i)
     for (const View* v : {&params[i], &grads[i], &exp_avgs[i], &exp_avg_sqs[i]})
-      ENGINE_CHECK(v->shape == params[i].shape && v->dtype == params[0].dtype &&
-                       v->is_contiguous(),
+      ENGINE_CHECK(v->shape == params[i].shape && v->dtype == params[0].dtype && v->is_contiguous(),
                    "adamw_multi_step: tensor ", i, " and its state must be contiguous ",
                    dtype_name(params[0].dtype), " ", shape_str(params[i].shape), ", got ",
                    dtype_name(v->dtype), " ", shape_str(v->shape));

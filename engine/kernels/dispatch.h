@@ -14,9 +14,14 @@ namespace engine {
 template <typename Fn>
 void dispatch_floating(DType dtype, const char* kernel, Fn&& fn) {
   switch (dtype) {
-    case DType::F32: fn(float{}); return;
-    case DType::F64: fn(double{}); return;
-    default: fail(kernel, ": dtype ", dtype_name(dtype), " is not supported (use f32 or f64)");
+    case DType::F32:
+      fn(float{});
+      return;
+    case DType::F64:
+      fn(double{});
+      return;
+    default:
+      fail(kernel, ": dtype ", dtype_name(dtype), " is not supported (use f32 or f64)");
   }
 }
 
@@ -24,12 +29,23 @@ void dispatch_floating(DType dtype, const char* kernel, Fn&& fn) {
 template <typename Fn>
 void dispatch_numeric(DType dtype, const char* kernel, Fn&& fn) {
   switch (dtype) {
-    case DType::F32: fn(float{}); return;
-    case DType::F64: fn(double{}); return;
-    case DType::I64: fn(int64_t{}); return;
-    case DType::I32: fn(int32_t{}); return;
-    case DType::U8: fn(uint8_t{}); return;
-    default: fail(kernel, ": dtype ", dtype_name(dtype), " is not supported");
+    case DType::F32:
+      fn(float{});
+      return;
+    case DType::F64:
+      fn(double{});
+      return;
+    case DType::I64:
+      fn(int64_t{});
+      return;
+    case DType::I32:
+      fn(int32_t{});
+      return;
+    case DType::U8:
+      fn(uint8_t{});
+      return;
+    default:
+      fail(kernel, ": dtype ", dtype_name(dtype), " is not supported");
   }
 }
 

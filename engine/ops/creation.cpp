@@ -14,8 +14,12 @@ Tensor full(const Shape& shape, double value, DType dtype, Device device) {
   return out;
 }
 
-Tensor zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }
-Tensor ones(const Shape& shape, DType dtype, Device device) { return full(shape, 1.0, dtype, device); }
+Tensor zeros(const Shape& shape, DType dtype, Device device) {
+  return full(shape, 0.0, dtype, device);
+}
+Tensor ones(const Shape& shape, DType dtype, Device device) {
+  return full(shape, 1.0, dtype, device);
+}
 Tensor zeros_like(const Tensor& like) { return zeros(like.shape(), like.dtype(), like.device()); }
 Tensor ones_like(const Tensor& like) { return ones(like.shape(), like.dtype(), like.device()); }
 Tensor full_like(const Tensor& like, double value) {

@@ -41,28 +41,31 @@ Tensor as_float(const Tensor& mask, DType dtype) { return to_dtype(mask, dtype);
 
 Tensor add(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(BinaryOp::Add, a, b, "add");
-  record(out, "add", {a, b}, [sa = a.shape(), sb = b.shape()](const Tensor& g, const Needs& n) -> Grads {
-    return {n[0] ? sum_to(g, sa) : Tensor(), n[1] ? sum_to(g, sb) : Tensor()};
-  });
+  record(out, "add", {a, b},
+         [sa = a.shape(), sb = b.shape()](const Tensor& g, const Needs& n) -> Grads {
+           return {n[0] ? sum_to(g, sa) : Tensor(), n[1] ? sum_to(g, sb) : Tensor()};
+         });
   return out;
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(BinaryOp::Sub, a, b, "sub");
-  record(out, "sub", {a, b}, [sa = a.shape(), sb = b.shape()](const Tensor& g, const Needs& n) -> Grads {
-    return {n[0] ? sum_to(g, sa) : Tensor(), n[1] ? sum_to(neg(g), sb) : Tensor()};
-  });
+  record(out, "sub", {a, b},
+         [sa = a.shape(), sb = b.shape()](const Tensor& g, const Needs& n) -> Grads {
+           return {n[0] ? sum_to(g, sa) : Tensor(), n[1] ? sum_to(neg(g), sb) : Tensor()};
+         });
   return out;
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(BinaryOp::Mul, a, b, "mul");
-  record(out, "mul", {a, b}, [sa = Saved(a), sb = Saved(b)](const Tensor& g, const Needs& n) -> Grads {
-    const Tensor& x = sa.get();
-    const Tensor& y = sb.get();
-    return {n[0] ? sum_to(mul(g, y), x.shape()) : Tensor(),
-            n[1] ? sum_to(mul(g, x), y.shape()) : Tensor()};
-  });
+  record(out, "mul", {a, b},
+         [sa = Saved(a), sb = Saved(b)](const Tensor& g, const Needs& n) -> Grads {
+           const Tensor& x = sa.get();
+           const Tensor& y = sb.get();
+           return {n[0] ? sum_to(mul(g, y), x.shape()) : Tensor(),
+                   n[1] ? sum_to(mul(g, x), y.shape()) : Tensor()};
+         });
   return out;
 }
 
@@ -70,12 +73,13 @@ Tensor div(const Tensor& a, const Tensor& b) {
   check_defined("div", a);
   check_floating("div", a, "first input");
   Tensor out = binary_forward(BinaryOp::Div, a, b, "div");
-  record(out, "div", {a, b}, [sa = Saved(a), sb = Saved(b)](const Tensor& g, const Needs& n) -> Grads {
-    const Tensor& x = sa.get();
-    const Tensor& y = sb.get();
-    return {n[0] ? sum_to(div(g, y), x.shape()) : Tensor(),
-            n[1] ? sum_to(neg(div(mul(g, x), mul(y, y))), y.shape()) : Tensor()};
-  });
+  record(out, "div", {a, b},
+         [sa = Saved(a), sb = Saved(b)](const Tensor& g, const Needs& n) -> Grads {
+           const Tensor& x = sa.get();
+           const Tensor& y = sb.get();
+           return {n[0] ? sum_to(div(g, y), x.shape()) : Tensor(),
+                   n[1] ? sum_to(neg(div(mul(g, x), mul(y, y))), y.shape()) : Tensor()};
+         });
   return out;
 }
 
@@ -83,12 +87,14 @@ Tensor pow(const Tensor& a, const Tensor& b) {
   check_defined("pow", a);
   check_floating("pow", a, "base");
   Tensor out = binary_forward(BinaryOp::Pow, a, b, "pow");
-  record(out, "pow", {a, b}, [sa = Saved(a), sb = Saved(b), so = Saved(out)](const Tensor& g, const Needs& n) -> Grads {
-    const Tensor& x = sa.get();
-    const Tensor& y = sb.get();
-    return {n[0] ? sum_to(mul(g, mul(y, pow(x, sub(y, ones_like(y))))), x.shape()) : Tensor(),
-            n[1] ? sum_to(mul(g, mul(so.get(), log(x))), y.shape()) : Tensor()};
-  });
+  record(out, "pow", {a, b},
+         [sa = Saved(a), sb = Saved(b), so = Saved(out)](const Tensor& g, const Needs& n) -> Grads {
+           const Tensor& x = sa.get();
+           const Tensor& y = sb.get();
+           return {
+               n[0] ? sum_to(mul(g, mul(y, pow(x, sub(y, ones_like(y))))), x.shape()) : Tensor(),
+               n[1] ? sum_to(mul(g, mul(so.get(), log(x))), y.shape()) : Tensor()};
+         });
   return out;
 }
 
@@ -97,26 +103,32 @@ namespace {
 Tensor extremum(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   Tensor out = binary_forward(op, a, b, name);
   const bool is_max = op == BinaryOp::Maximum;
-  record(out, name, {a, b}, [sa = Saved(a), sb = Saved(b), is_max](const Tensor& g, const Needs& n) -> Grads {
-    const Tensor& x = sa.get();
-    const Tensor& y = sb.get();
-    const Tensor wins = as_float(is_max ? gt(x, y) : lt(x, y), g.dtype());
-    const Tensor ties = as_float(eq(x, y), g.dtype());
-    const Tensor share_a = add(wins, mul(ties, 0.5));
-    return {n[0] ? sum_to(mul(g, share_a), x.shape()) : Tensor(),
-            n[1] ? sum_to(mul(g, sub(ones_like(share_a), share_a)), y.shape()) : Tensor()};
-  });
+  record(out, name, {a, b},
+         [sa = Saved(a), sb = Saved(b), is_max](const Tensor& g, const Needs& n) -> Grads {
+           const Tensor& x = sa.get();
+           const Tensor& y = sb.get();
+           const Tensor wins = as_float(is_max ? gt(x, y) : lt(x, y), g.dtype());
+           const Tensor ties = as_float(eq(x, y), g.dtype());
+           const Tensor share_a = add(wins, mul(ties, 0.5));
+           return {n[0] ? sum_to(mul(g, share_a), x.shape()) : Tensor(),
+                   n[1] ? sum_to(mul(g, sub(ones_like(share_a), share_a)), y.shape()) : Tensor()};
+         });
   return out;
 }
 }  // namespace
 
-Tensor maximum(const Tensor& a, const Tensor& b) { return extremum(BinaryOp::Maximum, a, b, "maximum"); }
-Tensor minimum(const Tensor& a, const Tensor& b) { return extremum(BinaryOp::Minimum, a, b, "minimum"); }
+Tensor maximum(const Tensor& a, const Tensor& b) {
+  return extremum(BinaryOp::Maximum, a, b, "maximum");
+}
+Tensor minimum(const Tensor& a, const Tensor& b) {
+  return extremum(BinaryOp::Minimum, a, b, "minimum");
+}
 
 Tensor remainder(const Tensor& a, const Tensor& b) {
   check_defined("remainder", a);
-  ENGINE_CHECK(a.dtype() == DType::I64 || a.dtype() == DType::I32, "remainder: integer tensors only, got ",
-               dtype_name(a.dtype()), " ", shape_str(a.shape()));
+  ENGINE_CHECK(a.dtype() == DType::I64 || a.dtype() == DType::I32,
+               "remainder: integer tensors only, got ", dtype_name(a.dtype()), " ",
+               shape_str(a.shape()));
   check_defined("remainder", b, "divisor");
   ENGINE_CHECK(b.numel() == 0 || amin(abs(b)).to(DType::F64).item<double>() != 0,
                "remainder: division by zero");
@@ -133,7 +145,8 @@ Tensor add(const Tensor& a, double b) {
 
 Tensor mul(const Tensor& a, double b) {
   Tensor out = unary_forward(UnaryOp::Affine, a, "mul", b, 0.0);
-  record(out, "mul_scalar", {a}, [b](const Tensor& g, const Needs&) -> Grads { return {mul(g, b)}; });
+  record(out, "mul_scalar", {a},
+         [b](const Tensor& g, const Needs&) -> Grads { return {mul(g, b)}; });
   return out;
 }
 
@@ -166,17 +179,15 @@ Tensor abs(const Tensor& x) {
 
 Tensor exp(const Tensor& x) {
   Tensor out = unary_forward(UnaryOp::Exp, x, "exp");
-  record(out, "exp", {x}, [so = Saved(out)](const Tensor& g, const Needs&) -> Grads {
-    return {mul(g, so.get())};
-  });
+  record(out, "exp", {x},
+         [so = Saved(out)](const Tensor& g, const Needs&) -> Grads { return {mul(g, so.get())}; });
   return out;
 }
 
 Tensor log(const Tensor& x) {
   Tensor out = unary_forward(UnaryOp::Log, x, "log");
-  record(out, "log", {x}, [sx = Saved(x)](const Tensor& g, const Needs&) -> Grads {
-    return {div(g, sx.get())};
-  });
+  record(out, "log", {x},
+         [sx = Saved(x)](const Tensor& g, const Needs&) -> Grads { return {div(g, sx.get())}; });
   return out;
 }
 
@@ -257,12 +268,24 @@ Tensor clamp_min(const Tensor& x, double low) {
 
 // --- comparisons and logic (no gradient) ---
 
-Tensor eq(const Tensor& a, const Tensor& b) { return binary_forward(BinaryOp::Eq, a, b, "eq", true); }
-Tensor ne(const Tensor& a, const Tensor& b) { return binary_forward(BinaryOp::Ne, a, b, "ne", true); }
-Tensor lt(const Tensor& a, const Tensor& b) { return binary_forward(BinaryOp::Lt, a, b, "lt", true); }
-Tensor le(const Tensor& a, const Tensor& b) { return binary_forward(BinaryOp::Le, a, b, "le", true); }
-Tensor gt(const Tensor& a, const Tensor& b) { return binary_forward(BinaryOp::Gt, a, b, "gt", true); }
-Tensor ge(const Tensor& a, const Tensor& b) { return binary_forward(BinaryOp::Ge, a, b, "ge", true); }
+Tensor eq(const Tensor& a, const Tensor& b) {
+  return binary_forward(BinaryOp::Eq, a, b, "eq", true);
+}
+Tensor ne(const Tensor& a, const Tensor& b) {
+  return binary_forward(BinaryOp::Ne, a, b, "ne", true);
+}
+Tensor lt(const Tensor& a, const Tensor& b) {
+  return binary_forward(BinaryOp::Lt, a, b, "lt", true);
+}
+Tensor le(const Tensor& a, const Tensor& b) {
+  return binary_forward(BinaryOp::Le, a, b, "le", true);
+}
+Tensor gt(const Tensor& a, const Tensor& b) {
+  return binary_forward(BinaryOp::Gt, a, b, "gt", true);
+}
+Tensor ge(const Tensor& a, const Tensor& b) {
+  return binary_forward(BinaryOp::Ge, a, b, "ge", true);
+}
 Tensor eq(const Tensor& a, double b) { return eq(a, scalar_tensor(b, a.dtype(), a.device())); }
 Tensor gt(const Tensor& a, double b) { return gt(a, scalar_tensor(b, a.dtype(), a.device())); }
 Tensor lt(const Tensor& a, double b) { return lt(a, scalar_tensor(b, a.dtype(), a.device())); }

@@ -7,8 +7,8 @@ namespace engine {
 
 template <typename T>
 Tensor from_vector(const std::vector<T>& values, const Shape& shape, Device device) {
-  ENGINE_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), "from_vector: ",
-               values.size(), " values do not fill shape ", shape_str(shape));
+  ENGINE_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape),
+               "from_vector: ", values.size(), " values do not fill shape ", shape_str(shape));
   Tensor host = Tensor::empty(shape, DTypeOf<T>::value, Device::cpu());
   T* data = host.data<T>();
   if constexpr (std::is_same_v<T, bool>) {

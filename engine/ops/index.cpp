@@ -49,9 +49,11 @@ Tensor gather_impl(const Tensor& x, int64_t dim, const Tensor& index, bool check
   if (check_range) check_index_range("gather", x, dim, index);
   Tensor out = Tensor::empty(index.shape(), x.dtype(), x.device());
   backend_of(x).gather(out.view(), x.view(), static_cast<int>(dim), index.view());
-  record(out, "gather", {x}, [in_shape = x.shape(), dim, idx = Saved(index)](const Tensor& g, const Needs&) -> Grads {
-    return {scatter_add_impl(zeros(in_shape, g.dtype(), g.device()), dim, idx.get(), g, false)};
-  });
+  record(
+      out, "gather", {x},
+      [in_shape = x.shape(), dim, idx = Saved(index)](const Tensor& g, const Needs&) -> Grads {
+        return {scatter_add_impl(zeros(in_shape, g.dtype(), g.device()), dim, idx.get(), g, false)};
+      });
   return out;
 }
 
@@ -69,9 +71,11 @@ Tensor scatter_add_impl(const Tensor& x, int64_t dim, const Tensor& index, const
   if (check_range) check_index_range("scatter_add", x, dim, index);
   Tensor out = clone(x.detach());
   backend_of(x).scatter_add(out.view(), static_cast<int>(dim), index.view(), src.view());
-  record(out, "scatter_add", {x, src}, [dim, idx = Saved(index)](const Tensor& g, const Needs& needs) -> Grads {
-    return {needs[0] ? g : Tensor(), needs[1] ? gather_impl(g, dim, idx.get(), false) : Tensor()};
-  });
+  record(out, "scatter_add", {x, src},
+         [dim, idx = Saved(index)](const Tensor& g, const Needs& needs) -> Grads {
+           return {needs[0] ? g : Tensor(),
+                   needs[1] ? gather_impl(g, dim, idx.get(), false) : Tensor()};
+         });
   return out;
 }
 
@@ -90,10 +94,11 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   shape[dim] = index.numel();
   Tensor out = Tensor::empty(shape, x.dtype(), x.device());
   backend_of(x).index_select(out.view(), x.view(), static_cast<int>(dim), index.view());
-  record(out, "index_select", {x}, [in_shape = x.shape(), dim, idx = Saved(index)](const Tensor& g, const Needs&) -> Grads {
-    return {scatter_add_impl(zeros(in_shape, g.dtype(), g.device()), dim,
-                             index_along(idx.get(), dim, g.shape()), g, false)};
-  });
+  record(out, "index_select", {x},
+         [in_shape = x.shape(), dim, idx = Saved(index)](const Tensor& g, const Needs&) -> Grads {
+           return {scatter_add_impl(zeros(in_shape, g.dtype(), g.device()), dim,
+                                    index_along(idx.get(), dim, g.shape()), g, false)};
+         });
   return out;
 }
 
@@ -118,11 +123,13 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   backend_of(a).where(out.view(), broadcast_view(cond, shape), broadcast_view(a, shape),
                       broadcast_view(b, shape));
-  record(out, "where", {a, b}, [c = Saved(cond), sa = a.shape(), sb = b.shape()](const Tensor& g, const Needs& needs) -> Grads {
-    const Tensor zero = zeros({}, g.dtype(), g.device());
-    return {needs[0] ? sum_to(where(c.get(), g, zero), sa) : Tensor(),
-            needs[1] ? sum_to(where(c.get(), zero, g), sb) : Tensor()};
-  });
+  record(out, "where", {a, b},
+         [c = Saved(cond), sa = a.shape(), sb = b.shape()](const Tensor& g,
+                                                           const Needs& needs) -> Grads {
+           const Tensor zero = zeros({}, g.dtype(), g.device());
+           return {needs[0] ? sum_to(where(c.get(), g, zero), sa) : Tensor(),
+                   needs[1] ? sum_to(where(c.get(), zero, g), sb) : Tensor()};
+         });
   return out;
 }
 

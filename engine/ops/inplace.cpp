@@ -19,7 +19,8 @@ void check_writable(const char* op, const Tensor& x) {
 void check_source(const char* op, const Tensor& src, const char* role) {
   check_defined(op, src, role);
   ENGINE_CHECK(!(is_grad_enabled() && src.requires_grad()), op, ": the ", role, " of shape ",
-               shape_str(src.shape()), " requires grad, which an in-place update would drop; detach() it ",
+               shape_str(src.shape()),
+               " requires grad, which an in-place update would drop; detach() it ",
                "or do it under NoGradGuard");
 }
 }  // namespace

@@ -22,8 +22,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
     for (int64_t d = 0; matches && d < t.dim(); ++d)
       matches = d == dim || t.shape()[d] == first.shape()[d];
     ENGINE_CHECK(matches, "cat: tensor ", i, " has shape ", shape_str(t.shape()),
-                 ", which does not match ", shape_str(first.shape()),
-                 " outside dimension ", dim);
+                 ", which does not match ", shape_str(first.shape()), " outside dimension ", dim);
     shape[dim] += t.shape()[dim];
   }
   Tensor out = Tensor::empty(shape, first.dtype(), first.device());
@@ -52,9 +51,10 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
   dim = normalize_dim(dim, tensors[0].dim() + 1, "stack");
   std::vector<Tensor> expanded;
   for (size_t i = 0; i < tensors.size(); ++i) {
-    ENGINE_CHECK(tensors[i].defined() && tensors[i].shape() == tensors[0].shape(), "stack: tensor ", i,
-                 " has shape ", tensors[i].defined() ? shape_str(tensors[i].shape()) : "undefined",
-                 ", expected ", shape_str(tensors[0].shape()));
+    ENGINE_CHECK(tensors[i].defined() && tensors[i].shape() == tensors[0].shape(), "stack: tensor ",
+                 i, " has shape ",
+                 tensors[i].defined() ? shape_str(tensors[i].shape()) : "undefined", ", expected ",
+                 shape_str(tensors[0].shape()));
     expanded.push_back(unsqueeze(tensors[i], dim));
   }
   return cat(expanded, dim);

@@ -57,12 +57,13 @@ Tensor matmul_2d_or_more(const Tensor& a, const Tensor& b) {
   const GemmOperand C{out.raw_data(), N, 1, M * N};
   backend_of(a).gemm(a.dtype(), batch, M, N, K, 1.0, A, B, 0.0, C);
 
-  record(out, "matmul", {a, b}, [sa = Saved(a), sb = Saved(b)](const Tensor& g, const Needs& n) -> Grads {
-    const Tensor& x = sa.get();
-    const Tensor& y = sb.get();
-    return {n[0] ? sum_to(matmul(g, transpose(y, -1, -2)), x.shape()) : Tensor(),
-            n[1] ? sum_to(matmul(transpose(x, -1, -2), g), y.shape()) : Tensor()};
-  });
+  record(out, "matmul", {a, b},
+         [sa = Saved(a), sb = Saved(b)](const Tensor& g, const Needs& n) -> Grads {
+           const Tensor& x = sa.get();
+           const Tensor& y = sb.get();
+           return {n[0] ? sum_to(matmul(g, transpose(y, -1, -2)), x.shape()) : Tensor(),
+                   n[1] ? sum_to(matmul(transpose(x, -1, -2), g), y.shape()) : Tensor()};
+         });
   return out;
 }
 
@@ -91,8 +92,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   check_same_device("linear", x, weight);
   check_rank("linear", weight, 2, "weight");
   ENGINE_CHECK(x.dim() >= 1 && x.shape().back() == weight.shape()[1], "linear: input of shape ",
-               shape_str(x.shape()), " does not match weight of shape ",
-               shape_str(weight.shape()), " (in_features ", weight.shape()[1], ")");
+               shape_str(x.shape()), " does not match weight of shape ", shape_str(weight.shape()),
+               " (in_features ", weight.shape()[1], ")");
   const int64_t in = weight.shape()[1], out_features = weight.shape()[0];
   if (bias.defined()) {
     check_same_dtype("linear", x, bias);
@@ -112,12 +113,14 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Shape out_shape = x.shape();
   out_shape.back() = out_features;
   out = reshape(out, out_shape);
-  record(out, "linear", {x, weight, bias}, [sx = Saved(rows), sw = Saved(weight), x_shape = x.shape()](const Tensor& g, const Needs& n) -> Grads {
-    const Tensor g2 = reshape(g, {-1, g.shape().back()});  // (R, out)
-    return {n[0] ? reshape(matmul(g2, sw.get()), x_shape) : Tensor(),
-            n[1] ? matmul(transpose(g2, 0, 1), sx.get()) : Tensor(),
-            n[2] ? sum(g2, {0}) : Tensor()};
-  });
+  record(out, "linear", {x, weight, bias},
+         [sx = Saved(rows), sw = Saved(weight), x_shape = x.shape()](const Tensor& g,
+                                                                     const Needs& n) -> Grads {
+           const Tensor g2 = reshape(g, {-1, g.shape().back()});  // (R, out)
+           return {n[0] ? reshape(matmul(g2, sw.get()), x_shape) : Tensor(),
+                   n[1] ? matmul(transpose(g2, 0, 1), sx.get()) : Tensor(),
+                   n[2] ? sum(g2, {0}) : Tensor()};
+         });
   return out;
 }
 

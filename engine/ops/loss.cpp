@@ -20,7 +20,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
   const auto [lo, hi] = integer_range(target);
   ENGINE_CHECK(lo >= 0 && hi < C, "cross_entropy: target ", lo < 0 ? lo : hi,
                " is out of range for ", C, " classes (logits ", shape_str(logits.shape()), ")");
-  const Tensor logp = log_softmax(logits, 1);                          // (N, C)
+  const Tensor logp = log_softmax(logits, 1);                               // (N, C)
   const Tensor picked = squeeze(gather(logp, 1, unsqueeze(target, 1)), 1);  // (N)
   Tensor per_row = neg(picked);
   if (label_smoothing > 0)
@@ -43,9 +43,9 @@ Tensor kl_div_with_temperature(const Tensor& student_logits, const Tensor& teach
   check_defined("kl_div_with_temperature", student_logits, "student logits");
   check_defined("kl_div_with_temperature", teacher_logits, "teacher logits");
   check_rank("kl_div_with_temperature", student_logits, 2, "student logits (N, C)");
-  ENGINE_CHECK(student_logits.shape() == teacher_logits.shape(), "kl_div_with_temperature: ",
-               "student logits ", shape_str(student_logits.shape()), " and teacher logits ",
-               shape_str(teacher_logits.shape()), " differ");
+  ENGINE_CHECK(student_logits.shape() == teacher_logits.shape(),
+               "kl_div_with_temperature: ", "student logits ", shape_str(student_logits.shape()),
+               " and teacher logits ", shape_str(teacher_logits.shape()), " differ");
   ENGINE_CHECK(temperature > 0, "kl_div_with_temperature: temperature must be positive, got ",
                temperature);
   const double inv_t = 1.0 / temperature;

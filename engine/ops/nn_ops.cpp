@@ -60,7 +60,8 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   backend_of(x).layer_norm(out.view(), mean.view(), rstd.view(), in.view(), optional_view(weight),
                            optional_view(bias), eps);
   record(out, "layer_norm", {x, weight, bias},
-         [sx = Saved(in), sm = Saved(mean), sr = Saved(rstd), sw = Saved(weight)](const Tensor& g, const Needs& n) -> Grads {
+         [sx = Saved(in), sm = Saved(mean), sr = Saved(rstd), sw = Saved(weight)](
+             const Tensor& g, const Needs& n) -> Grads {
            const Tensor& v = sx.get();
            const Tensor& w = sw.get();
            const int64_t C = v.shape().back();
@@ -89,8 +90,8 @@ Tensor conv2d_patch(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                " is not a whole number of ", P, "x", P, " patches");
   const int64_t gh = H / P, gw = W / P;
   // (N, C, gh, P, gw, P) -> (N, gh, gw, C, P, P) -> (N * gh * gw, C * P * P)
-  const Tensor patches =
-      reshape(permute(reshape(x, {N, C, gh, P, gw, P}), {0, 2, 4, 1, 3, 5}), {N * gh * gw, C * P * P});
+  const Tensor patches = reshape(permute(reshape(x, {N, C, gh, P, gw, P}), {0, 2, 4, 1, 3, 5}),
+                                 {N * gh * gw, C * P * P});
   const Tensor out = linear(patches, reshape(weight, {D, C * P * P}), bias);  // (N*gh*gw, D)
   return permute(reshape(out, {N, gh, gw, D}), {0, 3, 1, 2});
 }

@@ -26,8 +26,8 @@ void check_floating(const char* op, const Tensor& t, const char* what) {
 }
 
 void check_dtype(const char* op, const Tensor& t, DType expected, const char* what) {
-  ENGINE_CHECK(t.dtype() == expected, op, ": ", what, " must be ", dtype_name(expected),
-               ", got ", dtype_name(t.dtype()), " ", shape_str(t.shape()));
+  ENGINE_CHECK(t.dtype() == expected, op, ": ", what, " must be ", dtype_name(expected), ", got ",
+               dtype_name(t.dtype()), " ", shape_str(t.shape()));
 }
 
 void check_rank(const char* op, const Tensor& t, int64_t rank, const char* what) {

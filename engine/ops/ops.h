@@ -29,8 +29,7 @@ Tensor arange(double start, double end, double step = 1.0, DType dtype = DType::
 Tensor arange(int64_t end, DType dtype = DType::I64, Device device = Device::cpu());
 // A tensor holding `values` (row-major) with the given shape.
 template <typename T>
-Tensor from_vector(const std::vector<T>& values, const Shape& shape,
-                   Device device = Device::cpu());
+Tensor from_vector(const std::vector<T>& values, const Shape& shape, Device device = Device::cpu());
 
 // --- random (random.cpp); counter-based, so reproducible across runs and thread counts ---
 Tensor rand(const Shape& shape, Generator& gen, double low = 0.0, double high = 1.0,
@@ -38,18 +37,19 @@ Tensor rand(const Shape& shape, Generator& gen, double low = 0.0, double high = 
 Tensor randn(const Shape& shape, Generator& gen, double mean = 0.0, double std = 1.0,
              DType dtype = DType::F32, Device device = Device::cpu());
 Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator& gen,
-               Device device = Device::cpu());  // i64 in [low, high)
+               Device device = Device::cpu());                              // i64 in [low, high)
 Tensor randperm(int64_t n, Generator& gen, Device device = Device::cpu());  // i64
 
 // --- views: share storage, no copy (view.cpp) ---
-Tensor reshape(const Tensor& x, Shape shape);  // one -1 allowed; copies only if strides forbid a view
+Tensor reshape(const Tensor& x,
+               Shape shape);  // one -1 allowed; copies only if strides forbid a view
 Tensor view_as_shape(const Tensor& x, Shape shape);  // like reshape, but throws instead of copying
 Tensor permute(const Tensor& x, const Shape& dims);
 Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1);
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step = 1);
 Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length);
 Tensor select(const Tensor& x, int64_t dim, int64_t index);  // removes `dim`
-Tensor expand(const Tensor& x, const Shape& shape);           // -1 keeps a size
+Tensor expand(const Tensor& x, const Shape& shape);          // -1 keeps a size
 Tensor unsqueeze(const Tensor& x, int64_t dim);
 Tensor squeeze(const Tensor& x, int64_t dim);
 Tensor flatten(const Tensor& x, int64_t start_dim = 0, int64_t end_dim = -1);
@@ -135,7 +135,7 @@ Tensor amin(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
 // The smallest and largest value of a non-empty integer tensor, read back in one transfer (for
 // range checks of indices and labels).
 std::pair<int64_t, int64_t> integer_range(const Tensor& x);
-Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);  // i64, first maximum
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);           // i64, first maximum
 Tensor norm(const Tensor& x, const Shape& dims = {}, bool keepdim = false);  // L2
 // Sums a broadcast result back to `shape` (the backward of broadcasting).
 Tensor sum_to(const Tensor& x, const Shape& shape);
@@ -169,7 +169,7 @@ Tensor l2_normalize(const Tensor& x, int64_t dim = -1, double eps = 1e-12);
 // on, and they bump the storage version so saved tensors detect the change ---
 Tensor& fill_(Tensor& x, double value);
 Tensor& zero_(Tensor& x);
-Tensor& copy_(Tensor& dst, const Tensor& src);         // src broadcast to dst
+Tensor& copy_(Tensor& dst, const Tensor& src);                 // src broadcast to dst
 Tensor& add_(Tensor& x, const Tensor& y, double alpha = 1.0);  // x += alpha * y
 Tensor& mul_(Tensor& x, double factor);
 

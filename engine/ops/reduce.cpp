@@ -36,8 +36,10 @@ Plan plan_reduction(const Tensor& x, const Shape& dims, const char* op) {
 Tensor reduce_forward(ReduceOp op, const Tensor& x, const Plan& plan, DType out_dtype) {
   Shape order;
   for (int64_t d = 0, k = 0; d < x.dim(); ++d) {
-    if (k < static_cast<int64_t>(plan.dims.size()) && plan.dims[k] == d) ++k;
-    else order.push_back(d);
+    if (k < static_cast<int64_t>(plan.dims.size()) && plan.dims[k] == d)
+      ++k;
+    else
+      order.push_back(d);
   }
   order.insert(order.end(), plan.dims.begin(), plan.dims.end());
   const Tensor arranged = contiguous(permute(x.detach(), order));
@@ -57,13 +59,14 @@ Tensor extreme(ReduceOp op, const Tensor& x, const Shape& dims, bool keepdim, co
     ENGINE_CHECK(x.shape()[d] > 0, name, ": dimension ", d, " is empty in shape ",
                  shape_str(x.shape()));
   Tensor out = reduce_forward(op, x, plan, x.dtype());
-  record(out, name, {x}, [sx = Saved(x), so = Saved(out), plan](const Tensor& g, const Needs&) -> Grads {
-    // The gradient is shared evenly between the elements equal to the extreme value.
-    const Tensor& v = sx.get();
-    const Tensor hits = to_dtype(eq(v, reshape(so.get(), plan.kept_shape)), v.dtype());
-    const Tensor count = sum(hits, plan.dims, true);
-    return {mul(div(hits, count), reshape(g, plan.kept_shape))};
-  });
+  record(out, name, {x},
+         [sx = Saved(x), so = Saved(out), plan](const Tensor& g, const Needs&) -> Grads {
+           // The gradient is shared evenly between the elements equal to the extreme value.
+           const Tensor& v = sx.get();
+           const Tensor hits = to_dtype(eq(v, reshape(so.get(), plan.kept_shape)), v.dtype());
+           const Tensor count = sum(hits, plan.dims, true);
+           return {mul(div(hits, count), reshape(g, plan.kept_shape))};
+         });
   return keep(out, plan, keepdim);
 }
 
@@ -71,7 +74,8 @@ Tensor extreme(ReduceOp op, const Tensor& x, const Shape& dims, bool keepdim, co
 
 Tensor sum(const Tensor& x_in, const Shape& dims, bool keepdim) {
   check_defined("sum", x_in);
-  ENGINE_CHECK(x_in.dtype() != DType::BF16, "sum: dtype bf16 is not supported (convert to f32 first)");
+  ENGINE_CHECK(x_in.dtype() != DType::BF16,
+               "sum: dtype bf16 is not supported (convert to f32 first)");
   // Integer and bool sums count in i64, as in PyTorch (a u8 sum would wrap at 256).
   const Tensor x = is_floating(x_in.dtype()) ? x_in : to_dtype(x_in, DType::I64);
   const Plan plan = plan_reduction(x, dims, "sum");
@@ -101,9 +105,11 @@ Tensor amin(const Tensor& x, const Shape& dims, bool keepdim) {
 
 std::pair<int64_t, int64_t> integer_range(const Tensor& x) {
   check_defined("integer_range", x);
-  ENGINE_CHECK(!is_floating(x.dtype()) && x.numel() > 0, "integer_range: needs a non-empty integer tensor, got ",
-               dtype_name(x.dtype()), " ", shape_str(x.shape()));
-  const std::vector<int64_t> range = stack({amin(x), amax(x)}, 0).to(DType::I64).to_vector<int64_t>();
+  ENGINE_CHECK(!is_floating(x.dtype()) && x.numel() > 0,
+               "integer_range: needs a non-empty integer tensor, got ", dtype_name(x.dtype()), " ",
+               shape_str(x.shape()));
+  const std::vector<int64_t> range =
+      stack({amin(x), amax(x)}, 0).to(DType::I64).to_vector<int64_t>();
   return {range[0], range[1]};
 }
 
@@ -121,14 +127,15 @@ Tensor norm(const Tensor& x, const Shape& dims, bool keepdim) {
   const Plan plan = plan_reduction(x, dims, "norm");
   const Tensor plain = x.detach();
   Tensor out = sqrt(reduce_forward(ReduceOp::Sum, mul(plain, plain), plan, x.dtype()));
-  record(out, "norm", {x}, [sx = Saved(x), so = Saved(out), plan](const Tensor& g, const Needs&) -> Grads {
-    // d||x|| / dx = x / ||x||, and 0 where the norm is 0 (as PyTorch).
-    const Tensor& v = sx.get();
-    const Tensor n = reshape(so.get(), plan.kept_shape);
-    const Tensor safe = where(eq(n, 0.0), ones_like(n), n);
-    const Tensor scale = div(reshape(g, plan.kept_shape), safe);
-    return {mul(v, where(eq(n, 0.0), zeros_like(n), scale))};
-  });
+  record(out, "norm", {x},
+         [sx = Saved(x), so = Saved(out), plan](const Tensor& g, const Needs&) -> Grads {
+           // d||x|| / dx = x / ||x||, and 0 where the norm is 0 (as PyTorch).
+           const Tensor& v = sx.get();
+           const Tensor n = reshape(so.get(), plan.kept_shape);
+           const Tensor safe = where(eq(n, 0.0), ones_like(n), n);
+           const Tensor scale = div(reshape(g, plan.kept_shape), safe);
+           return {mul(v, where(eq(n, 0.0), zeros_like(n), scale))};
+         });
   return keep(out, plan, keepdim);
 }
 
@@ -140,7 +147,8 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
   const size_t lead = x.shape().size() - shape.size();
   Shape dims;
   for (size_t d = 0; d < x.shape().size(); ++d)
-    if (d < lead || (shape[d - lead] == 1 && x.shape()[d] != 1)) dims.push_back(static_cast<int64_t>(d));
+    if (d < lead || (shape[d - lead] == 1 && x.shape()[d] != 1))
+      dims.push_back(static_cast<int64_t>(d));
   Tensor summed = dims.empty() ? x : sum(x, dims, true);
   return reshape(summed, shape);
 }

@@ -28,8 +28,8 @@ Shape infer_shape(const Tensor& x, Shape shape, const char* op) {
                  shape_str(x.shape()), " into ", shape_str(shape));
     shape[unknown] = x.numel() / known;
   }
-  ENGINE_CHECK(shape_numel(shape) == x.numel(), op, ": cannot reshape ", shape_str(x.shape()),
-               " (", x.numel(), " elements) into ", shape_str(shape));
+  ENGINE_CHECK(shape_numel(shape) == x.numel(), op, ": cannot reshape ", shape_str(x.shape()), " (",
+               x.numel(), " elements) into ", shape_str(shape));
   return shape;
 }
 
@@ -94,8 +94,8 @@ Tensor view_as_shape(const Tensor& x, Shape shape) {
 
 Tensor permute(const Tensor& x, const Shape& dims) {
   check_defined("permute", x);
-  ENGINE_CHECK(static_cast<int64_t>(dims.size()) == x.dim(), "permute: got ", dims.size(),
-               " dims ", shape_str(dims), " for a tensor of shape ", shape_str(x.shape()));
+  ENGINE_CHECK(static_cast<int64_t>(dims.size()) == x.dim(), "permute: got ", dims.size(), " dims ",
+               shape_str(dims), " for a tensor of shape ", shape_str(x.shape()));
   Shape shape(dims.size()), strides(dims.size()), inverse(dims.size());
   std::vector<bool> seen(dims.size(), false);
   for (size_t i = 0; i < dims.size(); ++i) {
@@ -107,9 +107,8 @@ Tensor permute(const Tensor& x, const Shape& dims) {
     inverse[d] = static_cast<int64_t>(i);
   }
   Tensor out = make_view(x, shape, strides, x.offset());
-  record(out, "permute", {x}, [inverse](const Tensor& g, const Needs&) -> Grads {
-    return {permute(g, inverse)};
-  });
+  record(out, "permute", {x},
+         [inverse](const Tensor& g, const Needs&) -> Grads { return {permute(g, inverse)}; });
   return out;
 }
 
@@ -134,12 +133,13 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t s
   shape[dim] = (end - start + step - 1) / step;
   strides[dim] *= step;
   Tensor out = make_view(x, shape, strides, x.offset() + start * x.strides()[dim]);
-  record(out, "slice", {x}, [in_shape = x.shape(), dim, start, end, step](const Tensor& g, const Needs&) -> Grads {
-    Tensor full_grad = zeros(in_shape, g.dtype(), g.device());
-    Tensor region = slice(full_grad, dim, start, end, step);
-    copy_(region, g);
-    return {full_grad};
-  });
+  record(out, "slice", {x},
+         [in_shape = x.shape(), dim, start, end, step](const Tensor& g, const Needs&) -> Grads {
+           Tensor full_grad = zeros(in_shape, g.dtype(), g.device());
+           Tensor region = slice(full_grad, dim, start, end, step);
+           copy_(region, g);
+           return {full_grad};
+         });
   return out;
 }
 
@@ -147,9 +147,9 @@ Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length) {
   check_defined("narrow", x);
   dim = normalize_dim(dim, x.dim(), "narrow");
   const int64_t size = x.shape()[dim];
-  ENGINE_CHECK(start >= 0 && length >= 0 && start + length <= size, "narrow: range [", start,
-               ", ", start + length, ") is outside dimension ", dim, " of size ", size,
-               " (shape ", shape_str(x.shape()), ")");
+  ENGINE_CHECK(start >= 0 && length >= 0 && start + length <= size, "narrow: range [", start, ", ",
+               start + length, ") is outside dimension ", dim, " of size ", size, " (shape ",
+               shape_str(x.shape()), ")");
   return slice(x, dim, start, start + length);
 }
 
@@ -165,8 +165,8 @@ Tensor select(const Tensor& x, int64_t dim, int64_t index) {
 
 Tensor expand(const Tensor& x, const Shape& shape) {
   check_defined("expand", x);
-  ENGINE_CHECK(shape.size() >= x.shape().size(), "expand: cannot expand ",
-               shape_str(x.shape()), " to fewer dimensions ", shape_str(shape));
+  ENGINE_CHECK(shape.size() >= x.shape().size(), "expand: cannot expand ", shape_str(x.shape()),
+               " to fewer dimensions ", shape_str(shape));
   const size_t lead = shape.size() - x.shape().size();
   Shape out_shape(shape.size()), strides(shape.size(), 0);
   for (size_t i = 0; i < shape.size(); ++i) {

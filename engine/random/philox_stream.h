@@ -12,10 +12,12 @@ namespace engine {
 class PhiloxStream {
  public:
   PhiloxStream(uint64_t seed, uint64_t stream) : seed_(seed), stream_(stream) {}
-  double uniform() { return philox_uniform(next()); }                // [0, 1)
+  double uniform() { return philox_uniform(next()); }  // [0, 1)
   double uniform(double low, double high) { return low + (high - low) * uniform(); }
-  double normal() { return philox_normal(next()); }                  // N(0, 1)
-  int64_t below(int64_t n) { return static_cast<int64_t>(philox_below(next(), static_cast<uint64_t>(n))); }
+  double normal() { return philox_normal(next()); }  // N(0, 1)
+  int64_t below(int64_t n) {
+    return static_cast<int64_t>(philox_below(next(), static_cast<uint64_t>(n)));
+  }
 
  private:
   Philox4 next() { return philox_draw(seed_, stream_, counter_++); }

@@ -41,16 +41,21 @@ double pillow_images_per_second() {
 data::Image photo(int width, int height, std::mt19937& rng) {
   std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
   std::normal_distribution<float> noise(0.0f, 24.0f);
-  struct Wave { float fx, fy, phase, amplitude; };
-  struct Patch { float x, y, radius, value; };
+  struct Wave {
+    float fx, fy, phase, amplitude;
+  };
+  struct Patch {
+    float x, y, radius, value;
+  };
   std::vector<Wave> waves[3];
   std::vector<Patch> patches[3];
   for (int c = 0; c < 3; ++c) {
     for (int k = 0; k < 8; ++k)
-      waves[c].push_back({0.002f + 0.08f * uniform(rng), 0.002f + 0.08f * uniform(rng), 6.3f * uniform(rng),
-                          8 + 30 * uniform(rng)});
+      waves[c].push_back({0.002f + 0.08f * uniform(rng), 0.002f + 0.08f * uniform(rng),
+                          6.3f * uniform(rng), 8 + 30 * uniform(rng)});
     for (int k = 0; k < 12; ++k)
-      patches[c].push_back({width * uniform(rng), height * uniform(rng), 10 + 80 * uniform(rng), 120 * uniform(rng) - 60});
+      patches[c].push_back({width * uniform(rng), height * uniform(rng), 10 + 80 * uniform(rng),
+                            120 * uniform(rng) - 60});
   }
   data::Image image(width, height);
   for (int y = 0; y < height; ++y) {
@@ -113,7 +118,8 @@ void report(benchmark::State& state, int threads, double seconds) {
   const double rate = static_cast<double>(state.iterations()) * kImages / seconds;
   state.counters["images/s"] = rate;
   state.counters["images/s/core"] = rate / threads;
-  if (!pillow_rates.empty()) state.counters["vs_pillow"] = rate / threads / pillow_images_per_second();
+  if (!pillow_rates.empty())
+    state.counters["vs_pillow"] = rate / threads / pillow_images_per_second();
 }
 
 using Clock = std::chrono::steady_clock;
@@ -123,15 +129,19 @@ double seconds_since(Clock::time_point start) {
 }
 
 void BM_PillowTorchvision(benchmark::State& state) {
-  const std::string command = std::string(PILLOW_PYTHON) + " " + PILLOW_SCRIPT + " " + jpegs().path.string() + " 3";
+  const std::string command =
+      std::string(PILLOW_PYTHON) + " " + PILLOW_SCRIPT + " " + jpegs().path.string() + " 3";
   for (auto _ : state) {
     FILE* pipe = ::popen(command.c_str(), "r");
     char buffer[256] = {0};
     const size_t n = std::fread(buffer, 1, sizeof(buffer) - 1, pipe);
     const int status = ::pclose(pipe);
     double rate = 0;
-    if (status != 0 || std::sscanf(std::string(buffer, n).c_str(), "{\"images_per_second\": %lf", &rate) != 1) {
-      state.SkipWithError("Pillow + torchvision unavailable (the yardstick needs python3-pil and python3-torchvision)");
+    if (status != 0 ||
+        std::sscanf(std::string(buffer, n).c_str(), "{\"images_per_second\": %lf", &rate) != 1) {
+      state.SkipWithError(
+          "Pillow + torchvision unavailable (the yardstick needs python3-pil and "
+          "python3-torchvision)");
       return;
     }
     pillow_rates.push_back(rate);
@@ -144,7 +154,8 @@ void BM_PillowTorchvision(benchmark::State& state) {
 void BM_Decode(benchmark::State& state) {
   const Clock::time_point start = Clock::now();
   for (auto _ : state) {
-    for (const std::string& file : jpegs().files) benchmark::DoNotOptimize(data::read_image(file).pixels.data());
+    for (const std::string& file : jpegs().files)
+      benchmark::DoNotOptimize(data::read_image(file).pixels.data());
   }
   report(state, 1, seconds_since(start));
 }
@@ -155,7 +166,8 @@ void BM_DecodeTransform(benchmark::State& state) {
   std::vector<float> out(3 * 224 * 224);
   const Clock::time_point start = Clock::now();
   for (auto _ : state) {
-    for (const std::string& file : jpegs().files) transform.apply(data::read_image(file).view(), out.data());
+    for (const std::string& file : jpegs().files)
+      transform.apply(data::read_image(file).view(), out.data());
     benchmark::ClobberMemory();
   }
   report(state, 1, seconds_since(start));
@@ -184,13 +196,15 @@ void BM_Loader(benchmark::State& state) {
 BENCHMARK(BM_PillowTorchvision)->Iterations(1)->Unit(benchmark::kSecond);
 BENCHMARK(BM_Decode)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DecodeTransform)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Loader)->Arg(1)->Arg(2)->ArgName("workers")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Loader)->Arg(1)->Arg(2)->ArgName("workers")->UseRealTime()->Unit(
+    benchmark::kMillisecond);
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  benchmark::AddCustomContext("images", std::to_string(kImages) + " JPEGs, about 500x375, q90 4:2:0, mean " +
-                                            std::to_string(static_cast<int>(jpegs().mean_kib)) + " KiB");
+  benchmark::AddCustomContext("images",
+                              std::to_string(kImages) + " JPEGs, about 500x375, q90 4:2:0, mean " +
+                                  std::to_string(static_cast<int>(jpegs().mean_kib)) + " KiB");
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

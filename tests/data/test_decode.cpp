@@ -2,7 +2,6 @@
 // an image, truncated, corrupt, 0x0, over the pixel limit) is one error naming the file and
 // what is wrong, raised before any large allocation.
 #include "data/decode.h"
-
 #include "image_test_util.h"
 #include "test_util.h"
 
@@ -46,13 +45,15 @@ TEST(Decode, FormatComesFromTheBytesNotTheName) {
   EXPECT_EQ(jpeg.width, 80);
   EXPECT_EQ(jpeg.height, 60);
   const std::string bytes = file_bytes("rgb_75x50.bmp");
-  EXPECT_EQ(detect_format(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), ImageFormat::Bmp);
+  EXPECT_EQ(detect_format(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
+            ImageFormat::Bmp);
 }
 
 TEST(Decode, MissingEmptyAndNonImageFiles) {
   TempDir dir;
   expect_error([&] { read_image(dir / "absent.png"); }, {dir / "absent.png", "cannot open"});
-  expect_error([&] { read_image(dir.path().string()); }, {dir.path().string(), "not a regular file"});
+  expect_error([&] { read_image(dir.path().string()); },
+               {dir.path().string(), "not a regular file"});
   write_bytes(dir / "empty.jpg", "");
   expect_error([&] { read_image(dir / "empty.jpg"); }, {dir / "empty.jpg", "empty file"});
   write_bytes(dir / "notes.png", "these are not pixels");
@@ -62,8 +63,10 @@ TEST(Decode, MissingEmptyAndNonImageFiles) {
 TEST(Decode, TruncatedFilesAreErrorsInEveryFormat) {
   TempDir dir;
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"rgb_100x70.png", "cannot decode the PNG"}, {"photo_500x375.jpg", "Premature end"},
-      {"rgb_75x50.bmp", "truncated BMP"},          {"anim_60x40.gif", "truncated GIF"},
+      {"rgb_100x70.png", "cannot decode the PNG"},
+      {"photo_500x375.jpg", "Premature end"},
+      {"rgb_75x50.bmp", "truncated BMP"},
+      {"anim_60x40.gif", "truncated GIF"},
       {"rgb_50x40.ppm", "truncated PNM"}};
   for (const auto& [name, message] : cases) {
     const std::string bytes = file_bytes(name);
@@ -78,19 +81,22 @@ TEST(Decode, CorruptHeadersAreErrors) {
   std::string jpeg = file_bytes("gray_80x60.jpg");
   for (size_t i = 4; i < jpeg.size(); ++i) jpeg[i] = static_cast<char>(0x5A);
   write_bytes(dir / "bad.jpg", jpeg);
-  expect_error([&] { read_image(dir / "bad.jpg"); }, {dir / "bad.jpg", "cannot read the JPEG header"});
+  expect_error([&] { read_image(dir / "bad.jpg"); },
+               {dir / "bad.jpg", "cannot read the JPEG header"});
   std::string bmp = file_bytes("rgb_75x50.bmp");
   bmp[30] = 1;  // BI_RLE8
   write_bytes(dir / "rle.bmp", bmp);
   expect_error([&] { read_image(dir / "rle.bmp"); }, {dir / "rle.bmp", "run-length encoded"});
   write_bytes(dir / "odd.pgm", "P5\n2 2\n100\n\x01\x02\x03\x04");
-  expect_error([&] { read_image(dir / "odd.pgm"); }, {dir / "odd.pgm", "maxval 100 is not supported"});
+  expect_error([&] { read_image(dir / "odd.pgm"); },
+               {dir / "odd.pgm", "maxval 100 is not supported"});
 }
 
 TEST(Decode, EmptyImagesAreRefused) {
   TempDir dir;
   write_bytes(dir / "zero.png", png_header(0, 0));
-  expect_error([&] { read_image(dir / "zero.png"); }, {dir / "zero.png", "PNG image is 0x0 (no pixels)"});
+  expect_error([&] { read_image(dir / "zero.png"); },
+               {dir / "zero.png", "PNG image is 0x0 (no pixels)"});
   write_bytes(dir / "flat.png", png_header(16, 0));
   expect_error([&] { read_image(dir / "flat.png"); }, {dir / "flat.png", "16x0"});
   write_bytes(dir / "zero.ppm", "P6 0 5 255\n");
@@ -107,14 +113,17 @@ TEST(Decode, ImagesOverThePixelLimitAreRefusedFromTheHeader) {
   std::string jpeg = file_bytes("gray_80x60.jpg");
   const size_t sof = jpeg.find("\xFF\xC0", 2);
   ASSERT_NE(sof, std::string::npos);
-  jpeg[sof + 5] = jpeg[sof + 6] = jpeg[sof + 7] = jpeg[sof + 8] = static_cast<char>(0xEA);  // 60138 x 60138
+  jpeg[sof + 5] = jpeg[sof + 6] = jpeg[sof + 7] = jpeg[sof + 8] =
+      static_cast<char>(0xEA);  // 60138 x 60138
   write_bytes(dir / "huge.jpg", jpeg);
-  expect_error([&] { read_image(dir / "huge.jpg"); }, {dir / "huge.jpg", "60138x60138", "over the limit"});
+  expect_error([&] { read_image(dir / "huge.jpg"); },
+               {dir / "huge.jpg", "60138x60138", "over the limit"});
 }
 
 TEST(Decode, PixelLimitIsConfigurable) {
   const std::string path = kImageDir + "gray16_20x10.pgm";
-  expect_error([&] { read_image(path, 199); }, {path, "200 pixels", "over the limit of 199 pixels"});
+  expect_error([&] { read_image(path, 199); },
+               {path, "200 pixels", "over the limit of 199 pixels"});
   EXPECT_EQ(read_image(path, 200).width, 20);
 }
 

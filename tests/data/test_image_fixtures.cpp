@@ -65,7 +65,8 @@ int max_difference(const uint8_t* a, const uint8_t* b, size_t n) {
 TEST(ImageFixtures, EveryCaseIsListed) {
   const std::vector<Case> cases = read_cases();
   EXPECT_GE(cases.size(), 50u);
-  for (const Case& c : cases) EXPECT_TRUE(testing_util::has_fixture(kFixtures, "crop." + c.name)) << c.name;
+  for (const Case& c : cases)
+    EXPECT_TRUE(testing_util::has_fixture(kFixtures, "crop." + c.name)) << c.name;
 }
 
 TEST(ImageFixtures, DecodingMatchesPillowConvertRgb) {
@@ -77,7 +78,8 @@ TEST(ImageFixtures, DecodingMatchesPillowConvertRgb) {
     const Image image = read_image(kImageDir + file);
     ASSERT_EQ(image.height, expected.size(0)) << file;
     ASSERT_EQ(image.width, expected.size(1)) << file;
-    EXPECT_EQ(max_difference(image.pixels.data(), expected.data<uint8_t>(), image.pixels.size()), 0) << file;
+    EXPECT_EQ(max_difference(image.pixels.data(), expected.data<uint8_t>(), image.pixels.size()), 0)
+        << file;
     ++files;
   }
   EXPECT_GE(files, 19);

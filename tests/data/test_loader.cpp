@@ -2,19 +2,18 @@
 // seeded per-epoch order that does not depend on the number of workers; drop_last; failures
 // reach the consumer as engine::Error (fail) or are left out and counted (skip); ObjectNet's
 // border crop composes in front of the transform; destroying a loader mid-epoch does not hang.
-#include "data/loader.h"
-
 #include <sstream>
 
+#include "data/loader.h"
 #include "image_test_util.h"
 #include "test_util.h"
 
 namespace {
 
 using namespace data;
-using testing_util::TempDir;
-using testing_util::expect_error;
 using engine::Tensor;
+using testing_util::expect_error;
+using testing_util::TempDir;
 
 constexpr int kSize = 16;
 
@@ -90,7 +89,8 @@ TEST(Loader, BatchesHoldTheTransformedImagesInOrder) {
     for (int64_t row = 0; row < n; ++row, ++i) {
       EXPECT_EQ(batch.indices.to_vector<int64_t>()[row], i);
       EXPECT_EQ(batch.labels.to_vector<int64_t>()[row], i % 3);
-      EXPECT_ALL_CLOSE(engine::select(batch.images, 0, row), transformed(dataset, i, clip_transform(kSize)), 0.0, 0.0);
+      EXPECT_ALL_CLOSE(engine::select(batch.images, 0, row),
+                       transformed(dataset, i, clip_transform(kSize)), 0.0, 0.0);
     }
   }
   EXPECT_EQ(i, 10);
@@ -178,7 +178,8 @@ TEST(Loader, SkipPolicyLeavesOutFailuresWarnsOnceAndReportsTheTotal) {
   Dataset dataset = make_dataset(dir, 10);
   data_testing::write_bytes(dataset.samples[5].path, "corrupt");
   const std::vector<uint8_t> png = read_file(dataset.samples[8].path);
-  data_testing::write_bytes(dataset.samples[8].path, std::string(png.begin(), png.begin() + png.size() / 2));
+  data_testing::write_bytes(dataset.samples[8].path,
+                            std::string(png.begin(), png.begin() + png.size() / 2));
   std::ostringstream log;
   LoaderOptions o = options(4, 2);
   o.on_bad_input = BadInputPolicy::Skip;
@@ -189,16 +190,21 @@ TEST(Loader, SkipPolicyLeavesOutFailuresWarnsOnceAndReportsTheTotal) {
     EXPECT_EQ(all_indices(batches), (std::vector<int64_t>{0, 1, 2, 3, 4, 6, 7, 9}));
     ASSERT_EQ(batches.size(), 3u);
     EXPECT_EQ(batches[1].images.size(0), 3);
-    EXPECT_ALL_CLOSE(engine::select(batches[1].images, 0, 1), transformed(dataset, 6, o.transform), 0.0, 0.0);
+    EXPECT_ALL_CLOSE(engine::select(batches[1].images, 0, 1), transformed(dataset, 6, o.transform),
+                     0.0, 0.0);
     EXPECT_EQ(loader.skipped(), 2);
   }
   const std::string text = log.str();
   const std::string report = "loader: 2 of 10 images skipped this epoch (" + dataset.root + ")\n";
-  EXPECT_EQ(text, "warning: " + dataset.samples[5].path +
-                      ": not an image this pipeline reads (JPEG, PNG, BMP, GIF, binary PGM/PPM) (skipped)\n"
-                      "warning: " + dataset.samples[8].path + ": cannot decode the PNG: outofdata (skipped)\n" +
-                      report + report);
-  // drop_last leaves out the epoch's final partial batch ({8, 9}), not one that a skip made smaller.
+  EXPECT_EQ(
+      text,
+      "warning: " + dataset.samples[5].path +
+          ": not an image this pipeline reads (JPEG, PNG, BMP, GIF, binary PGM/PPM) (skipped)\n"
+          "warning: " +
+          dataset.samples[8].path + ": cannot decode the PNG: outofdata (skipped)\n" + report +
+          report);
+  // drop_last leaves out the epoch's final partial batch ({8, 9}), not one that a skip made
+  // smaller.
   o.drop_last = true;
   Loader dropping(dataset, o);
   const std::vector<Batch> kept = epoch(dropping, 0);
@@ -215,7 +221,8 @@ TEST(Loader, DatasetBorderCropComposesInFrontOfTheTransform) {
   for (int64_t i = 0; i < 3; ++i) {
     const Image image = read_image(dataset.samples[i].path);
     Tensor expected = Tensor::empty({3, kSize, kSize});
-    clip_transform(kSize).apply(image.view().crop(2, 2, image.width - 4, image.height - 4), expected.data<float>());
+    clip_transform(kSize).apply(image.view().crop(2, 2, image.width - 4, image.height - 4),
+                                expected.data<float>());
     EXPECT_ALL_CLOSE(engine::select(batches[0].images, 0, i), expected, 0.0, 0.0);
   }
 }

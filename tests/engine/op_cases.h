@@ -45,12 +45,18 @@ inline const std::map<std::string, Expression>& expressions() {
       {"quick_gelu", [](const In& x) { return quick_gelu(x[0]); }},
       {"gelu", [](const In& x) { return gelu(x[0]); }},
       {"clamp", [](const In& x) { return clamp(x[0], -0.5, 0.7); }},
-      {"sum_dims", [](const In& x) { return sum(x[0], {0, 2}); }},
+      {"sum_dims",
+       [](const In& x) {
+         return sum(x[0], {0, 2});
+       }},
       {"sum_all", [](const In& x) { return sum(x[0]); }},
       {"mean_keepdim", [](const In& x) { return mean(x[0], {1}, true); }},
       {"amax", [](const In& x) { return amax(x[0], {1}); }},
       {"amax_ties", [](const In& x) { return amax(x[0], {1}); }},
-      {"amin", [](const In& x) { return amin(x[0], {0, 1}); }},
+      {"amin",
+       [](const In& x) {
+         return amin(x[0], {0, 1});
+       }},
       {"norm", [](const In& x) { return norm(x[0], {-1}, true); }},
       {"norm_zero", [](const In& x) { return norm(x[0], {-1}, true); }},
       {"matmul", [](const In& x) { return matmul(x[0], x[1]); }},
@@ -65,7 +71,8 @@ inline const std::map<std::string, Expression>& expressions() {
       {"log_softmax_last", [](const In& x) { return log_softmax(x[0], -1); }},
       {"log_softmax_dim1", [](const In& x) { return log_softmax(x[0], 1); }},
       {"layer_norm", [](const In& x) { return layer_norm(x[0], x[1], x[2], 1e-5); }},
-      {"layer_norm_no_affine", [](const In& x) { return layer_norm(x[0], Tensor(), Tensor(), 1e-5); }},
+      {"layer_norm_no_affine",
+       [](const In& x) { return layer_norm(x[0], Tensor(), Tensor(), 1e-5); }},
       {"conv2d_patch", [](const In& x) { return conv2d_patch(x[0], x[1], x[2]); }},
       {"cross_entropy", [](const In& x) { return cross_entropy(x[0], x[1]); }},
       {"cross_entropy_smoothed", [](const In& x) { return cross_entropy(x[0], x[1], 0.1); }},
@@ -78,10 +85,22 @@ inline const std::map<std::string, Expression>& expressions() {
       {"scatter_add", [](const In& x) { return scatter_add(x[0], 1, x[1], x[2]); }},
       {"where", [](const In& x) { return where(x[0], x[1], x[2]); }},
       {"masked_fill", [](const In& x) { return masked_fill(x[0], x[1], -3.0); }},
-      {"cat", [](const In& x) { return cat({x[0], x[1]}, 0); }},
-      {"stack", [](const In& x) { return stack({x[0], x[1]}, 1); }},
-      {"views", [](const In& x) { return reshape(slice(permute(x[0], {2, 0, 1}), 2, 0, 3, 2), {4, -1}); }},
-      {"expand", [](const In& x) { return expand(x[0], {2, 3, 4}); }},
+      {"cat",
+       [](const In& x) {
+         return cat({x[0], x[1]}, 0);
+       }},
+      {"stack",
+       [](const In& x) {
+         return stack({x[0], x[1]}, 1);
+       }},
+      {"views",
+       [](const In& x) {
+         return reshape(slice(permute(x[0], {2, 0, 1}), 2, 0, 3, 2), {4, -1});
+       }},
+      {"expand",
+       [](const In& x) {
+         return expand(x[0], {2, 3, 4});
+       }},
       {"narrow_select", [](const In& x) { return select(narrow(x[0], 1, 1, 2), 0, 1); }},
       // f64 -> f32 -> f64 (PyTorch: a.float().double()); run in f32 it is f32 -> f64 -> f32.
       {"to_dtype_round_trip",
@@ -96,8 +115,9 @@ inline const std::map<std::string, Expression>& expressions() {
 // Cases whose gradients are checked against PyTorch's only: at a kink (tied inputs, a zero
 // vector) or through f32 rounding a finite difference does not measure the gradient.
 inline const std::set<std::string>& no_finite_differences() {
-  static const std::set<std::string> names = {"maximum_ties", "minimum_ties",      "amax_ties",
-                                              "norm_zero",    "l2_normalize_zero", "to_dtype_round_trip"};
+  static const std::set<std::string> names = {"maximum_ties",      "minimum_ties",
+                                              "amax_ties",         "norm_zero",
+                                              "l2_normalize_zero", "to_dtype_round_trip"};
   return names;
 }
 
@@ -131,6 +151,8 @@ inline In inputs_of(const std::string& name) {
   return inputs;
 }
 
-inline Tensor cotangent_of(const std::string& name) { return testing_util::fixture(kFile, name + ".cot"); }
+inline Tensor cotangent_of(const std::string& name) {
+  return testing_util::fixture(kFile, name + ".cot");
+}
 
 }  // namespace op_cases

@@ -12,13 +12,13 @@ using namespace engine;
 
 TEST(Autograd, GradWithRespectToIntermediateActivations) {
   Tensor x = from_vector<double>({1.0, 2.0, 3.0}, {3}).requires_grad_(true);
-  const Tensor h = mul(x, x);          // x^2
+  const Tensor h = mul(x, x);         // x^2
   const Tensor y = sum(mul(h, 3.0));  // 3 * sum x^2
   const auto g = grad({y}, {h, x}, {}, /*retain_graph=*/true);
   EXPECT_EQ(g[0].to_vector<double>(), std::vector<double>({3, 3, 3}));
   EXPECT_EQ(g[1].to_vector<double>(), std::vector<double>({6, 12, 18}));
   EXPECT_FALSE(x.grad().defined());  // grad() does not touch .grad()
-  y.backward();                        // second pass over the same graph
+  y.backward();                      // second pass over the same graph
   EXPECT_EQ(x.grad().to_vector<double>(), std::vector<double>({6, 12, 18}));
 }
 
@@ -103,7 +103,7 @@ TEST(Autograd, GradientsAccumulateOverMicroBatches) {
   const Tensor data = randn({8, 3}, gen);
   Tensor w1 = randn({3}, gen).requires_grad_(true);
   Tensor w2 = w1.detach().clone().requires_grad_(true);
-  mean(matmul(data, w1)).backward();  // one batch of 8
+  mean(matmul(data, w1)).backward();    // one batch of 8
   for (int part = 0; part < 2; ++part)  // two micro-batches of 4, each weighted 1/2
     mul(mean(matmul(narrow(data, 0, 4 * part, 4), w2)), 0.5).backward();
   EXPECT_ALL_CLOSE(w2.grad(), w1.grad(), 1e-6, 1e-7);
@@ -129,11 +129,14 @@ TEST(Autograd, InPlaceRulesAreEnforced) {
   Tensor b = from_vector<float>({2.0f, 3.0f}, {2});
   const Tensor y = sum(mul(a, b));
   fill_(b, 0.0);  // b was saved by mul
-  testing_util::expect_error([&] { y.backward(); }, {"backward of 'mul'", "modified by an in-place"});
+  testing_util::expect_error([&] { y.backward(); },
+                             {"backward of 'mul'", "modified by an in-place"});
   // A source that needs a gradient is refused: the update would drop it.
   Tensor buffer = zeros({2});
-  testing_util::expect_error([&] { copy_(buffer, mul(a, 2.0)); }, {"copy_", "source of shape [2] requires grad"});
-  testing_util::expect_error([&] { add_(buffer, mul(a, 3.0)); }, {"add_", "addend of shape [2] requires grad"});
+  testing_util::expect_error([&] { copy_(buffer, mul(a, 2.0)); },
+                             {"copy_", "source of shape [2] requires grad"});
+  testing_util::expect_error([&] { add_(buffer, mul(a, 3.0)); },
+                             {"add_", "addend of shape [2] requires grad"});
   copy_(buffer, mul(a, 2.0).detach());
   {
     NoGradGuard no_grad;
@@ -155,7 +158,8 @@ TEST(Autograd, OutputsAndInputsMustRequireGrad) {
   testing_util::expect_error([&] { c.backward(); }, {"backward", "does not require grad"});
   Tensor x = ones({2}).requires_grad_(true), unused = ones({2}).requires_grad_(true);
   const Tensor y = sum(x);
-  testing_util::expect_error([&] { grad({y}, {unused}, {}, true); }, {"not reachable", "allow_unused"});
+  testing_util::expect_error([&] { grad({y}, {unused}, {}, true); },
+                             {"not reachable", "allow_unused"});
   EXPECT_FALSE(grad({y}, {unused}, {}, true, /*allow_unused=*/true)[0].defined());
   testing_util::expect_error([&] { grad({mul(x, 1.0)}, {x}); }, {"one-element outputs"});
 }

@@ -87,7 +87,8 @@ TEST(CachingAllocator, SteadyStateLoopMakesNoNewDeviceAllocations) {
   CachingAllocator alloc(device, "fake:0");
   for (int step = 0; step < 10; ++step) {
     std::vector<void*> live;
-    for (size_t n : {size_t{4096}, size_t{1} << 21, size_t{777}, size_t{4096}}) live.push_back(alloc.allocate(n));
+    for (size_t n : {size_t{4096}, size_t{1} << 21, size_t{777}, size_t{4096}})
+      live.push_back(alloc.allocate(n));
     for (void* p : live) alloc.release(p);
   }
   EXPECT_EQ(device.mallocs, 4);
@@ -97,15 +98,16 @@ TEST(CachingAllocator, EmptiesTheCacheBeforeGivingUpAndThenReportsSizes) {
   FakeDevice device(1 << 20);
   CachingAllocator alloc(device, "fake:0");
   void* small = alloc.allocate(600 * 1024);
-  alloc.release(small);  // cached, still held from the device
+  alloc.release(small);                    // cached, still held from the device
   void* big = alloc.allocate(900 * 1024);  // only fits after the cache is emptied
   EXPECT_NE(big, nullptr);
   EXPECT_EQ(device.frees, 1);
-  testing_util::expect_error([&] { alloc.allocate(512 * 1024); },
-                             {"fake:0", "out of memory allocating 512.00 KiB", "900.00 KiB in use",
-                              "fake device full"});
+  testing_util::expect_error(
+      [&] { alloc.allocate(512 * 1024); },
+      {"fake:0", "out of memory allocating 512.00 KiB", "900.00 KiB in use", "fake device full"});
   alloc.release(big);
-  testing_util::expect_error([&] { alloc.release(reinterpret_cast<void*>(0x1234)); }, {"did not hand out"});
+  testing_util::expect_error([&] { alloc.release(reinterpret_cast<void*>(0x1234)); },
+                             {"did not hand out"});
 }
 
 }  // namespace

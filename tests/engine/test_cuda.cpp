@@ -58,7 +58,8 @@ TEST_F(Cuda, CopiesBetweenEveryDtypePairMatchTheCpu) {
   // Values every dtype can hold (u8 and bool included); fractions truncate towards zero for
   // integers and are exact in bf16.
   const Tensor values = from_vector<double>({0, 1, 2.75, 3, 100.5, 255, 7, 0.5}, {2, 4});
-  const DType all[] = {DType::F32, DType::F64, DType::BF16, DType::I64, DType::I32, DType::U8, DType::Bool};
+  const DType all[] = {DType::F32, DType::F64, DType::BF16, DType::I64,
+                       DType::I32, DType::U8,  DType::Bool};
   for (DType from : all) {
     const Tensor src = values.to(from);
     const Tensor on_gpu = src.to(gpu);
@@ -83,8 +84,10 @@ TEST_F(Cuda, CopiesBetweenEveryDtypePairMatchTheCpu) {
 }
 
 TEST_F(Cuda, FillEveryDtypeIncludingStridedViews) {
-  EXPECT_EQ(full({5}, 2.5, DType::F32, gpu).to(cpu).to_vector<float>(), std::vector<float>(5, 2.5f));
-  EXPECT_EQ(full({3}, -7, DType::I64, gpu).to(cpu).to_vector<int64_t>(), std::vector<int64_t>(3, -7));
+  EXPECT_EQ(full({5}, 2.5, DType::F32, gpu).to(cpu).to_vector<float>(),
+            std::vector<float>(5, 2.5f));
+  EXPECT_EQ(full({3}, -7, DType::I64, gpu).to(cpu).to_vector<int64_t>(),
+            std::vector<int64_t>(3, -7));
   EXPECT_EQ(full({2}, 1, DType::Bool, gpu).to(cpu).to_vector<bool>(), std::vector<bool>(2, true));
   EXPECT_EQ(full({2}, 1.5, DType::BF16, gpu).to(cpu).to(DType::F32).to_vector<float>(),
             std::vector<float>(2, 1.5f));
@@ -102,13 +105,16 @@ TEST_F(Cuda, MatmulAndLinearMatchTheCpu) {
   const Tensor a = randn({4, 37, 53}, gen), b = randn({53, 71}, gen);
   const Tensor bt = randn({71, 53}, gen), bias = randn({71}, gen);
   EXPECT_ALL_CLOSE(matmul(a.to(gpu), b.to(gpu)), matmul(a, b), 1e-4, 1e-4);
-  EXPECT_ALL_CLOSE(matmul(a.to(gpu), transpose(bt.to(gpu), 0, 1)), matmul(a, transpose(bt, 0, 1)), 1e-4, 1e-4);
-  EXPECT_ALL_CLOSE(matmul(transpose(a.to(gpu), 1, 2), a.to(gpu)), matmul(transpose(a, 1, 2), a), 1e-4, 1e-4);
+  EXPECT_ALL_CLOSE(matmul(a.to(gpu), transpose(bt.to(gpu), 0, 1)), matmul(a, transpose(bt, 0, 1)),
+                   1e-4, 1e-4);
+  EXPECT_ALL_CLOSE(matmul(transpose(a.to(gpu), 1, 2), a.to(gpu)), matmul(transpose(a, 1, 2), a),
+                   1e-4, 1e-4);
   EXPECT_ALL_CLOSE(linear(a.to(gpu), bt.to(gpu), bias.to(gpu)), linear(a, bt, bias), 1e-4, 1e-4);
   const Tensor a64 = a.to(DType::F64), b64 = b.to(DType::F64);
   EXPECT_ALL_CLOSE(matmul(a64.to(gpu), b64.to(gpu)), matmul(a64, b64), 1e-12, 1e-12);
   // A slice with neither stride 1 is staged dense before cuBLAS.
-  const Tensor every_other = slice(slice(randn({20, 30}, gen), 0, 0, 20, 2), 1, 0, 30, 3);  // (10, 10)
+  const Tensor every_other =
+      slice(slice(randn({20, 30}, gen), 0, 0, 20, 2), 1, 0, 30, 3);  // (10, 10)
   EXPECT_ALL_CLOSE(matmul(every_other.to(gpu), b.narrow(0, 0, 10).to(gpu)),
                    matmul(every_other, b.narrow(0, 0, 10)), 1e-4, 1e-4);
   // K = 0: the product is zero.
@@ -142,16 +148,19 @@ TEST_F(Cuda, Bf16GemmsMultiplyTheRoundedInputsInFp32) {
   auto rounded = [](const Tensor& t) { return t.to(DType::BF16).to(DType::F32); };
   const Tensor a = randn({4, 37, 53}, gen), b = randn({53, 71}, gen);
   const Tensor bt = randn({71, 53}, gen), bias = randn({71}, gen);
-  const Tensor every_other = slice(slice(randn({20, 30}, gen), 0, 0, 20, 2), 1, 0, 30, 3);  // (10, 10)
+  const Tensor every_other =
+      slice(slice(randn({20, 30}, gen), 0, 0, 20, 2), 1, 0, 30, 3);  // (10, 10)
   const Tensor expected_batched = matmul(rounded(a), rounded(b));
   const Tensor expected_transposed = matmul(transpose(rounded(a), 1, 2), rounded(a));
   const Tensor expected_linear = linear(rounded(a), rounded(bt), bias);
   const Tensor expected_strided = matmul(rounded(every_other), rounded(b.narrow(0, 0, 10)));
   const cuda_test::PrecisionScope bf16(MatmulPrecision::BF16);
   EXPECT_TRUE(close_at_scale(matmul(a.to(gpu), b.to(gpu)), expected_batched, 1e-5));
-  EXPECT_TRUE(close_at_scale(matmul(transpose(a.to(gpu), 1, 2), a.to(gpu)), expected_transposed, 1e-5));
+  EXPECT_TRUE(
+      close_at_scale(matmul(transpose(a.to(gpu), 1, 2), a.to(gpu)), expected_transposed, 1e-5));
   EXPECT_TRUE(close_at_scale(linear(a.to(gpu), bt.to(gpu), bias.to(gpu)), expected_linear, 1e-5));
-  EXPECT_TRUE(close_at_scale(matmul(every_other.to(gpu), b.narrow(0, 0, 10).to(gpu)), expected_strided, 1e-5));
+  EXPECT_TRUE(close_at_scale(matmul(every_other.to(gpu), b.narrow(0, 0, 10).to(gpu)),
+                             expected_strided, 1e-5));
   // f64 ignores the setting.
   const Tensor a64 = a.to(DType::F64), b64 = b.to(DType::F64);
   EXPECT_ALL_CLOSE(matmul(a64.to(gpu), b64.to(gpu)), matmul(a64, b64), 1e-12, 1e-12);
@@ -216,9 +225,15 @@ TEST_F(Cuda, ErrorsMatchTheCpu) {
     const std::vector<std::function<void()>> cases = {
         [=] { add(ones({2}, DType::BF16, device), ones({2}, DType::BF16, device)); },
         [=] { mul(ones({2}, DType::Bool, device), ones({2}, DType::Bool, device)); },
-        [=] { gather(x, 1, full({3, 2}, 4, DType::I64, device)); },
-        [=] { index_select(x, 0, from_vector<int64_t>({0, -1}, {2}, device)); },
-        [=] { scatter_add(x, 0, full({1, 4}, 3, DType::I64, device), ones({1, 4}, DType::F32, device)); },
+        [=] {
+          gather(x, 1, full({3, 2}, 4, DType::I64, device));
+        },
+        [=] {
+          index_select(x, 0, from_vector<int64_t>({0, -1}, {2}, device));
+        },
+        [=] {
+          scatter_add(x, 0, full({1, 4}, 3, DType::I64, device), ones({1, 4}, DType::F32, device));
+        },
         [=] { backend_for(device).squared_norm({ones({2}, DType::I64, device).view()}); },
         [=] { backend_for(device).squared_norm({transpose(x, 0, 1).view()}); },
     };

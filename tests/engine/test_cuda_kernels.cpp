@@ -34,7 +34,8 @@ std::vector<View> views_of(const std::vector<Tensor>& tensors) {
 TEST_F(CudaKernels, ReductionsMatchTheCpuInEveryShapeAndDtype) {
   Generator gen(4);
   // Short rows (one chunk), long rows (two passes), many short rows, one huge row.
-  for (const Shape& shape : {Shape{3, 5}, Shape{7, 5000}, Shape{2, 100003}, Shape{40000, 3}, Shape{1, 300000}}) {
+  for (const Shape& shape :
+       {Shape{3, 5}, Shape{7, 5000}, Shape{2, 100003}, Shape{40000, 3}, Shape{1, 300000}}) {
     const Tensor x = randn(shape, gen), g = x.to(gpu);
     const std::string where = shape_str(shape);
     EXPECT_ALL_CLOSE(sum(g, {1}), sum(x, {1}), 1e-6, 1e-6) << where;
@@ -46,16 +47,20 @@ TEST_F(CudaKernels, ReductionsMatchTheCpuInEveryShapeAndDtype) {
     const Tensor x64 = x.to(DType::F64);
     EXPECT_ALL_CLOSE(sum(x64.to(gpu), {1}), sum(x64, {1}), 1e-12, 1e-12) << where;
     const Tensor ints = randint(-1000, 1000, shape, gen);
-    EXPECT_EQ(sum(ints.to(gpu), {1}).to_vector<int64_t>(), sum(ints, {1}).to_vector<int64_t>()) << where;
-    EXPECT_EQ(amax(ints.to(DType::I32).to(gpu)).to_vector<int32_t>(), amax(ints.to(DType::I32)).to_vector<int32_t>());
-    EXPECT_EQ(argmax(ints.to(gpu), 0).to_vector<int64_t>(), argmax(ints, 0).to_vector<int64_t>()) << where;
+    EXPECT_EQ(sum(ints.to(gpu), {1}).to_vector<int64_t>(), sum(ints, {1}).to_vector<int64_t>())
+        << where;
+    EXPECT_EQ(amax(ints.to(DType::I32).to(gpu)).to_vector<int32_t>(),
+              amax(ints.to(DType::I32)).to_vector<int32_t>());
+    EXPECT_EQ(argmax(ints.to(gpu), 0).to_vector<int64_t>(), argmax(ints, 0).to_vector<int64_t>())
+        << where;
   }
 }
 
 TEST_F(CudaKernels, MaxMinArgmaxKeepTheFirstExtremeAndPropagateNan) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   // Ties, NaN after a larger value, signed zeros (the first of equal values wins).
-  const Tensor x = from_vector<float>({1, 3, 3, 2, /**/ 9, nan, 5, nan, /**/ -0.0f, 0.0f, -1, -2}, {3, 4});
+  const Tensor x =
+      from_vector<float>({1, 3, 3, 2, /**/ 9, nan, 5, nan, /**/ -0.0f, 0.0f, -1, -2}, {3, 4});
   EXPECT_EQ(argmax(x.to(gpu), 1).to_vector<int64_t>(), std::vector<int64_t>({1, 1, 0}));
   EXPECT_EQ(bits_of(amax(x.to(gpu), {1})), bits_of(amax(x, {1})));
   EXPECT_EQ(bits_of(amin(x.to(gpu), {1})), bits_of(amin(x, {1})));
@@ -74,11 +79,13 @@ TEST_F(CudaKernels, MaxMinArgmaxKeepTheFirstExtremeAndPropagateNan) {
 
 TEST_F(CudaKernels, SoftmaxOfInfiniteRowsAndWideRowsMatchesTheCpu) {
   const float inf = std::numeric_limits<float>::infinity();
-  const Tensor special = from_vector<float>({-inf, -inf, -inf, /**/ 0, 1, 2, /**/ inf, 0, 1, /**/ -inf, 3, -inf}, {4, 3});
+  const Tensor special = from_vector<float>(
+      {-inf, -inf, -inf, /**/ 0, 1, 2, /**/ inf, 0, 1, /**/ -inf, 3, -inf}, {4, 3});
   for (bool log : {false, true}) {
     const Tensor expected = log ? log_softmax(special, -1) : softmax(special, -1);
     const Tensor got = log ? log_softmax(special.to(gpu), -1) : softmax(special.to(gpu), -1);
-    EXPECT_ALL_CLOSE(got, expected, 1e-6, 1e-7) << (log ? "log_softmax" : "softmax");  // NaN where NaN
+    EXPECT_ALL_CLOSE(got, expected, 1e-6, 1e-7)
+        << (log ? "log_softmax" : "softmax");  // NaN where NaN
     EXPECT_TRUE(std::isnan(got.to_vector<float>()[0]));
   }
   Generator gen(6);
@@ -89,7 +96,8 @@ TEST_F(CudaKernels, SoftmaxOfInfiniteRowsAndWideRowsMatchesTheCpu) {
       const Tensor yc = log ? log_softmax(xc, -1) : softmax(xc, -1);
       const Tensor yg = log ? log_softmax(xg, -1) : softmax(xg, -1);
       EXPECT_TRUE(cuda_test::close_at_scale(yg, yc, 1e-5)) << shape_str(shape);
-      EXPECT_TRUE(cuda_test::close_at_scale(grad({yg}, {xg}, {cot.to(gpu)})[0], grad({yc}, {xc}, {cot})[0], 1e-5))
+      EXPECT_TRUE(cuda_test::close_at_scale(grad({yg}, {xg}, {cot.to(gpu)})[0],
+                                            grad({yc}, {xc}, {cot})[0], 1e-5))
           << shape_str(shape);
     }
   }
@@ -97,7 +105,8 @@ TEST_F(CudaKernels, SoftmaxOfInfiniteRowsAndWideRowsMatchesTheCpu) {
 
 TEST_F(CudaKernels, LayerNormAndItsParameterGradientsMatchTheCpu) {
   Generator gen(7);
-  // 3000 rows span many row blocks of the weight / bias reduction; 2048 columns take the block path.
+  // 3000 rows span many row blocks of the weight / bias reduction; 2048 columns take the block
+  // path.
   for (const Shape& shape : {Shape{3000, 64}, Shape{7, 2048}, Shape{2, 3, 5}}) {
     const int64_t C = shape.back();
     for (bool affine : {true, false}) {
@@ -109,7 +118,8 @@ TEST_F(CudaKernels, LayerNormAndItsParameterGradientsMatchTheCpu) {
           leaves.push_back(w.to(device).clone().requires_grad_(true));
           leaves.push_back(b.to(device).clone().requires_grad_(true));
         }
-        const Tensor y = layer_norm(leaves[0], affine ? leaves[1] : Tensor(), affine ? leaves[2] : Tensor());
+        const Tensor y =
+            layer_norm(leaves[0], affine ? leaves[1] : Tensor(), affine ? leaves[2] : Tensor());
         std::vector<Tensor> out = grad({y}, leaves, {cot.to(device)});
         out.insert(out.begin(), y);
         return out;
@@ -117,7 +127,8 @@ TEST_F(CudaKernels, LayerNormAndItsParameterGradientsMatchTheCpu) {
       const std::vector<Tensor> expected = run(cpu), got = run(gpu);
       for (size_t k = 0; k < expected.size(); ++k)
         EXPECT_TRUE(cuda_test::close_at_scale(got[k], expected[k], 1e-5))
-            << shape_str(shape) << (affine ? " affine" : "") << ", output " << k << " (y, dx, dw, db)";
+            << shape_str(shape) << (affine ? " affine" : "") << ", output " << k
+            << " (y, dx, dw, db)";
     }
   }
 }
@@ -140,12 +151,15 @@ TEST_F(CudaKernels, IndexingMatchesTheCpuWithDuplicatesAndBroadcastIndices) {
                                         scatter_add(x, 1, index, src), 1e-5));
   const Tensor counts = zeros({6, 5, 4}, DType::I64);
   const Tensor ones_src = ones({6, 300, 4}, DType::I64);
-  EXPECT_EQ(scatter_add(counts.to(gpu), 1, index.to(gpu), ones_src.to(gpu)).to(cpu).to_vector<int64_t>(),
-            scatter_add(counts, 1, index, ones_src).to_vector<int64_t>());
+  EXPECT_EQ(
+      scatter_add(counts.to(gpu), 1, index.to(gpu), ones_src.to(gpu)).to(cpu).to_vector<int64_t>(),
+      scatter_add(counts, 1, index, ones_src).to_vector<int64_t>());
   const Tensor small = zeros({2, 3}, DType::I32);
   const Tensor small_index = from_vector<int64_t>({2, 2, 0, 1, 1, 1}, {2, 3});
   const Tensor small_src = full({2, 3}, 7, DType::I32);
-  EXPECT_EQ(scatter_add(small.to(gpu), 1, small_index.to(gpu), small_src.to(gpu)).to(cpu).to_vector<int32_t>(),
+  EXPECT_EQ(scatter_add(small.to(gpu), 1, small_index.to(gpu), small_src.to(gpu))
+                .to(cpu)
+                .to_vector<int32_t>(),
             scatter_add(small, 1, small_index, small_src).to_vector<int32_t>());
 }
 
@@ -164,7 +178,8 @@ TEST_F(CudaKernels, RandomDrawsEqualTheCpus) {
   Generator on_cpu(12), on_gpu(12);
   EXPECT_EQ(randint(-5, 1 << 20, {4096}, on_cpu).to_vector<int64_t>(),
             randint(-5, 1 << 20, {4096}, on_gpu, gpu).to(cpu).to_vector<int64_t>());
-  EXPECT_EQ(randperm(1000, on_cpu).to_vector<int64_t>(), randperm(1000, on_gpu, gpu).to(cpu).to_vector<int64_t>());
+  EXPECT_EQ(randperm(1000, on_cpu).to_vector<int64_t>(),
+            randperm(1000, on_gpu, gpu).to(cpu).to_vector<int64_t>());
 }
 
 TEST_F(CudaKernels, MultiTensorAdamWEqualsTheCpuBitForBit) {
@@ -188,20 +203,26 @@ TEST_F(CudaKernels, MultiTensorAdamWEqualsTheCpuBitForBit) {
         on_gpu[1][i] = on_cpu[1][i].to(gpu);
       }
       const AdamWHyper hyper{3e-2, 0.9, 0.999, 1e-8, 0.1, step};
-      backend_for(cpu).adamw_multi_step(views_of(on_cpu[0]), views_of(on_cpu[1]), views_of(on_cpu[2]), views_of(on_cpu[3]), hyper);
-      backend_for(gpu).adamw_multi_step(views_of(on_gpu[0]), views_of(on_gpu[1]), views_of(on_gpu[2]), views_of(on_gpu[3]), hyper);
+      backend_for(cpu).adamw_multi_step(views_of(on_cpu[0]), views_of(on_cpu[1]),
+                                        views_of(on_cpu[2]), views_of(on_cpu[3]), hyper);
+      backend_for(gpu).adamw_multi_step(views_of(on_gpu[0]), views_of(on_gpu[1]),
+                                        views_of(on_gpu[2]), views_of(on_gpu[3]), hyper);
     }
     for (int k : {0, 2, 3})
       for (size_t i = 0; i < shapes.size(); ++i)
         EXPECT_EQ(bits_of(on_gpu[k][i]), bits_of(on_cpu[k][i]))
-            << dtype_name(dtype) << " tensor " << i << (k == 0 ? " param" : k == 2 ? " exp_avg" : " exp_avg_sq");
+            << dtype_name(dtype) << " tensor " << i
+            << (k == 0   ? " param"
+                : k == 2 ? " exp_avg"
+                         : " exp_avg_sq");
   }
 }
 
 TEST_F(CudaKernels, SquaredNormOfTensorListsMatchesTheCpu) {
   Generator gen(14);
   const std::vector<Tensor> tensors = {randn({3}, gen), randn({300000}, gen, 0.0, 1.0, DType::F64),
-                                       randn({65536}, gen), zeros({0}), randn({17, 9}, gen, 0.0, 1.0, DType::F64)};
+                                       randn({65536}, gen), zeros({0}),
+                                       randn({17, 9}, gen, 0.0, 1.0, DType::F64)};
   std::vector<Tensor> on_gpu;
   for (const Tensor& t : tensors) on_gpu.push_back(t.to(gpu));
   const double expected = backend_for(cpu).squared_norm(views_of(tensors));

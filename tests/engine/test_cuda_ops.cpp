@@ -69,7 +69,8 @@ TEST_P(CudaOp, ForwardAndGradientsMatchTheCpu) {
   EXPECT_CLOSE_AT_SCALE(gpu.out, cpu.out, mode.tol) << "forward";
   ASSERT_EQ(gpu.grads.size(), cpu.grads.size());
   for (size_t k = 0; k < cpu.grads.size(); ++k)
-    EXPECT_CLOSE_AT_SCALE(gpu.grads[k], cpu.grads[k], mode.tol) << "gradient of floating input " << k;
+    EXPECT_CLOSE_AT_SCALE(gpu.grads[k], cpu.grads[k], mode.tol)
+        << "gradient of floating input " << k;
 }
 
 INSTANTIATE_TEST_SUITE_P(AllOps, CudaOp,

@@ -26,8 +26,8 @@ inline std::string why_no_gpu() {
 }
 
 // Skips the current test (from SetUp or a test body) when no GPU can run it.
-#define SKIP_WITHOUT_GPU()                                                        \
-  do {                                                                            \
+#define SKIP_WITHOUT_GPU()                                                                    \
+  do {                                                                                        \
     if (const std::string why = ::cuda_test::why_no_gpu(); !why.empty()) GTEST_SKIP() << why; \
   } while (0)
 
@@ -51,7 +51,8 @@ inline ::testing::AssertionResult close_at_scale(const Tensor& actual, const Ten
 // Sets the matmul precision for a scope and restores the previous one after it.
 class PrecisionScope {
  public:
-  explicit PrecisionScope(engine::MatmulPrecision precision) : previous_(engine::matmul_precision()) {
+  explicit PrecisionScope(engine::MatmulPrecision precision)
+      : previous_(engine::matmul_precision()) {
     engine::set_matmul_precision(precision);
   }
   ~PrecisionScope() { engine::set_matmul_precision(previous_); }

@@ -26,7 +26,8 @@ TEST(Devices, NamesParseAndMissingDevicesAreErrors) {
     expect_error([&] { parse_device(bad); }, {"is not one of auto, cpu, cuda, cuda:N"});
   if (gpus() == 0) {
 #ifdef ENGINE_HAVE_CUDA
-    expect_error([] { parse_device("cuda"); }, {"device cuda is not available (0 CUDA devices found)"});
+    expect_error([] { parse_device("cuda"); },
+                 {"device cuda is not available (0 CUDA devices found)"});
 #else
     expect_error([] { parse_device("cuda:0"); }, {"device cuda:0: this build has no CUDA backend"});
 #endif

@@ -14,7 +14,9 @@ namespace {
 using namespace engine;
 using testing_util::expect_error;
 
-std::string npy(const std::string& name) { return std::string(ENGINE_FIXTURE_DIR) + "/npy/" + name; }
+std::string npy(const std::string& name) {
+  return std::string(ENGINE_FIXTURE_DIR) + "/npy/" + name;
+}
 
 TEST(Npy, ReadsWhatNumPyWrote) {
   const Tensor f4 = load_npy(npy("f4_2x3.npy"));
@@ -22,12 +24,14 @@ TEST(Npy, ReadsWhatNumPyWrote) {
   EXPECT_EQ(f4.to_vector<float>(), std::vector<float>({0, 0.25, 0.5, 0.75, 1, 1.25}));
   EXPECT_EQ(load_npy(npy("f8_empty.npy")).shape(), Shape({0, 3}));
   EXPECT_EQ(load_npy(npy("f8_empty.npy")).dtype(), DType::F64);
-  EXPECT_EQ(load_npy(npy("i8_4.npy")).to_vector<int64_t>(), std::vector<int64_t>({-3, 0, 7, int64_t{1} << 40}));
+  EXPECT_EQ(load_npy(npy("i8_4.npy")).to_vector<int64_t>(),
+            std::vector<int64_t>({-3, 0, 7, int64_t{1} << 40}));
   const Tensor scalar = load_npy(npy("i4_scalar.npy"));
   EXPECT_EQ(scalar.dim(), 0);
   EXPECT_EQ(scalar.item<int32_t>(), -12);
   EXPECT_EQ(load_npy(npy("u1_3.npy")).to_vector<uint8_t>(), std::vector<uint8_t>({0, 128, 255}));
-  EXPECT_EQ(load_npy(npy("b1_2x2.npy")).to_vector<bool>(), std::vector<bool>({true, false, false, true}));
+  EXPECT_EQ(load_npy(npy("b1_2x2.npy")).to_vector<bool>(),
+            std::vector<bool>({true, false, false, true}));
   EXPECT_EQ(load_npy(npy("f4_v2.npy")).to_vector<float>(), std::vector<float>({0, 1, 2, 3, 4}));
 }
 
@@ -47,7 +51,8 @@ NpyHeader read_header(const std::string& path) {
   const size_t length_bytes = h.major == 1 ? 2 : 4;
   h.prefix = 8 + length_bytes;
   size_t length = 0;
-  for (size_t i = 0; i < length_bytes; ++i) length |= size_t{static_cast<unsigned char>(bytes[8 + i])} << (8 * i);
+  for (size_t i = 0; i < length_bytes; ++i)
+    length |= size_t{static_cast<unsigned char>(bytes[8 + i])} << (8 * i);
   h.text = bytes.substr(h.prefix, length);
   return h;
 }
@@ -100,12 +105,11 @@ TEST(Npy, HeadersPast64KiBAreWrittenAsVersion2) {
 
 TEST(Npy, UnsupportedAndCorruptFilesAreClearErrors) {
   expect_error([] { load_npy(npy("fortran.npy")); }, {"fortran.npy", "Fortran order"});
-  expect_error([] { load_npy(npy("big_endian.npy")); }, {"big_endian.npy", "'>f4'", "not supported"});
+  expect_error([] { load_npy(npy("big_endian.npy")); },
+               {"big_endian.npy", "'>f4'", "not supported"});
   expect_error([] { load_npy(npy("missing.npy")); }, {"missing.npy", "cannot open"});
   const testing_util::TempDir dir;
-  {
-    std::ofstream(dir / "text.npy") << "hello, not numpy";
-  }
+  { std::ofstream(dir / "text.npy") << "hello, not numpy"; }
   expect_error([&] { load_npy(dir / "text.npy"); }, {"text.npy", "bad magic"});
   // Truncated data: drop the last bytes of a valid file.
   std::ifstream in(npy("f4_2x3.npy"), std::ios::binary);

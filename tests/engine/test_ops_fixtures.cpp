@@ -6,13 +6,13 @@
 namespace {
 
 using namespace engine;
-using testing_util::fixture;
 using op_cases::case_names;
 using op_cases::expressions;
 using op_cases::fixture_cases;
 using op_cases::In;
 using op_cases::inputs_of;
 using op_cases::kFile;
+using testing_util::fixture;
 
 class OpFixture : public ::testing::TestWithParam<std::string> {};
 class OpFiniteDifferences : public ::testing::TestWithParam<std::string> {};
@@ -43,7 +43,8 @@ TEST_P(OpFixture, ForwardAndBackwardMatchPyTorchInF64) {
     }
   const In grads = grad({out}, wanted, {op_cases::cotangent_of(name)});
   for (size_t k = 0; k < grads.size(); ++k)
-    EXPECT_ALL_CLOSE(grads[k], fixture(kFile, name + ".grad" + std::to_string(positions[k])), 1e-10, 1e-12)
+    EXPECT_ALL_CLOSE(grads[k], fixture(kFile, name + ".grad" + std::to_string(positions[k])), 1e-10,
+                     1e-12)
         << "gradient of input " << positions[k];
 }
 
@@ -66,9 +67,13 @@ TEST_P(OpFixture, ForwardMatchesPyTorchInF32) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllOps, OpFixture, ::testing::ValuesIn(case_names()),
-                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 INSTANTIATE_TEST_SUITE_P(SmoothOps, OpFiniteDifferences,
                          ::testing::ValuesIn(op_cases::smooth_case_names()),
-                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 }  // namespace

@@ -43,7 +43,8 @@ TEST(KernelProfile, CountsEveryKernelCallWithTheGemmWork) {
   EXPECT_EQ(find(stats, "unary exp")->calls, 1);
   ASSERT_NE(find(stats, "reduce sum"), nullptr);
   EXPECT_EQ(find(stats, "binary add"), nullptr);
-  for (size_t i = 1; i < stats.size(); ++i) EXPECT_GE(stats[i - 1].milliseconds, stats[i].milliseconds);
+  for (size_t i = 1; i < stats.size(); ++i)
+    EXPECT_GE(stats[i - 1].milliseconds, stats[i].milliseconds);
 
   std::ostringstream table;
   profile.print(table);
@@ -54,7 +55,8 @@ TEST(KernelProfile, CountsEveryKernelCallWithTheGemmWork) {
 
 TEST(KernelProfile, OneRecordsAtATime) {
   KernelProfile first;
-  testing_util::expect_error([] { KernelProfile second; }, {"another profile is already recording"});
+  testing_util::expect_error([] { KernelProfile second; },
+                             {"another profile is already recording"});
   first.stop();
   KernelProfile third;  // fine once the first has stopped
   add(ones({2}), ones({2}));

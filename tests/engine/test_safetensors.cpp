@@ -56,7 +56,8 @@ TEST_F(Safetensors, RoundTripsEveryDtypeAndMetadata) {
     }
   }
   EXPECT_EQ(back.tensors.at("f.bool").to_vector<bool>(), std::vector<bool>({true, false, true}));
-  EXPECT_EQ(back.tensors.at("j.strided").to_vector<float>(), std::vector<float>({0, 3, 1, 4, 2, 5}));
+  EXPECT_EQ(back.tensors.at("j.strided").to_vector<float>(),
+            std::vector<float>({0, 3, 1, 4, 2, 5}));
   // By default half-precision tensors load as f32.
   EXPECT_EQ(load_safetensors(dir_ / "x.safetensors").tensors.at("g.bf16").dtype(), DType::F32);
 }
@@ -93,9 +94,13 @@ TEST_F(Safetensors, AFilterLoadsOnlyTheChosenTensorsButValidatesAll) {
   EXPECT_EQ(seen, std::vector<std::string>({"text.w", "visual.w"}));  // in the order of their bytes
   ASSERT_EQ(chosen.tensors.size(), 1u);
   EXPECT_EQ(chosen.tensors.at("visual.w").to_vector<float>(), std::vector<float>({1, 1}));
-  expect_error([&] { load_safetensors(raw_file("gap.safetensors", R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8), true,
-                                      [](const std::string&) { return false; }); },
-               {"gap.safetensors", "'a'", "starts at byte 4"});
+  expect_error(
+      [&] {
+        load_safetensors(raw_file("gap.safetensors",
+                                  R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8),
+                         true, [](const std::string&) { return false; });
+      },
+      {"gap.safetensors", "'a'", "starts at byte 4"});
 }
 
 // Peak resident memory (kB) of a child process that loads `path`, above what it held before.
@@ -135,44 +140,69 @@ TEST_F(Safetensors, LoadingHoldsAboutOneCopyOfTheFile) {
   // 64 MiB of f32 in 16 tensors: without dropping the mapped pages as they are copied, the peak
   // is the file plus its tensors (about 128 MiB).
   std::map<std::string, Tensor> tensors;
-  for (int i = 0; i < 16; ++i) tensors["t" + std::to_string(i)] = full({1024, 1024}, static_cast<double>(i));
+  for (int i = 0; i < 16; ++i)
+    tensors["t" + std::to_string(i)] = full({1024, 1024}, static_cast<double>(i));
   save_safetensors(dir_ / "big.safetensors", tensors);
   tensors.clear();
   const long grown_kib = load_peak_kib(dir_ / "big.safetensors");
   ASSERT_GT(grown_kib, 0);
-  EXPECT_LT(grown_kib, 80 * 1024) << "loading a 64 MiB file grew the process by " << grown_kib << " KiB";
+  EXPECT_LT(grown_kib, 80 * 1024) << "loading a 64 MiB file grew the process by " << grown_kib
+                                  << " KiB";
 }
 
 TEST_F(Safetensors, CorruptFilesAreClearErrors) {
   const std::string ok = R"("t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})";
-  expect_error([&] { load_safetensors(dir_ / "missing.safetensors"); }, {"missing.safetensors", "cannot open"});
-  {
-    std::ofstream(dir_ / "short.safetensors") << "abc";
-  }
-  expect_error([&] { load_safetensors(dir_ / "short.safetensors"); }, {"short.safetensors", "too short"});
+  expect_error([&] { load_safetensors(dir_ / "missing.safetensors"); },
+               {"missing.safetensors", "cannot open"});
+  { std::ofstream(dir_ / "short.safetensors") << "abc"; }
+  expect_error([&] { load_safetensors(dir_ / "short.safetensors"); },
+               {"short.safetensors", "too short"});
   expect_error([&] { load_safetensors(raw_file("json.safetensors", "{not json", 0)); },
                {"json.safetensors", "not valid JSON"});
-  expect_error([&] { load_safetensors(raw_file("dtype.safetensors", R"({"t":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})", 8)); },
-               {"dtype.safetensors", "'t'", "dtype Q4"});
-  expect_error([&] { load_safetensors(raw_file("count.safetensors", R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8)); },
-               {"count.safetensors", "'t'", "hold 8 bytes", "needs 12"});
+  expect_error(
+      [&] {
+        load_safetensors(raw_file("dtype.safetensors",
+                                  R"({"t":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})", 8));
+      },
+      {"dtype.safetensors", "'t'", "dtype Q4"});
+  expect_error(
+      [&] {
+        load_safetensors(raw_file("count.safetensors",
+                                  R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8));
+      },
+      {"count.safetensors", "'t'", "hold 8 bytes", "needs 12"});
   expect_error([&] { load_safetensors(raw_file("past.safetensors", "{" + ok + "}", 4)); },
                {"past.safetensors", "'t'", "past the data section"});
-  expect_error([&] { load_safetensors(raw_file("gap.safetensors", R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12)); },
-               {"gap.safetensors", "starts at byte 4", "contiguous"});
-  expect_error([&] { load_safetensors(raw_file("overlap.safetensors", R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12)); },
-               {"overlap.safetensors", "'b' starts at byte 4", "expected 8"});
+  expect_error(
+      [&] {
+        load_safetensors(raw_file(
+            "gap.safetensors", R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12));
+      },
+      {"gap.safetensors", "starts at byte 4", "contiguous"});
+  expect_error(
+      [&] {
+        load_safetensors(raw_file(
+            "overlap.safetensors",
+            R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+            12));
+      },
+      {"overlap.safetensors", "'b' starts at byte 4", "expected 8"});
   {  // A valid file cut short.
     save_safetensors(dir_ / "whole.safetensors", {{"w", ones({64})}});
     std::ifstream in(dir_ / "whole.safetensors", std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::ofstream(dir_ / "cut.safetensors", std::ios::binary) << bytes.substr(0, bytes.size() - 10);
   }
-  expect_error([&] { load_safetensors(dir_ / "cut.safetensors"); }, {"cut.safetensors", "'w'", "past the data section"});
+  expect_error([&] { load_safetensors(dir_ / "cut.safetensors"); },
+               {"cut.safetensors", "'w'", "past the data section"});
   expect_error([&] { load_safetensors(raw_file("tail.safetensors", "{" + ok + "}", 16)); },
                {"tail.safetensors", "8 bytes at the end"});
-  expect_error([&] { load_safetensors(raw_file("shape.safetensors", R"({"t":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8)); },
-               {"shape.safetensors", "non-negative"});
+  expect_error(
+      [&] {
+        load_safetensors(raw_file("shape.safetensors",
+                                  R"({"t":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8));
+      },
+      {"shape.safetensors", "non-negative"});
   // A header length that runs past the end of the file.
   {
     std::ofstream out(dir_ / "length.safetensors", std::ios::binary);
@@ -180,18 +210,26 @@ TEST_F(Safetensors, CorruptFilesAreClearErrors) {
     for (int i = 0; i < 8; ++i) out.put(static_cast<char>(n >> (8 * i)));
     out << "{}";
   }
-  expect_error([&] { load_safetensors(dir_ / "length.safetensors"); }, {"length.safetensors", "header length 1000"});
+  expect_error([&] { load_safetensors(dir_ / "length.safetensors"); },
+               {"length.safetensors", "header length 1000"});
 }
 
 TEST_F(Safetensors, FailedWriteLeavesTheOldFileIntact) {
   const std::string file = dir_ / "keep.safetensors";
   save_safetensors(file, {{"w", ones({2})}});
-  expect_error([&] { save_safetensors(file, {{"bad", Tensor()}}); }, {"keep.safetensors", "undefined"});
+  expect_error(
+      [&] {
+        save_safetensors(file, {{"bad", Tensor()}});
+      },
+      {"keep.safetensors", "undefined"});
   EXPECT_EQ(load_safetensors(file).tensors.at("w").to_vector<float>(), std::vector<float>({1, 1}));
   for (const auto& entry : std::filesystem::directory_iterator(dir_.path()))
     EXPECT_EQ(entry.path().string().find(".tmp."), std::string::npos) << entry.path();
-  expect_error([&] { save_safetensors(dir_ / "no/such/dir/x.safetensors", {{"w", ones({1})}}); },
-               {"no/such/dir/x.safetensors", "cannot create"});
+  expect_error(
+      [&] {
+        save_safetensors(dir_ / "no/such/dir/x.safetensors", {{"w", ones({1})}});
+      },
+      {"no/such/dir/x.safetensors", "cannot create"});
 }
 
 }  // namespace

@@ -12,14 +12,16 @@ Tensor iota(const Shape& shape) { return reshape(arange(shape_numel(shape), DTyp
 
 TEST(Views, ShareStorageAndWriteThrough) {
   Tensor x = iota({2, 3, 4});
-  const Tensor views[] = {reshape(x, {6, 4}), permute(x, {2, 0, 1}), transpose(x, 0, 2),
-                          narrow(x, 1, 1, 2), slice(x, 2, 0, 4, 2), expand(narrow(x, 0, 0, 1), {5, 3, 4}),
-                          select(x, 1, 2), unsqueeze(x, 0), flatten(x, 1)};
+  const Tensor views[] = {
+      reshape(x, {6, 4}), permute(x, {2, 0, 1}), transpose(x, 0, 2),
+      narrow(x, 1, 1, 2), slice(x, 2, 0, 4, 2),  expand(narrow(x, 0, 0, 1), {5, 3, 4}),
+      select(x, 1, 2),    unsqueeze(x, 0),       flatten(x, 1)};
   for (const Tensor& v : views) EXPECT_TRUE(v.shares_storage_with(x)) << shape_str(v.shape());
   Tensor column = select(x, 2, 1);  // (2, 3), strided
   fill_(column, -1.0);
   const std::vector<float> values = x.to_vector<float>();
-  for (int i = 0; i < 24; ++i) EXPECT_EQ(values[i], i % 4 == 1 ? -1.0f : static_cast<float>(i)) << i;
+  for (int i = 0; i < 24; ++i)
+    EXPECT_EQ(values[i], i % 4 == 1 ? -1.0f : static_cast<float>(i)) << i;
 }
 
 TEST(Views, StridesAndOffsets) {
@@ -41,7 +43,7 @@ TEST(Views, ReshapeCopiesOnlyWhenStridesForbidAView) {
   const Tensor x = iota({4, 6});
   EXPECT_TRUE(reshape(x, {2, 2, 3, 2}).shares_storage_with(x));
   EXPECT_TRUE(reshape(narrow(x, 0, 1, 2), {12}).shares_storage_with(x));  // rows stay contiguous
-  const Tensor t = transpose(x, 0, 1);  // (6, 4)
+  const Tensor t = transpose(x, 0, 1);                                    // (6, 4)
   const Tensor flat = reshape(t, {24});
   EXPECT_FALSE(flat.shares_storage_with(x));
   EXPECT_EQ(flat.to_vector<float>()[1], 6.0f);
@@ -73,8 +75,11 @@ TEST(Broadcasting, EdgeCases) {
   EXPECT_EQ(mul(scalar, iota({2, 2})).to_vector<float>(), std::vector<float>({0, 2, 4, 6}));
   EXPECT_EQ(add(iota({3}), iota({2, 1, 3})).shape(), Shape({2, 1, 3}));
   EXPECT_EQ(add(zeros({0, 3}), iota({3})).shape(), Shape({0, 3}));
-  testing_util::expect_error([] { add(zeros({2, 3}), zeros({4})); },
-                             {"add", "[2, 3]", "[4]", "not broadcastable"});
+  testing_util::expect_error(
+      [] {
+        add(zeros({2, 3}), zeros({4}));
+      },
+      {"add", "[2, 3]", "[4]", "not broadcastable"});
   // Gradients of broadcast inputs are summed back to their shapes.
   Tensor r = iota({1, 3}).requires_grad_(true), c = iota({2, 1}).requires_grad_(true);
   sum(mul(r, c)).backward();
@@ -107,7 +112,8 @@ TEST(DTypes, ConversionsAndBf16Rounding) {
             std::vector<bool>({false, true}));
   EXPECT_EQ(from_vector<bool>({true, false}, {2}).to(DType::F64).to_vector<double>(),
             std::vector<double>({1.0, 0.0}));
-  EXPECT_TRUE(std::isnan(from_vector<float>({NAN}, {1}).to(DType::BF16).to(DType::F32).item<float>()));
+  EXPECT_TRUE(
+      std::isnan(from_vector<float>({NAN}, {1}).to(DType::BF16).to(DType::F32).item<float>()));
 }
 
 TEST(DTypes, GradientsFlowThroughFloatConversions) {
@@ -119,8 +125,10 @@ TEST(DTypes, GradientsFlowThroughFloatConversions) {
 
 TEST(Creation, RangesAndFills) {
   EXPECT_EQ(arange(5).to_vector<int64_t>(), std::vector<int64_t>({0, 1, 2, 3, 4}));
-  EXPECT_EQ(arange(1.0, 2.0, 0.25, DType::F32).to_vector<float>(), std::vector<float>({1, 1.25, 1.5, 1.75}));
-  EXPECT_EQ(arange(3.0, 0.0, -1.0, DType::I32).to_vector<int32_t>(), std::vector<int32_t>({3, 2, 1}));
+  EXPECT_EQ(arange(1.0, 2.0, 0.25, DType::F32).to_vector<float>(),
+            std::vector<float>({1, 1.25, 1.5, 1.75}));
+  EXPECT_EQ(arange(3.0, 0.0, -1.0, DType::I32).to_vector<int32_t>(),
+            std::vector<int32_t>({3, 2, 1}));
   EXPECT_EQ(full({2}, 7.5, DType::F64).to_vector<double>(), std::vector<double>({7.5, 7.5}));
   EXPECT_EQ(ones({2, 2}, DType::I64).to_vector<int64_t>(), std::vector<int64_t>({1, 1, 1, 1}));
   EXPECT_EQ(chunk(arange(5), 2, 0).size(), 2u);
@@ -131,15 +139,19 @@ TEST(IntegerOps, RemainderFollowsPython) {
   const Tensor a = from_vector<int64_t>({-7, 7, 7, -7, 6}, {5});
   const Tensor b = from_vector<int64_t>({3, 3, -3, -3, 3}, {5});
   EXPECT_EQ(remainder(a, b).to_vector<int64_t>(), std::vector<int64_t>({2, 1, -2, -1, 0}));
-  testing_util::expect_error([&] { remainder(a, zeros({1}, DType::I64)); }, {"remainder", "division by zero"});
-  testing_util::expect_error([] { remainder(ones({2}), ones({2})); }, {"remainder", "integer tensors only", "f32"});
+  testing_util::expect_error([&] { remainder(a, zeros({1}, DType::I64)); },
+                             {"remainder", "division by zero"});
+  testing_util::expect_error([] { remainder(ones({2}), ones({2})); },
+                             {"remainder", "integer tensors only", "f32"});
 }
 
 TEST(IntegerOps, I32U8AndBoolArithmeticComparisonsAndSums) {
   const Tensor a = from_vector<int32_t>({-3, 4, 2147483647}, {3});
-  EXPECT_EQ(add(a, from_vector<int32_t>({1, 1, 0}, {3})).to_vector<int32_t>(), std::vector<int32_t>({-2, 5, 2147483647}));
+  EXPECT_EQ(add(a, from_vector<int32_t>({1, 1, 0}, {3})).to_vector<int32_t>(),
+            std::vector<int32_t>({-2, 5, 2147483647}));
   EXPECT_EQ(mul(a, from_vector<int32_t>({2, -1, 1}, {3})).dtype(), DType::I32);
-  EXPECT_EQ(mul(a, from_vector<int32_t>({2, -1, 1}, {3})).to_vector<int32_t>(), std::vector<int32_t>({-6, -4, 2147483647}));
+  EXPECT_EQ(mul(a, from_vector<int32_t>({2, -1, 1}, {3})).to_vector<int32_t>(),
+            std::vector<int32_t>({-6, -4, 2147483647}));
   EXPECT_EQ(gt(a, 0.0).to_vector<bool>(), std::vector<bool>({false, true, true}));
   // Sums count in i64 like PyTorch: no wrap-around at the type's range.
   EXPECT_EQ(sum(a).dtype(), DType::I64);
@@ -161,7 +173,8 @@ TEST(Comparisons, ProduceBoolAndCountArgmax) {
   EXPECT_EQ(argmax(from_vector<float>({1, 7, 7, 2}, {4}), 0).item<int64_t>(), 1);  // first max
   EXPECT_EQ(argmax(a, 1).to_vector<int64_t>(), std::vector<int64_t>({1, 1}));
   EXPECT_EQ(argmax(a, 0, true).shape(), Shape({1, 2}));
-  EXPECT_EQ(logical_not(gt(a, 2.0)).to_vector<bool>(), std::vector<bool>({true, false, false, false}));
+  EXPECT_EQ(logical_not(gt(a, 2.0)).to_vector<bool>(),
+            std::vector<bool>({true, false, false, false}));
   EXPECT_EQ(amax(from_vector<float>({1, NAN, 3}, {3})).to_vector<float>()[0] != 0, true);
   EXPECT_TRUE(std::isnan(amax(from_vector<float>({1, NAN, 3}, {3})).item<float>()));
 }

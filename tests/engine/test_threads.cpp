@@ -27,7 +27,8 @@ Outputs run_everything() {
   Tensor b = randn({97, 203}, gen).requires_grad_(true);
   const Tensor odd = matmul(a, b);  // (7, 131, 203)
   sum(mul(odd, odd)).backward();
-  for (const Tensor& t : {loss, s, x.grad(), w.grad(), m.grad(), sum(x, {0, 1}), amax(x, {2}), odd, a.grad(), b.grad()})
+  for (const Tensor& t : {loss, s, x.grad(), w.grad(), m.grad(), sum(x, {0, 1}), amax(x, {2}), odd,
+                          a.grad(), b.grad()})
     out.values.push_back(t.to_vector<float>());
   return out;
 }
@@ -41,7 +42,8 @@ TEST(Threads, ResultsAreBitwiseIdenticalForOneTwoAndThreeThreads) {
     const Outputs many = run_everything();
     ASSERT_EQ(one.values.size(), many.values.size());
     for (size_t i = 0; i < one.values.size(); ++i)
-      EXPECT_EQ(one.values[i], many.values[i]) << "output " << i << " with " << threads << " threads";
+      EXPECT_EQ(one.values[i], many.values[i])
+          << "output " << i << " with " << threads << " threads";
   }
   set_num_threads(before);
 }

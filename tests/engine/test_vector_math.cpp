@@ -36,8 +36,10 @@ TEST(VectorMath, ExpWithinTwoUlpOverTheNormalRange) {
 }
 
 TEST(VectorMath, ExpSpecialValuesAndTails) {
-  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
-  const std::vector<float> x = {0.0f, -inf, inf, nan, 89.0f, -100.0f, 1.0f, -1.0f, 88.5f, -87.0f, 0.5f};
+  const float inf = std::numeric_limits<float>::infinity(),
+              nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> x = {0.0f, -inf,  inf,   nan,    89.0f, -100.0f,
+                                1.0f, -1.0f, 88.5f, -87.0f, 0.5f};
   std::vector<float> y(x.size());
   exp_f32(x.data(), y.data(), static_cast<int64_t>(x.size()));
   EXPECT_EQ(y[0], 1.0f);

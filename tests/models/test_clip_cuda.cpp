@@ -21,7 +21,8 @@ const Device cpu = Device::cpu();
 
 // The tiny CLIP classifier of the fixtures (32 px images) on `device`.
 Classifier tiny_clip(Device device) {
-  auto visual = load_visual_tower(std::string(ENGINE_FIXTURE_DIR) + "/clip_tiny_openai.safetensors", 32);
+  auto visual =
+      load_visual_tower(std::string(ENGINE_FIXTURE_DIR) + "/clip_tiny_openai.safetensors", 32);
   auto head = std::make_shared<ZeroShotHead>(fixture(kIo, "head").clone());
   visual->to(device);
   head->to(device);
@@ -38,7 +39,8 @@ TEST_F(ClipCuda, TinyClipForwardMatchesTheCpu) {
   EXPECT_EQ(g.features.device(), gpu);
   EXPECT_CLOSE_AT_SCALE(g.features, c.features, 1e-4);
   ASSERT_EQ(g.attention.size(), c.attention.size());
-  for (size_t l = 0; l < c.attention.size(); ++l) EXPECT_CLOSE_AT_SCALE(g.attention[l], c.attention[l], 1e-4) << l;
+  for (size_t l = 0; l < c.attention.size(); ++l)
+    EXPECT_CLOSE_AT_SCALE(g.attention[l], c.attention[l], 1e-4) << l;
   EXPECT_CLOSE_AT_SCALE(on_gpu.head->forward(g.features), on_cpu.head->forward(c.features), 1e-4);
 
   VisionForwardOptions masked, kept;
@@ -71,10 +73,12 @@ TEST_F(ClipCuda, TinyClipEveryParameterGradientMatchesTheCpu) {
   EXPECT_NEAR(loss_gpu.item<float>(), loss_cpu.item<float>(), 1e-5 * loss_cpu.item<float>());
   loss_cpu.backward();
   loss_gpu.backward();
-  const auto cpu_params = on_cpu.visual->named_parameters(), gpu_params = on_gpu.visual->named_parameters();
+  const auto cpu_params = on_cpu.visual->named_parameters(),
+             gpu_params = on_gpu.visual->named_parameters();
   ASSERT_EQ(gpu_params.size(), cpu_params.size());
   for (size_t i = 0; i < cpu_params.size(); ++i)
-    EXPECT_CLOSE_AT_SCALE(gpu_params[i].second.grad(), cpu_params[i].second.grad(), 1e-4) << cpu_params[i].first;
+    EXPECT_CLOSE_AT_SCALE(gpu_params[i].second.grad(), cpu_params[i].second.grad(), 1e-4)
+        << cpu_params[i].first;
   EXPECT_CLOSE_AT_SCALE(on_gpu.head->weight.grad(), on_cpu.head->weight.grad(), 1e-4);
   EXPECT_CLOSE_AT_SCALE(on_gpu.head->bias.grad(), on_cpu.head->bias.grad(), 1e-4);
 }
@@ -84,9 +88,9 @@ TEST_F(ClipCuda, TinyClipEveryParameterGradientMatchesTheCpu) {
 // tensor's scale. Parameters after the step agree to 1e-4 relative plus the step's sensitivity
 // to that gradient tolerance: AdamW's first step moves a parameter by lr * g / (|g| + eps) (plus
 // the decay), whose slope in g is lr * eps / (|g| + eps)^2, so gradients that differ by up to
-// delta = 1e-4 max|g| may move it by up to lr * min(2, eps * delta / (max(|g| - delta, 0) + eps)^2);
-// near-zero gradients may even step in opposite directions. Elements that need this allowance
-// must be rare (under 0.1%; a CPU f32 run against an f64 one needs it for 0.02%).
+// delta = 1e-4 max|g| may move it by up to lr * min(2, eps * delta / (max(|g| - delta, 0) +
+// eps)^2); near-zero gradients may even step in opposite directions. Elements that need this
+// allowance must be rare (under 0.1%; a CPU f32 run against an f64 one needs it for 0.02%).
 TEST_F(ClipCuda, FullSizeVitB16TrainingStepMatchesTheCpu) {
   Generator init_cpu(0), init_gpu(0), data(1);
   VisionTransformer cpu_model(vit_b16(), nn::Init::random(init_cpu));
@@ -98,7 +102,8 @@ TEST_F(ClipCuda, FullSizeVitB16TrainingStepMatchesTheCpu) {
   const double lr = 1e-3, eps = 1e-8;
 
   auto train_step = [&](VisionTransformer& model, ZeroShotHead& head, Device device) {
-    const Tensor loss = cross_entropy(head.forward(model.forward(images.to(device)).features), labels.to(device));
+    const Tensor loss =
+        cross_entropy(head.forward(model.forward(images.to(device)).features), labels.to(device));
     loss.backward();
     std::vector<Tensor> params = model.parameters();
     params.push_back(head.weight);
@@ -125,7 +130,8 @@ TEST_F(ClipCuda, FullSizeVitB16TrainingStepMatchesTheCpu) {
     const Tensor& pc = cpu_params[i].second;
     const Tensor& pg = gpu_params[i].second;
     EXPECT_CLOSE_AT_SCALE(pg.grad(), pc.grad(), 1e-4) << "gradient of " << name;
-    const std::vector<float> after_cpu = pc.to_vector<float>(), after_gpu = pg.to(cpu).to_vector<float>();
+    const std::vector<float> after_cpu = pc.to_vector<float>(),
+                             after_gpu = pg.to(cpu).to_vector<float>();
     const std::vector<float> g = pc.grad().to_vector<float>();
     float g_scale = 0;
     for (float v : g) g_scale = std::max(g_scale, std::abs(v));
@@ -143,7 +149,8 @@ TEST_F(ClipCuda, FullSizeVitB16TrainingStepMatchesTheCpu) {
     elements += g.size();
   }
   EXPECT_EQ(elements, 86192640u + 10 * 512 + 10);
-  EXPECT_LT(sensitive, elements / 1000) << "parameters that needed the gradient-sensitivity allowance";
+  EXPECT_LT(sensitive, elements / 1000)
+      << "parameters that needed the gradient-sensitivity allowance";
 }
 
 }  // namespace

@@ -19,7 +19,9 @@ using testing_util::expect_error;
 using testing_util::fixture;
 
 const char* kIo = "clip_tiny_io.safetensors";
-std::string fixture_path(const std::string& name) { return std::string(ENGINE_FIXTURE_DIR) + "/" + name; }
+std::string fixture_path(const std::string& name) {
+  return std::string(ENGINE_FIXTURE_DIR) + "/" + name;
+}
 
 TEST(ClipVit, InfersTheArchitectureFromShapes) {
   const auto model = load_visual_tower(fixture_path("clip_tiny_openai.safetensors"), 32);
@@ -29,8 +31,8 @@ TEST(ClipVit, InfersTheArchitectureFromShapes) {
 
 // Shapes-only state dicts of the released OpenAI towers: only the tensors infer_vision_config
 // reads have real shapes (one ln_1 per block stands for the block).
-std::map<std::string, Tensor> released_shapes(int64_t width, int64_t patch, int64_t layers, int64_t grid,
-                                              int64_t output_dim) {
+std::map<std::string, Tensor> released_shapes(int64_t width, int64_t patch, int64_t layers,
+                                              int64_t grid, int64_t output_dim) {
   std::map<std::string, Tensor> state{{"conv1.weight", zeros({width, 3, patch, patch})},
                                       {"positional_embedding", zeros({grid * grid + 1, width})},
                                       {"proj", zeros({width, output_dim})}};
@@ -50,7 +52,8 @@ TEST(ClipVit, InfersTheReleasedArchitectures) {
                         {"ViT-L/14", {1024, 24, 16, 14, 16, 768}, 224}};
   for (const Case& c : cases) {
     const VisionConfig& e = c.expected;
-    const VisionConfig inferred = infer_vision_config(released_shapes(e.width, e.patch, e.layers, e.grid, e.output_dim));
+    const VisionConfig inferred =
+        infer_vision_config(released_shapes(e.width, e.patch, e.layers, e.grid, e.output_dim));
     EXPECT_EQ(inferred, e) << c.name << ": " << inferred.describe();
     EXPECT_EQ(inferred.image_size(), c.image_size) << c.name;
   }
@@ -74,7 +77,8 @@ TEST(ClipVit, EveryGradientMatchesTheReference) {
   const ZeroShotHead head(fixture(kIo, "head"));
   const Tensor logits = head.forward(model->forward(fixture(kIo, "images")).features);
   const Tensor loss = cross_entropy(logits, fixture(kIo, "labels"));
-  EXPECT_NEAR(loss.item<float>(), fixture(kIo, "loss").item<double>(), 1e-5 * fixture(kIo, "loss").item<double>());
+  EXPECT_NEAR(loss.item<float>(), fixture(kIo, "loss").item<double>(),
+              1e-5 * fixture(kIo, "loss").item<double>());
   loss.backward();
   int checked = 0;
   for (const auto& [name, p] : model->named_parameters()) {
@@ -95,7 +99,8 @@ TEST(ClipVit, HuggingFaceLayoutLoadsTheSameModel) {
   const auto hf_state = hf->state_dict();
   for (const auto& [name, p] : openai->named_parameters())
     EXPECT_EQ(hf_state.at(name).to_vector<float>(), p.to_vector<float>()) << name;
-  EXPECT_ALL_CLOSE(hf->forward(fixture(kIo, "images")).features, fixture(kIo, "features"), 1e-5, 1e-6);
+  EXPECT_ALL_CLOSE(hf->forward(fixture(kIo, "images")).features, fixture(kIo, "features"), 1e-5,
+                   1e-6);
 }
 
 TEST(ClipVit, MaskedPatchesAndKeptPatchesMatchTheReference) {
@@ -114,7 +119,8 @@ TEST(ClipVit, MaskedPatchesAndKeptPatchesMatchTheReference) {
   for (int64_t bad : {int64_t{-1}, P}) {
     kept.keep_patches = full({N, 2}, static_cast<double>(bad), DType::I64);
     expect_error([&] { model->forward(images, kept); },
-                 {"keep_patches must index patches 0..", std::to_string(P - 1), "got " + std::to_string(bad)});
+                 {"keep_patches must index patches 0..", std::to_string(P - 1),
+                  "got " + std::to_string(bad)});
   }
 }
 
@@ -130,7 +136,9 @@ TEST(ClipVit, FullSizeVitB16BuildsAndRuns) {
 
 class ClipCheckpointErrors : public ::testing::Test {
  protected:
-  void SetUp() override { state_ = load_safetensors(fixture_path("clip_tiny_openai.safetensors")).tensors; }
+  void SetUp() override {
+    state_ = load_safetensors(fixture_path("clip_tiny_openai.safetensors")).tensors;
+  }
   std::string write(const std::string& name, const std::map<std::string, Tensor>& state,
                     const std::map<std::string, std::string>& metadata = {}) {
     const std::string path = dir_ / name;
@@ -149,8 +157,8 @@ TEST_F(ClipCheckpointErrors, WrongResolutionMissingUnexpectedAndMisshapenKeys) {
   missing.erase("visual.ln_post.weight");
   missing.erase("visual.transformer.resblocks.0.ln_1.weight");  // a gap before the last block
   expect_error([&] { load_visual_tower(write("missing.safetensors", missing), 32); },
-               {"missing.safetensors", "missing:", "ln_post.weight", "transformer.resblocks.1.mlp.c_fc.bias",
-                "transformer.resblocks.0.ln_1.weight"});
+               {"missing.safetensors", "missing:", "ln_post.weight",
+                "transformer.resblocks.1.mlp.c_fc.bias", "transformer.resblocks.0.ln_1.weight"});
   auto unexpected = state_;
   unexpected["visual.extra.weight"] = zeros({2});
   expect_error([&] { load_visual_tower(write("unexpected.safetensors", unexpected), 32); },
@@ -159,8 +167,11 @@ TEST_F(ClipCheckpointErrors, WrongResolutionMissingUnexpectedAndMisshapenKeys) {
   misshapen["visual.ln_pre.bias"] = zeros({7});
   expect_error([&] { load_visual_tower(write("shape.safetensors", misshapen), 32); },
                {"shape.safetensors", "ln_pre.bias (expected [128], got [7])"});
-  expect_error([&] { load_visual_tower(write("empty.safetensors", {{"x", zeros({1})}}), 32); },
-               {"empty.safetensors", "no 'conv1.weight', 'positional_embedding', 'proj'"});
+  expect_error(
+      [&] {
+        load_visual_tower(write("empty.safetensors", {{"x", zeros({1})}}), 32);
+      },
+      {"empty.safetensors", "no 'conv1.weight', 'positional_embedding', 'proj'"});
   auto hf = load_safetensors(fixture_path("clip_tiny_hf.safetensors")).tensors;
   hf.erase("vision_model.encoder.layers.0.self_attn.k_proj.weight");
   hf["vision_model.encoder.layers.0.self_attn.rotary.weight"] = zeros({1});
@@ -172,36 +183,47 @@ TEST_F(ClipCheckpointErrors, ClassifierCheckpointRoundTrip) {
   Classifier classifier{load_visual_tower(fixture_path("clip_tiny_openai.safetensors"), 32),
                         std::make_shared<ZeroShotHead>(fixture(kIo, "head"))};
   const std::string path = dir_ / "ft.safetensors";
-  save_classifier(path, classifier, {{"optimizer.step", full({1}, 7.0)}}, {{"step", "7"}, {"epoch", "1"}});
+  save_classifier(path, classifier, {{"optimizer.step", full({1}, 7.0)}},
+                  {{"step", "7"}, {"epoch", "1"}});
   const ClassifierCheckpoint back = load_classifier(path);
   EXPECT_EQ(back.metadata.at("step"), "7");
   EXPECT_EQ(back.metadata.at("architecture"), classifier.visual->config().describe());
   EXPECT_EQ(back.training_state.at("optimizer.step").item<float>(), 7.0f);
   const Tensor images = fixture(kIo, "images");
-  EXPECT_EQ(back.classifier.head->forward(back.classifier.visual->forward(images).features).to_vector<float>(),
-            classifier.head->forward(classifier.visual->forward(images).features).to_vector<float>());
+  EXPECT_EQ(
+      back.classifier.head->forward(back.classifier.visual->forward(images).features)
+          .to_vector<float>(),
+      classifier.head->forward(classifier.visual->forward(images).features).to_vector<float>());
   // The head count is not a function of the shapes: a 64-wide model with 4 heads round-trips.
   Generator gen(0);
-  Classifier narrow_heads{std::make_shared<VisionTransformer>(VisionConfig{64, 1, 4, 8, 4, 16}, nn::Init::random(gen)),
-                          std::make_shared<ZeroShotHead>(randn({6, 16}, gen), 10.0)};
+  Classifier narrow_heads{
+      std::make_shared<VisionTransformer>(VisionConfig{64, 1, 4, 8, 4, 16}, nn::Init::random(gen)),
+      std::make_shared<ZeroShotHead>(randn({6, 16}, gen), 10.0)};
   save_classifier(path, narrow_heads, {}, {});
   const ClassifierCheckpoint reloaded = load_classifier(path);
   EXPECT_EQ(reloaded.classifier.visual->config().heads, 4);
   EXPECT_EQ(reloaded.classifier.head->scale, 10.0);
   const Tensor x = randn({2, 3, 32, 32}, gen);
-  EXPECT_EQ(reloaded.classifier.logits(x).to_vector<float>(), narrow_heads.logits(x).to_vector<float>());
+  EXPECT_EQ(reloaded.classifier.logits(x).to_vector<float>(),
+            narrow_heads.logits(x).to_vector<float>());
   // So does the visual tower alone (`cftrain embed --weights` of a fine-tuned classifier).
   const auto tower = load_visual_tower(path, 32);
   EXPECT_EQ(tower->config().heads, 4);
-  EXPECT_EQ(tower->forward(x).features.to_vector<float>(), narrow_heads.visual->forward(x).features.to_vector<float>());
-  expect_error([&] { load_visual_tower(write("heads.safetensors", state_, {{"heads", "5"}}), 32); },
-               {"heads.safetensors", "metadata 'heads' = '5' is not a positive divisor of the width 128"});
+  EXPECT_EQ(tower->forward(x).features.to_vector<float>(),
+            narrow_heads.visual->forward(x).features.to_vector<float>());
+  expect_error(
+      [&] {
+        load_visual_tower(write("heads.safetensors", state_, {{"heads", "5"}}), 32);
+      },
+      {"heads.safetensors", "metadata 'heads' = '5' is not a positive divisor of the width 128"});
   // Any scale round-trips exactly (WiSE-FT compares the heads' scales).
-  const Classifier third{narrow_heads.visual, std::make_shared<ZeroShotHead>(randn({6, 16}, gen), 1.0 / 3.0)};
+  const Classifier third{narrow_heads.visual,
+                         std::make_shared<ZeroShotHead>(randn({6, 16}, gen), 1.0 / 3.0)};
   save_classifier(path, third, {}, {});
   EXPECT_EQ(load_classifier(path).classifier.head->scale, 1.0 / 3.0);
   // A plain CLIP checkpoint is not a classifier.
-  expect_error([] { load_classifier(fixture_path("clip_tiny_openai.safetensors")); }, {"no head.weight"});
+  expect_error([] { load_classifier(fixture_path("clip_tiny_openai.safetensors")); },
+               {"no head.weight"});
 }
 
 }  // namespace

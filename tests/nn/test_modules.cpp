@@ -14,7 +14,8 @@ class Block : public nn::Module {
  public:
   explicit Block(Generator& gen) {
     ln_1 = register_module("ln_1", std::make_shared<nn::LayerNorm>(8, nn::Init::random(gen)));
-    mlp = register_module("mlp", std::make_shared<nn::MLP>(8, 32, 8, nn::Activation::QuickGelu, nn::Init::random(gen)));
+    mlp = register_module("mlp", std::make_shared<nn::MLP>(8, 32, 8, nn::Activation::QuickGelu,
+                                                           nn::Init::random(gen)));
   }
   std::shared_ptr<nn::LayerNorm> ln_1;
   std::shared_ptr<nn::MLP> mlp;
@@ -25,7 +26,8 @@ class Tower : public nn::Module {
   explicit Tower(Generator& gen) {
     scale = register_parameter("scale", ones({1}));
     for (int i = 0; i < 2; ++i)
-      blocks.push_back(register_module("resblocks." + std::to_string(i), std::make_shared<Block>(gen)));
+      blocks.push_back(
+          register_module("resblocks." + std::to_string(i), std::make_shared<Block>(gen)));
   }
   Tensor scale;
   std::vector<std::shared_ptr<Block>> blocks;
@@ -39,12 +41,19 @@ TEST(Module, NamedParametersAreHierarchicalInRegistrationOrder) {
     names.push_back(name);
     EXPECT_TRUE(p.requires_grad() && p.is_leaf()) << name;
   }
-  const std::vector<std::string> expected = {
-      "scale", "resblocks.0.ln_1.weight", "resblocks.0.ln_1.bias",
-      "resblocks.0.mlp.c_fc.weight", "resblocks.0.mlp.c_fc.bias", "resblocks.0.mlp.c_proj.weight",
-      "resblocks.0.mlp.c_proj.bias", "resblocks.1.ln_1.weight", "resblocks.1.ln_1.bias",
-      "resblocks.1.mlp.c_fc.weight", "resblocks.1.mlp.c_fc.bias", "resblocks.1.mlp.c_proj.weight",
-      "resblocks.1.mlp.c_proj.bias"};
+  const std::vector<std::string> expected = {"scale",
+                                             "resblocks.0.ln_1.weight",
+                                             "resblocks.0.ln_1.bias",
+                                             "resblocks.0.mlp.c_fc.weight",
+                                             "resblocks.0.mlp.c_fc.bias",
+                                             "resblocks.0.mlp.c_proj.weight",
+                                             "resblocks.0.mlp.c_proj.bias",
+                                             "resblocks.1.ln_1.weight",
+                                             "resblocks.1.ln_1.bias",
+                                             "resblocks.1.mlp.c_fc.weight",
+                                             "resblocks.1.mlp.c_fc.bias",
+                                             "resblocks.1.mlp.c_proj.weight",
+                                             "resblocks.1.mlp.c_proj.bias"};
   EXPECT_EQ(names, expected);
   EXPECT_EQ(tower.blocks[1]->mlp->c_fc->weight.shape(), Shape({32, 8}));
 }
@@ -139,7 +148,8 @@ TEST(MultiheadSelfAttention, MatchesTorchWithKeyMaskProbabilitiesAndGradients) {
   Tensor x = fixture(file, "attn.x").clone().requires_grad_(true);
   const Tensor pad = fixture(file, "attn.key_padding_mask");
   nn::AttentionOptions options;
-  options.key_mask = masked_fill(zeros(pad.shape(), DType::F64), pad, -std::numeric_limits<double>::infinity());
+  options.key_mask =
+      masked_fill(zeros(pad.shape(), DType::F64), pad, -std::numeric_limits<double>::infinity());
   options.return_probs = true;
   const nn::AttentionOutput result = attn.forward(x, options);
   EXPECT_ALL_CLOSE(result.out, fixture(file, "attn.out"), 1e-10, 1e-12);
@@ -157,8 +167,10 @@ TEST(MultiheadSelfAttention, GatheredTokensEqualAttentionOnTheSubset) {
   nn::AttentionOptions options;
   options.keep_index = keep;
   const Tensor gathered = attn.forward(x, options).out;  // (2, 3, 8)
-  const Tensor first = attn.forward(index_select(narrow(x, 0, 0, 1), 1, narrow(keep, 0, 0, 1).reshape({3}))).out;
-  const Tensor second = attn.forward(index_select(narrow(x, 0, 1, 1), 1, narrow(keep, 0, 1, 1).reshape({3}))).out;
+  const Tensor first =
+      attn.forward(index_select(narrow(x, 0, 0, 1), 1, narrow(keep, 0, 0, 1).reshape({3}))).out;
+  const Tensor second =
+      attn.forward(index_select(narrow(x, 0, 1, 1), 1, narrow(keep, 0, 1, 1).reshape({3}))).out;
   EXPECT_ALL_CLOSE(gathered, cat({first, second}, 0), 1e-6, 1e-6);
 }
 

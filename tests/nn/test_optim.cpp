@@ -25,7 +25,8 @@ TEST(AdamWOneCycle, MatchesPyTorchTrajectory) {
   const std::vector<double> beta1s = fixture(kFile, "beta1").to_vector<double>();
   for (int step = 0; step < 12; ++step) {
     for (int g = 0; g < 2; ++g) {
-      EXPECT_NEAR(opt.groups()[g].lr, lrs[2 * step + g], 1e-12 * lrs[2 * step + g]) << "step " << step;
+      EXPECT_NEAR(opt.groups()[g].lr, lrs[2 * step + g], 1e-12 * lrs[2 * step + g])
+          << "step " << step;
       EXPECT_NEAR(opt.groups()[g].beta1, beta1s[2 * step + g], 1e-12) << "step " << step;
     }
     const std::string s = "step" + std::to_string(step);

@@ -15,7 +15,8 @@ using tiny_clip::kIo;
 using tiny_clip::kMethod;
 
 // R = I; for l = 1..L: R = R + A_l @ R; cam = R[:, 0, 1:], with A_l = mean_h relu(G_l * P_l).
-Tensor reference_mmcam(const models::Classifier& model, const Tensor& images, const Tensor& labels) {
+Tensor reference_mmcam(const models::Classifier& model, const Tensor& images,
+                       const Tensor& labels) {
   models::VisionForwardOptions options;
   options.keep_attention = true;
   const models::VisionOutput out = model.visual->forward(images, options);
@@ -23,7 +24,10 @@ Tensor reference_mmcam(const models::Classifier& model, const Tensor& images, co
   const std::vector<Tensor> grads = grad({score}, out.attention);
   NoGradGuard no_grad;
   const int64_t N = images.shape()[0], T = out.attention[0].shape()[2];
-  Tensor R = contiguous(expand(reshape(to_dtype(eq(unsqueeze(arange(T), 1), unsqueeze(arange(T), 0)), DType::F32), {1, T, T}), {N, T, T}));
+  Tensor R = contiguous(
+      expand(reshape(to_dtype(eq(unsqueeze(arange(T), 1), unsqueeze(arange(T), 0)), DType::F32),
+                     {1, T, T}),
+             {N, T, T}));
   for (size_t l = 0; l < grads.size(); ++l) {
     const Tensor A = mean(relu(mul(grads[l], out.attention[l].detach())), {1});
     R = add(R, matmul(A, R));
@@ -32,13 +36,16 @@ Tensor reference_mmcam(const models::Classifier& model, const Tensor& images, co
 }
 
 // a = the last block's ln_1 output (N, T, C); g = d(sum_n logit[n, y_n]) / da;
-// cam[n, t] = relu(sum_c w[n, c] a[n, t, c]) over the patch tokens t >= 1, w[n, c] = sum_t g[n, t, c].
-Tensor reference_gradcam(const models::Classifier& model, const Tensor& images, const Tensor& labels) {
+// cam[n, t] = relu(sum_c w[n, c] a[n, t, c]) over the patch tokens t >= 1, w[n, c] = sum_t g[n, t,
+// c].
+Tensor reference_gradcam(const models::Classifier& model, const Tensor& images,
+                         const Tensor& labels) {
   models::VisionForwardOptions options;
   options.keep_last_ln1 = true;
   const models::VisionOutput out = model.visual->forward(images, options);
   const Tensor logits = model.head->forward(out.features);  // (N, classes)
-  const Tensor one_hot = to_dtype(eq(unsqueeze(arange(logits.shape()[1]), 0), unsqueeze(labels, 1)), DType::F32);
+  const Tensor one_hot =
+      to_dtype(eq(unsqueeze(arange(logits.shape()[1]), 0), unsqueeze(labels, 1)), DType::F32);
   const Tensor g = grad({sum(mul(logits, one_hot))}, {out.last_ln1})[0];
   NoGradGuard no_grad;
   const int64_t T = g.shape()[1];
@@ -55,8 +62,10 @@ TEST(Cam, EfficientMmcamEqualsTheReferenceFormulaAndPyTorch) {
   EXPECT_ALL_CLOSE(cam, reference_mmcam(model, images, labels), 1e-5, 1e-7);
   EXPECT_ALL_CLOSE(cam, fixture(kMethod, "mmcam"), 1e-5, 1e-7);
   // Object masks at 0.3 identical to PyTorch's.
-  EXPECT_EQ(gt(normalize_cam(cam), 0.3).to_vector<bool>(), fixture(kMethod, "obj_mask_0.3").to_vector<bool>());
-  for (const Tensor& p : model.visual->parameters()) EXPECT_FALSE(p.grad().defined());  // no weight gradients
+  EXPECT_EQ(gt(normalize_cam(cam), 0.3).to_vector<bool>(),
+            fixture(kMethod, "obj_mask_0.3").to_vector<bool>());
+  for (const Tensor& p : model.visual->parameters())
+    EXPECT_FALSE(p.grad().defined());  // no weight gradients
 }
 
 TEST(Cam, GradCamEqualsTheReferenceFormulaAndPyTorch) {
@@ -72,11 +81,13 @@ TEST(Cam, GradCamEqualsTheReferenceFormulaAndPyTorch) {
 TEST(Cam, WorksUnderNoGradAndNormalisesPerImage) {
   const models::Classifier model = tiny_clip::classifier();
   NoGradGuard no_grad;  // e.g. called from evaluation code
-  const Tensor cam = compute_cam(CamMethod::MMCAM, model, fixture(kIo, "images"), fixture(kIo, "labels"));
+  const Tensor cam =
+      compute_cam(CamMethod::MMCAM, model, fixture(kIo, "images"), fixture(kIo, "labels"));
   const Tensor normalized = normalize_cam(cam);
   for (float m : amax(normalized, {1}).to_vector<float>()) EXPECT_NEAR(m, 1.0f, 1e-6);
   EXPECT_EQ(parse_cam_method("gradcam"), CamMethod::GradCAM);
-  testing_util::expect_error([] { parse_cam_method("scorecam"); }, {"unknown CAM method 'scorecam'"});
+  testing_util::expect_error([] { parse_cam_method("scorecam"); },
+                             {"unknown CAM method 'scorecam'"});
 }
 
 }  // namespace

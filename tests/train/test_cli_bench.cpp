@@ -20,16 +20,20 @@ TEST(CliBench, EveryModeOnTheCpuAsJsonAndTable) {
     EXPECT_EQ(rows[i]["device"], "cpu");
     EXPECT_EQ(rows[i]["batch"], 4);
     EXPECT_GT(rows[i]["median_ms"].get<double>(), 0.0);
-    EXPECT_NEAR(rows[i]["images_per_second"].get<double>(), 4000.0 / rows[i]["median_ms"].get<double>(), 1e-6);
+    EXPECT_NEAR(rows[i]["images_per_second"].get<double>(),
+                4000.0 / rows[i]["median_ms"].get<double>(), 1e-6);
     EXPECT_GT(rows[i]["peak_bytes"].get<double>(), 0.0);
   }
-  const auto table = cftrain("bench --model tiny --device cpu --batch 2 --steps 1 --warmup 0 --mode infer,ft");
+  const auto table =
+      cftrain("bench --model tiny --device cpu --batch 2 --steps 1 --warmup 0 --mode infer,ft");
   ASSERT_EQ(table.status, 0) << table.output;
   EXPECT_NE(table.output.find("images/s"), std::string::npos);
   EXPECT_NE(table.output.find("tiny      ft"), std::string::npos) << table.output;
-  const auto profiled = cftrain("bench --model tiny --device cpu --batch 2 --steps 1 --warmup 0 --mode ft --profile 2");
+  const auto profiled = cftrain(
+      "bench --model tiny --device cpu --batch 2 --steps 1 --warmup 0 --mode ft --profile 2");
   ASSERT_EQ(profiled.status, 0) << profiled.output;
-  EXPECT_NE(profiled.output.find("kernel profile of 2 tiny ft steps (fp32, cpu, batch 2)"), std::string::npos)
+  EXPECT_NE(profiled.output.find("kernel profile of 2 tiny ft steps (fp32, cpu, batch 2)"),
+            std::string::npos)
       << profiled.output;
   for (const char* kernel : {"gemm f32", "layer_norm backward", "softmax", "adamw", "all kernels"})
     EXPECT_NE(profiled.output.find(kernel), std::string::npos) << kernel << "\n" << profiled.output;

@@ -19,10 +19,10 @@
 #include "engine/io/safetensors.h"
 #include "models/clip_checkpoint.h"
 #include "test_util.h"
-#include "train/method/cam.h"
 #include "train/demo/demo_data.h"
-#include "train/pictures/picture.h"
 #include "train/eval/wise.h"
+#include "train/method/cam.h"
+#include "train/pictures/picture.h"
 
 namespace {
 
@@ -35,17 +35,20 @@ class CliRuns : public ::testing::Test {
   void SetUp() override {
     // A tiny zero-shot classifier for 32 px images (the demo's image size).
     Generator gen(11);
-    models::Classifier model{
-        std::make_shared<models::VisionTransformer>(models::VisionConfig{64, 1, 2, 8, 4, 16}, nn::Init::random(gen)),
-        std::make_shared<models::ZeroShotHead>(nn::Init::random(gen).uniform_fan_in({6, 16}, 16), 10.0)};
+    models::Classifier model{std::make_shared<models::VisionTransformer>(
+                                 models::VisionConfig{64, 1, 2, 8, 4, 16}, nn::Init::random(gen)),
+                             std::make_shared<models::ZeroShotHead>(
+                                 nn::Init::random(gen).uniform_fan_in({6, 16}, 16), 10.0)};
     models::save_classifier(dir_ / "zs.safetensors", model, {}, {});
   }
 
   std::string write_config() {
-    std::ofstream(dir_ / "run.toml") << "[model]\nweights = \"" << dir_ / "zs.safetensors" << "\"\n"
-                                    << "[data]\ntrain = \"demo:finetune\"\nlimit = 160\nholdout = 32\n"
-                                    << "[train]\nmode = \"ft_fd_mask\"\nw_distill = 1\nlr = 1e-3\nepochs = 2\nbatch = 16\n"
-                                    << "accum = 1\nlog_every = 1\ncheckpoint_every = 1\n";
+    std::ofstream(dir_ / "run.toml")
+        << "[model]\nweights = \"" << dir_ / "zs.safetensors"
+        << "\"\n"
+        << "[data]\ntrain = \"demo:finetune\"\nlimit = 160\nholdout = 32\n"
+        << "[train]\nmode = \"ft_fd_mask\"\nw_distill = 1\nlr = 1e-3\nepochs = 2\nbatch = 16\n"
+        << "accum = 1\nlog_every = 1\ncheckpoint_every = 1\n";
     return dir_ / "run.toml";
   }
   testing_util::TempDir dir_;
@@ -74,22 +77,26 @@ TEST_F(CliRuns, KilledRunResumesToTheSameResult) {
   const pid_t child = ::fork();
   if (child == 0) {
     const std::string set = "run.dir=" + dir_ / "b";
-    ::execl(CFTRAIN_BINARY, CFTRAIN_BINARY, "train", "--config", config.c_str(), "--set", set.c_str(), (char*)nullptr);
+    ::execl(CFTRAIN_BINARY, CFTRAIN_BINARY, "train", "--config", config.c_str(), "--set",
+            set.c_str(), (char*)nullptr);
     ::_exit(127);
   }
   // Kill it in the second epoch (8 steps per epoch), after a few checkpoints.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (count_lines(dir_ / "b/metrics.jsonl", "\"type\":\"step\"") < 11 && std::chrono::steady_clock::now() < deadline)
+  while (count_lines(dir_ / "b/metrics.jsonl", "\"type\":\"step\"") < 11 &&
+         std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   ::kill(child, SIGKILL);
   int status = 0;
   ::waitpid(child, &status, 0);
   ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before it could be killed";
 
-  const auto resumed = cftrain("train --config " + config + " --set run.dir=" + dir_ / "b" + " --resume");
+  const auto resumed =
+      cftrain("train --config " + config + " --set run.dir=" + dir_ / "b" + " --resume");
   ASSERT_EQ(resumed.status, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("resuming from"), std::string::npos) << resumed.output;
-  const auto a = load_safetensors(dir_ / "a/last.safetensors").tensors, b = load_safetensors(dir_ / "b/last.safetensors").tensors;
+  const auto a = load_safetensors(dir_ / "a/last.safetensors").tensors,
+             b = load_safetensors(dir_ / "b/last.safetensors").tensors;
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, t] : a) {
     if (t.dtype() == DType::F32) {
@@ -99,16 +106,19 @@ TEST_F(CliRuns, KilledRunResumesToTheSameResult) {
   EXPECT_EQ(count_lines(dir_ / "b/metrics.jsonl", "\"type\":\"step\""), 16);
 
   // Resuming with other settings is refused.
-  const auto changed = cftrain("train --config " + config + " --set run.dir=" + dir_ / "b" + " --set train.lr=0.5 --resume");
+  const auto changed = cftrain("train --config " + config + " --set run.dir=" + dir_ / "b" +
+                               " --set train.lr=0.5 --resume");
   EXPECT_EQ(changed.status, 1);
   EXPECT_NE(changed.output.find("another configuration"), std::string::npos) << changed.output;
   // So is a fresh run in a used directory, and it leaves the run as it was: still resumable.
   const std::string resolved = read_text(dir_ / "b/config.toml");
-  const auto fresh = cftrain("train --config " + config + " --set run.dir=" + dir_ / "b" + " --set train.lr=0.5");
+  const auto fresh =
+      cftrain("train --config " + config + " --set run.dir=" + dir_ / "b" + " --set train.lr=0.5");
   EXPECT_EQ(fresh.status, 1);
   EXPECT_NE(fresh.output.find("already holds a run"), std::string::npos) << fresh.output;
   EXPECT_EQ(read_text(dir_ / "b/config.toml"), resolved);
-  const auto again = cftrain("train --config " + config + " --set run.dir=" + dir_ / "b" + " --resume");
+  const auto again =
+      cftrain("train --config " + config + " --set run.dir=" + dir_ / "b" + " --resume");
   EXPECT_EQ(again.status, 0) << again.output;
 }
 
@@ -117,15 +127,21 @@ TEST_F(CliRuns, DeviceAndPrecisionSettingsAreChecked) {
   const auto bf16 = cftrain("train --config " + config + " --set run.dir=" + dir_ / "p" +
                             " --set run.device=cpu --set run.precision=bf16");
   EXPECT_EQ(bf16.status, 1);
-  EXPECT_NE(bf16.output.find("precision bf16 needs a CUDA device"), std::string::npos) << bf16.output;
-  const auto tpu = cftrain("train --config " + config + " --set run.dir=" + dir_ / "t" + " --set run.device=tpu");
+  EXPECT_NE(bf16.output.find("precision bf16 needs a CUDA device"), std::string::npos)
+      << bf16.output;
+  const auto tpu = cftrain("train --config " + config + " --set run.dir=" + dir_ / "t" +
+                           " --set run.device=tpu");
   EXPECT_EQ(tpu.status, 1);
-  EXPECT_NE(tpu.output.find("device 'tpu' is not one of auto, cpu, cuda, cuda:N"), std::string::npos) << tpu.output;
+  EXPECT_NE(tpu.output.find("device 'tpu' is not one of auto, cpu, cuda, cuda:N"),
+            std::string::npos)
+      << tpu.output;
 }
 
 // Writes demo images as PNG class folders; returns the CLIP-transformed images and labels (and
 // the files, in the same order, when asked).
-std::pair<Tensor, Tensor> write_image_folder(const std::string& root, const std::vector<std::string>& folders, int64_t per_class,
+std::pair<Tensor, Tensor> write_image_folder(const std::string& root,
+                                             const std::vector<std::string>& folders,
+                                             int64_t per_class,
                                              std::vector<std::string>* files = nullptr) {
   train::DemoSplit split = train::demo_split("clean-indep");
   split.size = 200;
@@ -159,19 +175,28 @@ TEST_F(CliRuns, EvalMatchesADirectComputationIncludingClassSubsets) {
   auto [all_images, all_labels] = write_image_folder(dir_ / "val", wnids, 6);
   std::ofstream(dir_ / "wnids.txt") << "n00\nn01\nn02\nn03\nn04\nn05\n";
   std::filesystem::create_directories(dir_ / "subset");
-  for (const char* w : {"n01", "n04"}) std::filesystem::copy(dir_ / "val/" + w, dir_ / "subset/" + w);
-  std::ofstream(dir_ / "eval.toml") << "[[eval.datasets]]\nname = \"val\"\nkind = \"imagenet\"\nroot = \"" << dir_ / "val" << "\"\n"
-                                   << "[[eval.datasets]]\nname = \"subset\"\nkind = \"imagenet-r\"\nroot = \"" << dir_ / "subset"
-                                   << "\"\nwnids = \"" << dir_ / "wnids.txt" << "\"\n";
-  const auto run = cftrain("eval --config " + dir_ / "eval.toml" + " --checkpoint " + dir_ / "zs.safetensors" + " --out " + dir_ / "out");
+  for (const char* w : {"n01", "n04"})
+    std::filesystem::copy(dir_ / "val/" + w, dir_ / "subset/" + w);
+  std::ofstream(dir_ / "eval.toml")
+      << "[[eval.datasets]]\nname = \"val\"\nkind = \"imagenet\"\nroot = \"" << dir_ / "val"
+      << "\"\n"
+      << "[[eval.datasets]]\nname = \"subset\"\nkind = \"imagenet-r\"\nroot = \"" << dir_ / "subset"
+      << "\"\nwnids = \"" << dir_ / "wnids.txt"
+      << "\"\n";
+  const auto run = cftrain("eval --config " + dir_ / "eval.toml" + " --checkpoint " +
+                           dir_ / "zs.safetensors" + " --out " + dir_ / "out");
   ASSERT_EQ(run.status, 0) << run.output;
 
   const models::Classifier model = models::load_classifier(dir_ / "zs.safetensors").classifier;
   NoGradGuard no_grad;
   const Tensor logits = model.logits(all_images);
-  const double full = 100.0 * sum(to_dtype(eq(argmax(logits, 1), all_labels), DType::F32)).item<float>() / all_labels.numel();
-  const Tensor sub_rows = from_vector<int64_t>({6, 7, 8, 9, 10, 11, 24, 25, 26, 27, 28, 29}, {12});  // n01 and n04 images
-  const Tensor sub_logits = index_select(index_select(logits, 0, sub_rows), 1, from_vector<int64_t>({1, 4}, {2}));
+  const double full = 100.0 *
+                      sum(to_dtype(eq(argmax(logits, 1), all_labels), DType::F32)).item<float>() /
+                      all_labels.numel();
+  const Tensor sub_rows = from_vector<int64_t>({6, 7, 8, 9, 10, 11, 24, 25, 26, 27, 28, 29},
+                                               {12});  // n01 and n04 images
+  const Tensor sub_logits =
+      index_select(index_select(logits, 0, sub_rows), 1, from_vector<int64_t>({1, 4}, {2}));
   const std::vector<int64_t> best = argmax(sub_logits, 1).to_vector<int64_t>();
   int correct = 0;
   for (int i = 0; i < 12; ++i) correct += (best[i] == 0) == (i < 6);
@@ -192,16 +217,19 @@ TEST_F(CliRuns, EvalMatchesADirectComputationIncludingClassSubsets) {
     for (Tensor& p : tuned.visual->parameters()) add_(p, randn(p.shape(), gen, 0.0, 0.01));
   }
   models::save_classifier(dir_ / "ft.safetensors", tuned, {}, {});
-  const auto wise = cftrain("wise --zeroshot " + dir_ / "zs.safetensors" + " --finetuned " + dir_ / "ft.safetensors" +
-                            " --alpha 0.25 --out " + dir_ / "w.safetensors");
+  const auto wise =
+      cftrain("wise --zeroshot " + dir_ / "zs.safetensors" + " --finetuned " +
+              dir_ / "ft.safetensors" + " --alpha 0.25 --out " + dir_ / "w.safetensors");
   ASSERT_EQ(wise.status, 0) << wise.output;
   const models::Classifier expected = train::wise_interpolate(model, tuned, 0.25);
   const models::ClassifierCheckpoint got = models::load_classifier(dir_ / "w.safetensors");
   EXPECT_EQ(got.metadata.at("wise_alpha"), "0.25");
   for (const auto& [name, p] : expected.visual->named_parameters())
-    EXPECT_EQ(p.to_vector<float>(), got.classifier.visual->state_dict().at(name).to_vector<float>()) << name;
-  const auto sweep = cftrain("wise --zeroshot " + dir_ / "zs.safetensors" + " --finetuned " + dir_ / "ft.safetensors" +
-                             " --alphas 0,1 --config " + dir_ / "eval.toml" + " --out " + dir_ / "sweep");
+    EXPECT_EQ(p.to_vector<float>(), got.classifier.visual->state_dict().at(name).to_vector<float>())
+        << name;
+  const auto sweep = cftrain("wise --zeroshot " + dir_ / "zs.safetensors" + " --finetuned " +
+                             dir_ / "ft.safetensors" + " --alphas 0,1 --config " +
+                             dir_ / "eval.toml" + " --out " + dir_ / "sweep");
   ASSERT_EQ(sweep.status, 0) << sweep.output;
 
   EXPECT_NE(std::ifstream(dir_ / "sweep/wise.csv").peek(), EOF);
@@ -218,41 +246,54 @@ TEST_F(CliRuns, CamAndMaskWriteArraysAndPictures) {
   const std::string weights = std::string(ENGINE_FIXTURE_DIR) + "/clip_tiny_openai.safetensors";
   const std::string model = " --weights " + weights + " --head " + dir_ / "head.npy";
   const std::string common = model + " --input " + dir_ / "x.npy" + " --labels " + dir_ / "y.npy";
-  const auto cam = cftrain("cam" + common + " --method mmcam --threshold 0.45 --out " + dir_ / "c.npy" + " --png " + dir_ / "c.png");
+  const auto cam = cftrain("cam" + common + " --method mmcam --threshold 0.45 --out " +
+                           dir_ / "c.npy" + " --png " + dir_ / "c.png");
   ASSERT_EQ(cam.status, 0) << cam.output;
-  EXPECT_ALL_CLOSE(load_npy(dir_ / "c.npy"), fixture("clip_tiny_method.safetensors", "mmcam"), 1e-5, 1e-7);
+  EXPECT_ALL_CLOSE(load_npy(dir_ / "c.npy"), fixture("clip_tiny_method.safetensors", "mmcam"), 1e-5,
+                   1e-7);
   // The picture's title row (above the first image, y < 25) names the method and the threshold.
   const int cell = 32 * 4 + 10;  // 32 px images zoomed 4x, 10 px apart
   train::Canvas titles(4 * cell + 10, 3 * cell + 30);
-  const char* expected_titles[] = {"image", "MMCAM", "object (CAM > 0.45)", "context (CAM <= 0.45)"};
+  const char* expected_titles[] = {"image", "MMCAM", "object (CAM > 0.45)",
+                                   "context (CAM <= 0.45)"};
   for (int c = 0; c < 4; ++c) titles.text(10 + c * cell, 10, expected_titles[c], {0, 0, 0});
   titles.save_png(dir_ / "titles.png");
-  const data::Image picture = data::read_image(dir_ / "c.png"), title_row = data::read_image(dir_ / "titles.png");
+  const data::Image picture = data::read_image(dir_ / "c.png"),
+                    title_row = data::read_image(dir_ / "titles.png");
   ASSERT_EQ(picture.width, title_row.width);
   ASSERT_EQ(picture.height, title_row.height);
   const size_t title_bytes = size_t{25} * picture.width * 3;
-  EXPECT_TRUE(std::equal(picture.pixels.begin(), picture.pixels.begin() + title_bytes, title_row.pixels.begin()));
+  EXPECT_TRUE(std::equal(picture.pixels.begin(), picture.pixels.begin() + title_bytes,
+                         title_row.pixels.begin()));
 
-  // --images: PNG files through the CLIP transform give the CAM of the same images given with --input.
+  // --images: PNG files through the CLIP transform give the CAM of the same images given with
+  // --input.
   std::vector<std::string> files;
-  const auto [pictures, picture_labels] = write_image_folder(dir_ / "pictures", {"c0", "c1", "c2"}, 1, &files);
+  const auto [pictures, picture_labels] =
+      write_image_folder(dir_ / "pictures", {"c0", "c1", "c2"}, 1, &files);
   save_npy(dir_ / "px.npy", pictures);
   save_npy(dir_ / "py.npy", picture_labels);
   std::string file_list;
   for (const std::string& f : files) file_list += " " + f;
-  const auto from_files = cftrain("cam" + model + " --images" + file_list + " --labels " + dir_ / "py.npy" + " --out " + dir_ / "cf.npy");
+  const auto from_files = cftrain("cam" + model + " --images" + file_list + " --labels " +
+                                  dir_ / "py.npy" + " --out " + dir_ / "cf.npy");
   ASSERT_EQ(from_files.status, 0) << from_files.output;
-  const auto from_array = cftrain("cam" + model + " --input " + dir_ / "px.npy" + " --labels " + dir_ / "py.npy" + " --out " + dir_ / "ca.npy");
+  const auto from_array = cftrain("cam" + model + " --input " + dir_ / "px.npy" + " --labels " +
+                                  dir_ / "py.npy" + " --out " + dir_ / "ca.npy");
   ASSERT_EQ(from_array.status, 0) << from_array.output;
   EXPECT_EQ(load_npy(dir_ / "cf.npy").shape(), Shape({3, 16}));
-  EXPECT_EQ(load_npy(dir_ / "cf.npy").to_vector<float>(), load_npy(dir_ / "ca.npy").to_vector<float>());
-  const auto mask = cftrain("mask" + common + " --strategy 'CtxMaskMultiFill(0.5)' --out " + dir_ / "m.npy" + " --png " + dir_ / "m.png");
+  EXPECT_EQ(load_npy(dir_ / "cf.npy").to_vector<float>(),
+            load_npy(dir_ / "ca.npy").to_vector<float>());
+  const auto mask = cftrain("mask" + common + " --strategy 'CtxMaskMultiFill(0.5)' --out " +
+                            dir_ / "m.npy" + " --png " + dir_ / "m.png");
   ASSERT_EQ(mask.status, 0) << mask.output;
   EXPECT_EQ(load_npy(dir_ / "m.npy").shape(), Shape({3, 3, 32, 32}));
   EXPECT_TRUE(std::filesystem::exists(dir_ / "m.png"));
-  const auto bad = cftrain("mask" + common + " --strategy 'CtxMask(0.5)' --png " + dir_ / "bad.png");
+  const auto bad =
+      cftrain("mask" + common + " --strategy 'CtxMask(0.5)' --png " + dir_ / "bad.png");
   EXPECT_EQ(bad.status, 1);
-  EXPECT_NE(bad.output.find("error: mask strategy 'CtxMask(0.5)'"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("error: mask strategy 'CtxMask(0.5)'"), std::string::npos)
+      << bad.output;
 }
 
 }  // namespace

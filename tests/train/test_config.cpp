@@ -6,9 +6,9 @@
 #include <sstream>
 
 #include "test_util.h"
-#include "train/runs/config.h"
 #include "train/method/masks.h"
 #include "train/method/method_step.h"
+#include "train/runs/config.h"
 #include "train/runs/runs.h"
 
 namespace {
@@ -63,7 +63,9 @@ name = "ImageNet-R"
 kind = "imagenet-r"
 root = "${R}"
 )");
-  const Config config = Config::load(path, {"train.epochs=3", "train.w_distill=2.5", "run.dir=runs/x y", "train.strategy=\"CtxMaskMultiFill(0.3)\""},
+  const Config config = Config::load(path,
+                                     {"train.epochs=3", "train.w_distill=2.5", "run.dir=runs/x y",
+                                      "train.strategy=\"CtxMaskMultiFill(0.3)\""},
                                      {{"R", "/data/r"}});
   EXPECT_EQ(config.string("model.weights"), "/data/imagenet/../clip.safetensors");
   EXPECT_EQ(config.string("data.train"), "/from/env/train");
@@ -83,16 +85,20 @@ root = "${R}"
   EXPECT_EQ(again.hash(), config.hash());
   EXPECT_NE(Config::load(path, {"train.epochs=4"}, {{"R", "/data/r"}}).hash(), config.hash());
   // Reporting and locations do not change a run's results, so not its hash.
-  const Config other = Config::load(path, {"train.epochs=3", "train.w_distill=2.5", "run.dir=elsewhere", "train.strategy=\"CtxMaskMultiFill(0.3)\"",
-                                           "train.log_every=1", "train.checkpoint_every=7", "data.workers=5"},
-                                    {{"R", "/data/r"}});
+  const Config other =
+      Config::load(path,
+                   {"train.epochs=3", "train.w_distill=2.5", "run.dir=elsewhere",
+                    "train.strategy=\"CtxMaskMultiFill(0.3)\"", "train.log_every=1",
+                    "train.checkpoint_every=7", "data.workers=5"},
+                   {{"R", "/data/r"}});
   EXPECT_EQ(other.hash(), config.hash());
 }
 
 TEST_F(ConfigTest, EvalOptionsFollowTheDataAndEvalSettings) {
   // Used by `cftrain eval` and the `wise --alphas` sweep alike.
   const Config config = Config::load(
-      write("e.toml", "[data]\nworkers = 3\nmax_pixels = 1000\n[eval]\nbatch = 7\non_error = \"skip\"\n"));
+      write("e.toml",
+            "[data]\nworkers = 3\nmax_pixels = 1000\n[eval]\nbatch = 7\non_error = \"skip\"\n"));
   std::ostringstream log;
   const EvalOptions options = eval_options(config, 32, &log);
   EXPECT_EQ(options.batch, 7);
@@ -110,23 +116,32 @@ TEST_F(ConfigTest, EvalOptionsFollowTheDataAndEvalSettings) {
 TEST_F(ConfigTest, ErrorsNameTheKey) {
   expect_error([&] { Config::load(write("u.toml", "[train]\nlearning_rate = 1e-5\n")); },
                {"u.toml", "unknown key 'train.learning_rate'"});
-  expect_error([&] { Config::load(write("s.toml", "[optimizer]\nlr = 1\n")); }, {"s.toml", "unknown key 'optimizer.lr'"});
-  expect_error([&] { Config::load(write("t.toml", "[train]\nepochs = \"ten\"\n")); }, {"t.toml", "train.epochs must be an integer"});
+  expect_error([&] { Config::load(write("s.toml", "[optimizer]\nlr = 1\n")); },
+               {"s.toml", "unknown key 'optimizer.lr'"});
+  expect_error([&] { Config::load(write("t.toml", "[train]\nepochs = \"ten\"\n")); },
+               {"t.toml", "train.epochs must be an integer"});
   expect_error([&] { Config::load(write("p.toml", "[train\nepochs = 1\n")); }, {"p.toml:1"});
   expect_error([&] { Config::load("", {"train.epoch=3"}); }, {"--set: unknown key 'train.epoch'"});
-  expect_error([&] { Config::load("", {"train.epochs=three"}); }, {"--set train.epochs: 'three' is not an integer"});
+  expect_error([&] { Config::load("", {"train.epochs=three"}); },
+               {"--set train.epochs: 'three' is not an integer"});
   expect_error([&] { Config::load("", {"train.epochs"}); }, {"expected section.key=value"});
   expect_error([&] { Config::load(write("v.toml", "[model]\nweights = \"${NOPE_NOT_SET}/w\"\n")); },
                {"${NOPE_NOT_SET} in model.weights is not defined"});
-  expect_error([&] { Config::load(write("missing.toml", "")); std::filesystem::remove(dir_ / "missing.toml"); Config::load(dir_ / "missing.toml"); },
-               {"missing.toml"});
+  expect_error(
+      [&] {
+        Config::load(write("missing.toml", ""));
+        std::filesystem::remove(dir_ / "missing.toml");
+        Config::load(dir_ / "missing.toml");
+      },
+      {"missing.toml"});
 }
 
 TEST_F(ConfigTest, EveryShippedConfigurationIsValid) {
-  const std::filesystem::path configs = std::filesystem::path(ENGINE_FIXTURE_DIR) / ".." / ".." / "train" / "configs";
-  const std::map<std::string, std::string> vars = {{"IMAGENET", "/i"}, {"CLIP", "/c"}, {"IMAGENET_V2", "/v2"},
-                                                   {"IMAGENET_SKETCH", "/s"}, {"IMAGENET_R", "/r"}, {"IMAGENET_A", "/a"},
-                                                   {"OBJECTNET", "/o"}};
+  const std::filesystem::path configs =
+      std::filesystem::path(ENGINE_FIXTURE_DIR) / ".." / ".." / "train" / "configs";
+  const std::map<std::string, std::string> vars = {
+      {"IMAGENET", "/i"},   {"CLIP", "/c"},       {"IMAGENET_V2", "/v2"}, {"IMAGENET_SKETCH", "/s"},
+      {"IMAGENET_R", "/r"}, {"IMAGENET_A", "/a"}, {"OBJECTNET", "/o"}};
   int count = 0;
   for (const auto& entry : std::filesystem::directory_iterator(configs)) {
     const Config config = Config::load(entry.path().string(), {}, vars);
@@ -135,11 +150,15 @@ TEST_F(ConfigTest, EveryShippedConfigurationIsValid) {
     ++count;
   }
   EXPECT_EQ(count, 16);  // ft, lp, ft_fd, ft_kd, ft_kd_mask, 9 strategies, evaluation, demo
-  const Config method = Config::load((configs / "ft_fd_mask_ObjMaskSingleFill_0.3.toml").string(), {}, vars);
+  const Config method =
+      Config::load((configs / "ft_fd_mask_ObjMaskSingleFill_0.3.toml").string(), {}, vars);
   EXPECT_EQ(method.string("model.weights"), "/c/clip_vit_b16.safetensors");
   EXPECT_EQ(method.string("data.train"), "/i/train");
   EXPECT_EQ(method.tables("eval.datasets").size(), 0u);
-  EXPECT_EQ(Config::load((configs / "eval_imagenet.toml").string(), {}, vars).tables("eval.datasets").size(), 6u);
+  EXPECT_EQ(Config::load((configs / "eval_imagenet.toml").string(), {}, vars)
+                .tables("eval.datasets")
+                .size(),
+            6u);
 }
 
 }  // namespace

@@ -3,8 +3,8 @@
 // the benchmark's schema, results.csv and both pictures.
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 
 #include "test_util.h"
@@ -43,16 +43,20 @@ TEST(DemoData, ImagesAreNormalisedPixelsAndReproducible) {
   // (x - 0.5) / 0.25 of values clipped to [0, 1].
   EXPECT_GE(amin(a.images).item<float>(), -2.0f);
   EXPECT_LE(amax(a.images).item<float>(), 2.0f);
-  EXPECT_NE(split("outline", 50).images.to_vector<float>(), split("clean-indep", 50).images.to_vector<float>());
-  // Clean shapes are grey (equal channels) at foreground level >= 0.75; outline draws fewer of them.
+  EXPECT_NE(split("outline", 50).images.to_vector<float>(),
+            split("clean-indep", 50).images.to_vector<float>());
+  // Clean shapes are grey (equal channels) at foreground level >= 0.75; outline draws fewer of
+  // them.
   auto grey_pixels = [](const DemoData& d) {
     const Tensor pixels = add(mul(d.images, 0.25), 0.5);
     const Tensor r = select(pixels, 1, 0), g = select(pixels, 1, 1), bl = select(pixels, 1, 2);
-    return sum(to_dtype(logical_and(logical_and(eq(r, g), eq(g, bl)), gt(r, 0.74)), DType::F32)).item<float>();
+    return sum(to_dtype(logical_and(logical_and(eq(r, g), eq(g, bl)), gt(r, 0.74)), DType::F32))
+        .item<float>();
   };
   EXPECT_LT(grey_pixels(split("outline", 200)), 0.7 * grey_pixels(split("clean-indep", 200)));
   EXPECT_GT(grey_pixels(split("outline", 200)), 0.0f);
-  testing_util::expect_error([] { demo_split("validation"); }, {"unknown demo split 'validation'", "finetune"});
+  testing_util::expect_error([] { demo_split("validation"); },
+                             {"unknown demo split 'validation'", "finetune"});
 }
 
 TEST(Demo, ShrunkenRunWritesTheBenchmarkOutputs) {
@@ -66,22 +70,31 @@ TEST(Demo, ShrunkenRunWritesTheBenchmarkOutputs) {
   run_demo(options, log);
   std::ifstream in(options.out_dir + "/results.json");
   const nlohmann::json results = nlohmann::json::parse(in);
-  const std::vector<std::string> methods = {"zero-shot", "FT", "WiSE-FT(0.25)", "WiSE-FT(0.5)", "WiSE-FT(0.75)", "FT+FD",
-                                            "FT+FD+ObjMaskSingleFill(0.3)", "FT+FD+CtxMaskSingleFill(0.5)",
+  const std::vector<std::string> methods = {"zero-shot",
+                                            "FT",
+                                            "WiSE-FT(0.25)",
+                                            "WiSE-FT(0.5)",
+                                            "WiSE-FT(0.75)",
+                                            "FT+FD",
+                                            "FT+FD+ObjMaskSingleFill(0.3)",
+                                            "FT+FD+CtxMaskSingleFill(0.5)",
                                             "FT+FD+RandMaskSingleFill(0.5)"};
   ASSERT_EQ(results.size(), methods.size());
   for (const std::string& method : methods) {
     ASSERT_TRUE(results.contains(method)) << method;
-    for (const char* test : {"ID", "faint-anti", "clean-indep", "clean-anti", "outline", "OOD-avg"}) {
+    for (const char* test :
+         {"ID", "faint-anti", "clean-indep", "clean-anti", "outline", "OOD-avg"}) {
       ASSERT_EQ(results[method][test].size(), 2u) << method << " " << test;
       for (double accuracy : results[method][test]) EXPECT_TRUE(accuracy >= 0 && accuracy <= 100);
     }
   }
   const auto& ft = results["FT"];
   const double ood = (ft["faint-anti"][0].get<double>() + ft["clean-indep"][0].get<double>() +
-                      ft["clean-anti"][0].get<double>() + ft["outline"][0].get<double>()) / 4;
+                      ft["clean-anti"][0].get<double>() + ft["outline"][0].get<double>()) /
+                     4;
   EXPECT_NEAR(ft["OOD-avg"][0].get<double>(), ood, 1e-9);
-  EXPECT_EQ(results["zero-shot"]["ID"][0], results["zero-shot"]["ID"][1]);  // seeds vary fine-tuning only
+  EXPECT_EQ(results["zero-shot"]["ID"][0],
+            results["zero-shot"]["ID"][1]);  // seeds vary fine-tuning only
   for (const char* file : {"results.csv", "tradeoff.png", "counterfactuals.png"})
     EXPECT_GT(std::filesystem::file_size(options.out_dir + "/" + file), 100u) << file;
   EXPECT_NE(log.str().find("+-"), std::string::npos) << "spread over seeds in the table";
@@ -95,7 +108,8 @@ TEST(Demo, ShrunkenRunWritesTheBenchmarkOutputs) {
   for (const auto& entry : std::filesystem::directory_iterator(options.cache_dir))
     cached.push_back(entry.path().filename().string());
   ASSERT_EQ(cached.size(), 1u);
-  EXPECT_TRUE(std::regex_match(cached[0], std::regex("demo-pretrained-[0-9a-f]{16}\\.safetensors"))) << cached[0];
+  EXPECT_TRUE(std::regex_match(cached[0], std::regex("demo-pretrained-[0-9a-f]{16}\\.safetensors")))
+      << cached[0];
 }
 
 }  // namespace

@@ -24,33 +24,40 @@ TEST(MethodStep, FtFdObjMaskSingleFillMatchesPyTorch) {
   config.mode = TrainMode::FT_FD_MASK;
   config.strategy = parse_mask_strategy("ObjMaskSingleFill(0.3)");
   const Tensor images = fixture(kIo, "images"), labels = fixture(kIo, "labels");
-  const StepLosses losses = method_losses(config, student, &teacher, images, labels, [&](const Tensor& cam) {
-    // The student's CAM gives the mask of the fixture; the permutation is the fixture's.
-    const Tensor mask = gt(cam, 0.3);
-    EXPECT_EQ(mask.to_vector<bool>(), fixture(kMethod, "step.mask").to_vector<bool>());
-    Counterfactual cf;
-    cf.images = single_fill(images, mask, fixture(kMethod, "step.perm"), 4);
-    EXPECT_ALL_CLOSE(cf.images, fixture(kMethod, "step.counterfactual"), 0, 1e-6);
-    return cf;
-  });
-  EXPECT_NEAR(losses.task.item<float>(), fixture(kMethod, "step.task").item<double>(), 1e-5 * fixture(kMethod, "step.task").item<double>());
-  EXPECT_NEAR(losses.distill.item<float>(), fixture(kMethod, "step.distill").item<double>(), 1e-5 * fixture(kMethod, "step.distill").item<double>());
-  EXPECT_NEAR(losses.loss.item<float>(), fixture(kMethod, "step.loss").item<double>(), 1e-5 * fixture(kMethod, "step.loss").item<double>());
+  const StepLosses losses =
+      method_losses(config, student, &teacher, images, labels, [&](const Tensor& cam) {
+        // The student's CAM gives the mask of the fixture; the permutation is the fixture's.
+        const Tensor mask = gt(cam, 0.3);
+        EXPECT_EQ(mask.to_vector<bool>(), fixture(kMethod, "step.mask").to_vector<bool>());
+        Counterfactual cf;
+        cf.images = single_fill(images, mask, fixture(kMethod, "step.perm"), 4);
+        EXPECT_ALL_CLOSE(cf.images, fixture(kMethod, "step.counterfactual"), 0, 1e-6);
+        return cf;
+      });
+  EXPECT_NEAR(losses.task.item<float>(), fixture(kMethod, "step.task").item<double>(),
+              1e-5 * fixture(kMethod, "step.task").item<double>());
+  EXPECT_NEAR(losses.distill.item<float>(), fixture(kMethod, "step.distill").item<double>(),
+              1e-5 * fixture(kMethod, "step.distill").item<double>());
+  EXPECT_NEAR(losses.loss.item<float>(), fixture(kMethod, "step.loss").item<double>(),
+              1e-5 * fixture(kMethod, "step.loss").item<double>());
   losses.loss.backward();
   for (const auto& [name, p] : student.visual->named_parameters()) {
     const Tensor expected = fixture(kMethod, "step.grad.visual." + name);
     EXPECT_ALL_CLOSE(p.grad(), expected, 1e-4, 1e-4 * amax(abs(expected)).item<float>()) << name;
   }
-  EXPECT_ALL_CLOSE(student.head->weight.grad(), fixture(kMethod, "step.grad.head.weight"), 1e-4, 1e-6);
+  EXPECT_ALL_CLOSE(student.head->weight.grad(), fixture(kMethod, "step.grad.head.weight"), 1e-4,
+                   1e-6);
   EXPECT_ALL_CLOSE(student.head->bias.grad(), fixture(kMethod, "step.grad.head.bias"), 1e-4, 1e-6);
-  for (const Tensor& p : teacher.visual->parameters()) EXPECT_FALSE(p.grad().defined()) << "the teacher stays frozen";
+  for (const Tensor& p : teacher.visual->parameters())
+    EXPECT_FALSE(p.grad().defined()) << "the teacher stays frozen";
 }
 
 // MSE(student features, teacher features), both forwards run with the same options.
-double direct_distill(const models::Classifier& student, const models::Classifier& teacher, const Tensor& images,
-                      const models::VisionForwardOptions& options) {
+double direct_distill(const models::Classifier& student, const models::Classifier& teacher,
+                      const Tensor& images, const models::VisionForwardOptions& options) {
   NoGradGuard no_grad;
-  return mse_loss(student.visual->forward(images, options).features, teacher.visual->forward(images, options).features)
+  return mse_loss(student.visual->forward(images, options).features,
+                  teacher.visual->forward(images, options).features)
       .item<float>();
 }
 
@@ -70,7 +77,8 @@ TEST(MethodStep, NoFillMasksReachTeacherAndStudent) {
 
   // ObjMaskNoFill(0.3): the patches whose normalised student MMCAM > 0.3 are attention key masks.
   models::VisionForwardOptions keys;
-  keys.masked_patches = gt(normalize_cam(compute_cam(CamMethod::MMCAM, student, images, labels)), 0.3);  // (3, 16)
+  keys.masked_patches =
+      gt(normalize_cam(compute_cam(CamMethod::MMCAM, student, images, labels)), 0.3);  // (3, 16)
   const int64_t masked = sum(to_dtype(keys.masked_patches, DType::I64)).item<int64_t>();
   ASSERT_GT(masked, 0);
   ASSERT_LT(masked, 3 * 16);
@@ -78,7 +86,8 @@ TEST(MethodStep, NoFillMasksReachTeacherAndStudent) {
   EXPECT_GT(std::abs(key_masked - clean), 1e-3 * clean) << "the key mask must change the features";
   EXPECT_EQ(step_distill("ObjMaskNoFill(0.3)"), key_masked);
 
-  // RandMaskNoFill(0.5): per image, the first 8 of one randperm(16) of the step's stream, sorted, are kept.
+  // RandMaskNoFill(0.5): per image, the first 8 of one randperm(16) of the step's stream, sorted,
+  // are kept.
   Generator stream(0, 7);
   std::vector<int64_t> kept;
   for (int n = 0; n < 3; ++n) {
@@ -89,7 +98,8 @@ TEST(MethodStep, NoFillMasksReachTeacherAndStudent) {
   models::VisionForwardOptions dropped;
   dropped.keep_patches = from_vector(kept, {3, 8});  // (N, kept) patch indices
   const double token_dropped = direct_distill(student, teacher, images, dropped);
-  EXPECT_GT(std::abs(token_dropped - clean), 1e-3 * clean) << "dropping tokens must change the features";
+  EXPECT_GT(std::abs(token_dropped - clean), 1e-3 * clean)
+      << "dropping tokens must change the features";
   EXPECT_EQ(step_distill("RandMaskNoFill(0.5)"), token_dropped);
 }
 
@@ -110,12 +120,14 @@ TEST(MethodStep, EveryModeRunsAndOnlyTheRightParametersLearn) {
     EXPECT_EQ(student.visual->proj.grad().defined(), config.mode != TrainMode::LP) << mode;
     EXPECT_TRUE(student.head->weight.grad().defined()) << mode;
   }
-  testing_util::expect_error([] { parse_train_mode("ft_mask"); }, {"unknown training mode 'ft_mask'"});
+  testing_util::expect_error([] { parse_train_mode("ft_mask"); },
+                             {"unknown training mode 'ft_mask'"});
   MethodConfig fd;
   fd.mode = TrainMode::FT_FD;
   Generator masks(0);
-  testing_util::expect_error([&] { method_step(fd, tiny_clip::classifier(1.0), nullptr, images, labels, masks, 1.0); },
-                             {"ft_fd needs a teacher"});
+  testing_util::expect_error(
+      [&] { method_step(fd, tiny_clip::classifier(1.0), nullptr, images, labels, masks, 1.0); },
+      {"ft_fd needs a teacher"});
 }
 
 // On CUDA (when there is a GPU) the method's step with random masks draws the same masks,
@@ -123,18 +135,21 @@ TEST(MethodStep, EveryModeRunsAndOnlyTheRightParametersLearn) {
 TEST(MethodStep, RandomMasksAndFillsOnCudaMatchTheCpu) {
   if (parse_device("auto").is_cpu()) GTEST_SKIP() << "no CUDA device";
   const Tensor images = fixture(kIo, "images"), labels = fixture(kIo, "labels");
-  for (const char* strategy : {"RandMaskSingleFill(0.5)", "RandMaskMultiFill(0.5)", "RandMaskNoFill(0.5)"}) {
+  for (const char* strategy :
+       {"RandMaskSingleFill(0.5)", "RandMaskMultiFill(0.5)", "RandMaskNoFill(0.5)"}) {
     MethodConfig config;
     config.mode = TrainMode::FT_FD_MASK;
     config.strategy = parse_mask_strategy(strategy);
     std::vector<StepTerms> terms;
     std::vector<Tensor> grads;
     for (const Device device : {Device::cpu(), Device::cuda(0)}) {
-      models::Classifier teacher = tiny_clip::classifier(1.0), student = tiny_clip::classifier(1.05);
+      models::Classifier teacher = tiny_clip::classifier(1.0),
+                         student = tiny_clip::classifier(1.05);
       teacher.to(device);
       student.to(device);
       Generator masks(0, 7);
-      terms.push_back(method_step(config, student, &teacher, images.to(device), labels.to(device), masks, 1.0));
+      terms.push_back(
+          method_step(config, student, &teacher, images.to(device), labels.to(device), masks, 1.0));
       grads.push_back(student.visual->conv1->weight.grad().to(Device::cpu()));
     }
     EXPECT_NEAR(terms[1].distill, terms[0].distill, 1e-4 * terms[0].distill) << strategy;

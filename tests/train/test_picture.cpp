@@ -17,7 +17,8 @@ TEST(Canvas, TextDrawsEveryGlyphAndImagesAndPngRoundTrip) {
   const int width = Canvas::text_width(text, 2);
   Canvas canvas(width + 10, 60);
   canvas.text(0, 0, text, {0, 0, 0}, 2);
-  const Tensor pixels = from_vector<float>({0.0f, 1.0f, 0.5f, 0.25f, 1.0f, 0.0f, 0.2f, 0.8f, 0.0f, 1.0f, 0.0f, 1.0f}, {3, 2, 2});
+  const Tensor pixels = from_vector<float>(
+      {0.0f, 1.0f, 0.5f, 0.25f, 1.0f, 0.0f, 0.2f, 0.8f, 0.0f, 1.0f, 0.0f, 1.0f}, {3, 2, 2});
   canvas.image(0, 30, pixels, 3);
   canvas.save_png(dir / "c.png");
   const data::Image image = data::read_image(dir / "c.png");
@@ -30,13 +31,16 @@ TEST(Canvas, TextDrawsEveryGlyphAndImagesAndPngRoundTrip) {
   const int start = Canvas::text_width(text.substr(0, text.size() - 1), 2);
   for (int y = 0; y < 30; ++y)
     for (int x = 0; x < glyph.width; ++x)
-      ASSERT_EQ(image.pixels[(y * image.width + start + x) * 3], glyph.pixels[(y * glyph.width + x) * 3]) << x << "," << y;
+      ASSERT_EQ(image.pixels[(y * image.width + start + x) * 3],
+                glyph.pixels[(y * glyph.width + x) * 3])
+          << x << "," << y;
   // Pixel (x, y) of the image covers a 3 x 3 block.
   const std::vector<float> v = pixels.to_vector<float>();
   for (int y = 0; y < 2; ++y)
     for (int x = 0; x < 2; ++x)
       for (int c = 0; c < 3; ++c)
-        EXPECT_EQ(image.pixels[((30 + 3 * y + 1) * image.width + 3 * x + 1) * 3 + c], std::lround(255 * v[(c * 2 + y) * 2 + x]));
+        EXPECT_EQ(image.pixels[((30 + 3 * y + 1) * image.width + 3 * x + 1) * 3 + c],
+                  std::lround(255 * v[(c * 2 + y) * 2 + x]));
   // The heat map runs from blue through green to red.
   const Rgb cold = heat_colour(0), mid = heat_colour(0.5), hot = heat_colour(1);
   EXPECT_TRUE(cold.b > cold.g && cold.g >= cold.r);

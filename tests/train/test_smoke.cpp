@@ -1,8 +1,8 @@
 // The built-in smoke run: a 2-layer MLP on the generated spiral must learn it.
 #include <sstream>
 
-#include "train/tools/smoke.h"
 #include "test_util.h"
+#include "train/tools/smoke.h"
 
 namespace {
 
@@ -20,7 +20,8 @@ TEST(Smoke, SameSeedSameCurve) {
   std::ostringstream log;
   train::SmokeOptions options;
   options.epochs = 3;
-  EXPECT_EQ(train::run_smoke(options, log).epoch_losses, train::run_smoke(options, log).epoch_losses);
+  EXPECT_EQ(train::run_smoke(options, log).epoch_losses,
+            train::run_smoke(options, log).epoch_losses);
 }
 
 }  // namespace

@@ -15,8 +15,8 @@
 #include "nn/lr_schedule.h"
 #include "test_util.h"
 #include "train/demo/demo_data.h"
-#include "train/loop/trainer.h"
 #include "train/eval/wise.h"
+#include "train/loop/trainer.h"
 
 namespace {
 
@@ -27,8 +27,10 @@ using testing_util::expect_error;
 models::Classifier tiny_model(uint64_t seed) {
   Generator gen(seed);
   models::Classifier model;
-  model.visual = std::make_shared<models::VisionTransformer>(models::VisionConfig{64, 1, 2, 8, 4, 16}, nn::Init::random(gen));
-  model.head = std::make_shared<models::ZeroShotHead>(nn::Init::random(gen).uniform_fan_in({kDemoClasses, 16}, 16), 10.0);
+  model.visual = std::make_shared<models::VisionTransformer>(
+      models::VisionConfig{64, 1, 2, 8, 4, 16}, nn::Init::random(gen));
+  model.head = std::make_shared<models::ZeroShotHead>(
+      nn::Init::random(gen).uniform_fan_in({kDemoClasses, 16}, 16), 10.0);
   return model;
 }
 
@@ -104,24 +106,37 @@ TEST_F(Trainer, ResumingAfterACrashReproducesTheUninterruptedRun) {
 
   models::Classifier interrupted = models::clone_classifier(teacher);
   Crashing crashing(batches, 9);  // in the second epoch, after its first optimizer step
-  EXPECT_THROW(run_training(method_config(dir_ / "b"), interrupted, &teacher, crashing, nullptr, log), std::runtime_error);
-  models::Classifier resumed = models::clone_classifier(teacher);  // a fresh process: initial weights
-  const TrainResult result = run_training(method_config(dir_ / "b"), resumed, &teacher, batches, nullptr, log, /*resume=*/true);
-  EXPECT_NE(log.str().find("resuming from " + dir_ / "b/last.safetensors" + ": epoch 2, step 4"), std::string::npos) << log.str();
+  EXPECT_THROW(
+      run_training(method_config(dir_ / "b"), interrupted, &teacher, crashing, nullptr, log),
+      std::runtime_error);
+  models::Classifier resumed =
+      models::clone_classifier(teacher);  // a fresh process: initial weights
+  const TrainResult result = run_training(method_config(dir_ / "b"), resumed, &teacher, batches,
+                                          nullptr, log, /*resume=*/true);
+  EXPECT_NE(log.str().find("resuming from " + dir_ / "b/last.safetensors" + ": epoch 2, step 4"),
+            std::string::npos)
+      << log.str();
   EXPECT_EQ(result.optimizer_steps, 6);
   for (const auto& [name, p] : uninterrupted.visual->named_parameters())
-    EXPECT_EQ(p.to_vector<float>(), resumed.visual->state_dict().at(name).to_vector<float>()) << name;
+    EXPECT_EQ(p.to_vector<float>(), resumed.visual->state_dict().at(name).to_vector<float>())
+        << name;
   EXPECT_EQ(uninterrupted.head->weight.to_vector<float>(), resumed.head->weight.to_vector<float>());
   // The metrics log of the resumed run has each step once, with the uninterrupted run's values
   // (the epoch's running sums are restored too); only the measured speed differs.
   auto records = [](const std::string& path) {
     std::vector<std::string> lines;
     std::ifstream in(path);
-    for (std::string line; std::getline(in, line);) lines.push_back(line.substr(0, line.find(",\"images_per_s\"")));
+    for (std::string line; std::getline(in, line);)
+      lines.push_back(line.substr(0, line.find(",\"images_per_s\"")));
     return lines;
   };
-  const std::vector<std::string> a = records(dir_ / "a/metrics.jsonl"), b = records(dir_ / "b/metrics.jsonl");
-  EXPECT_EQ(std::count_if(b.begin(), b.end(), [](const std::string& l) { return l.find("\"type\":\"step\"") != std::string::npos; }), 6);
+  const std::vector<std::string> a = records(dir_ / "a/metrics.jsonl"),
+                                 b = records(dir_ / "b/metrics.jsonl");
+  EXPECT_EQ(std::count_if(b.begin(), b.end(),
+                          [](const std::string& l) {
+                            return l.find("\"type\":\"step\"") != std::string::npos;
+                          }),
+            6);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i)
     if (a[i].find("\"type\":\"step\"") != std::string::npos) {
@@ -129,8 +144,9 @@ TEST_F(Trainer, ResumingAfterACrashReproducesTheUninterruptedRun) {
     }
   // Starting afresh in a directory that holds a run is refused.
   models::Classifier again = models::clone_classifier(teacher);
-  testing_util::expect_error([&] { run_training(method_config(dir_ / "b"), again, &teacher, batches, nullptr, log); },
-                             {"already holds a run", "--resume"});
+  testing_util::expect_error(
+      [&] { run_training(method_config(dir_ / "b"), again, &teacher, batches, nullptr, log); },
+      {"already holds a run", "--resume"});
 }
 
 // A number written as the progress line writes it: fixed (or scientific) with `digits` digits.
@@ -171,14 +187,16 @@ TEST_F(Trainer, ProgressLinesReportEveryField) {
   std::ostringstream log;
   const auto start = std::chrono::steady_clock::now();
   run_training(config, student, &teacher, paced, nullptr, log);
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   // The first step's terms, computed directly on the first batch with the initial student.
   Tensor images, labels;
   batches.start_epoch(0, 0);
   ASSERT_TRUE(batches.next(images, labels));
   const StepLosses first = method_losses(config.method, initial, &teacher, images, labels, {});
-  const double first_acc = 100.0 * sum(to_dtype(eq(argmax(first.logits, 1), labels), DType::I64)).item<int64_t>() / 16;
+  const double first_acc =
+      100.0 * sum(to_dtype(eq(argmax(first.logits, 1), labels), DType::I64)).item<int64_t>() / 16;
   // The rate each step ran with: the one-cycle schedule before that step.
   nn::AdamW optimizer({nn::ParamGroup{{zeros({1}).requires_grad_(true)}, config.lr}});
   nn::OneCycleOptions cycle;
@@ -186,7 +204,8 @@ TEST_F(Trainer, ProgressLinesReportEveryField) {
   cycle.pct_start = config.pct_start;
   nn::OneCycleLR schedule(optimizer, {config.lr}, cycle);
 
-  const std::regex pattern(R"(epoch (\d)/2  step (\d)/8  loss (\S+) \(task (\S+), distill (\S+)\)  acc (\S+)%  lr (\S+)  (\d+) img/s  ETA (\d+)s)");
+  const std::regex pattern(
+      R"(epoch (\d)/2  step (\d)/8  loss (\S+) \(task (\S+), distill (\S+)\)  acc (\S+)%  lr (\S+)  (\d+) img/s  ETA (\d+)s)");
   std::istringstream lines(log.str());
   int step = 0;
   for (std::string line; std::getline(lines, line);) {
@@ -197,13 +216,15 @@ TEST_F(Trainer, ProgressLinesReportEveryField) {
     EXPECT_EQ(std::stoi(m[2]), step) << line;
     // The epoch's running means: loss = task + w_distill * distill, up to the printed rounding
     // (0.5e-4 on each number, the distill's counted w_distill = 2 times).
-    EXPECT_NEAR(std::stod(m[3]), std::stod(m[4]) + 2.0 * std::stod(m[5]), 0.5e-4 * (1 + 1 + 2)) << line;
+    EXPECT_NEAR(std::stod(m[3]), std::stod(m[4]) + 2.0 * std::stod(m[5]), 0.5e-4 * (1 + 1 + 2))
+        << line;
     EXPECT_EQ(m[7], formatted(schedule.lr(), 2, /*scientific=*/true)) << line;
     schedule.step();
     // 16 images per step, which took between `pause` and the whole run.
     EXPECT_GE(std::stod(m[8]), std::floor(16 / wall)) << line;
     EXPECT_LE(std::stod(m[8]), std::ceil(16 / pause)) << line;
-    // ETA = mean step time so far x steps left, in whole seconds; steps took `pause` to `wall / step`.
+    // ETA = mean step time so far x steps left, in whole seconds; steps took `pause` to `wall /
+    // step`.
     EXPECT_GE(std::stoi(m[9]), std::floor(pause * (8 - step) + 0.5)) << line;
     EXPECT_LE(std::stoi(m[9]), std::floor(wall / step * (8 - step) + 0.5)) << line;
     if (step == 1) {
@@ -258,7 +279,8 @@ TEST_F(Trainer, NanStopsTheRunAndKeepsTheLastGoodCheckpoint) {
   Poisoned poisoned(batches, 6);
   std::ostringstream log;
   expect_error([&] { run_training(config, model, nullptr, poisoned, nullptr, log); },
-               {"training stopped: the loss is NaN (task NaN)", "epoch 2, step 7", "last good checkpoint is " + dir_ / "nan/last.safetensors"});
+               {"training stopped: the loss is NaN (task NaN)", "epoch 2, step 7",
+                "last good checkpoint is " + dir_ / "nan/last.safetensors"});
   const models::ClassifierCheckpoint last = models::load_classifier(dir_ / "nan/last.safetensors");
   EXPECT_EQ(last.metadata.at("step"), "6");
   for (const Tensor& p : last.classifier.visual->parameters())
@@ -281,7 +303,9 @@ TEST_F(Trainer, BestAndLastCheckpointsWithValidation) {
   std::vector<double> scores = {0.5, 0.7, 0.6};
   int calls = 0;
   std::ostringstream log;
-  const TrainResult result = run_training(config, model, nullptr, batches, [&](const models::Classifier&) { return scores[calls++]; }, log);
+  const TrainResult result = run_training(
+      config, model, nullptr, batches, [&](const models::Classifier&) { return scores[calls++]; },
+      log);
   EXPECT_EQ(result.best_epoch, 2);
   EXPECT_DOUBLE_EQ(result.best_val_accuracy, 0.7);
   EXPECT_EQ(models::load_classifier(dir_ / "val/best.safetensors").metadata.at("epoch"), "2");
@@ -292,7 +316,8 @@ TEST_F(Trainer, BestAndLastCheckpointsWithValidation) {
   EXPECT_NE(log.str().find("val acc 70.0% (best)"), std::string::npos) << log.str();
   // Resuming under another configuration is refused.
   config.config_hash = "other";
-  expect_error([&] { run_training(config, model, nullptr, batches, nullptr, log, true); }, {"different configuration"});
+  expect_error([&] { run_training(config, model, nullptr, batches, nullptr, log, true); },
+               {"different configuration"});
 }
 
 TEST_F(Trainer, NonPositiveGradientLimitIsAnError) {
@@ -302,7 +327,8 @@ TEST_F(Trainer, NonPositiveGradientLimitIsAnError) {
   config.clip = -1.0;
   TensorBatches batches(data.images, data.labels, 16, 0);
   std::ostringstream log;
-  expect_error([&] { run_training(config, model, nullptr, batches, nullptr, log); }, {"clip", "must be positive, got -1"});
+  expect_error([&] { run_training(config, model, nullptr, batches, nullptr, log); },
+               {"clip", "must be positive, got -1"});
 }
 
 TEST_F(Trainer, ResumingKeepsTheBestEpochOnATie) {
@@ -316,7 +342,8 @@ TEST_F(Trainer, ResumingKeepsTheBestEpochOnATie) {
   const Validator third = [](const models::Classifier&) { return 1.0 / 3.0; };
   std::ostringstream log;
   EXPECT_THROW(run_training(config, model, nullptr, crashing, third, log), std::runtime_error);
-  const TrainResult result = run_training(config, model, nullptr, batches, third, log, /*resume=*/true);
+  const TrainResult result =
+      run_training(config, model, nullptr, batches, third, log, /*resume=*/true);
   EXPECT_EQ(result.best_epoch, 1);
   EXPECT_EQ(result.best_val_accuracy, 1.0 / 3.0);
   EXPECT_EQ(models::load_classifier(dir_ / "tie/best.safetensors").metadata.at("epoch"), "1");
@@ -328,32 +355,42 @@ TEST_F(Trainer, BestIsWrittenBeforeLast) {
   const DemoData data = tiny_data(32);
   models::Classifier model = tiny_model(8);
   TrainConfig config = ft_config(1, dir_ / "order");
-  std::filesystem::create_directories(dir_ / ("order/last.safetensors.tmp." + std::to_string(::getpid())));
+  std::filesystem::create_directories(dir_ /
+                                      ("order/last.safetensors.tmp." + std::to_string(::getpid())));
   TensorBatches batches(data.images, data.labels, 16, 0);
   std::ostringstream log;
-  EXPECT_THROW(run_training(config, model, nullptr, batches, [](const models::Classifier&) { return 0.5; }, log),
-               engine::Error);
+  EXPECT_THROW(
+      run_training(
+          config, model, nullptr, batches, [](const models::Classifier&) { return 0.5; }, log),
+      engine::Error);
   EXPECT_EQ(models::load_classifier(dir_ / "order/best.safetensors").metadata.at("epoch"), "1");
 }
 
 TEST(Wise, InterpolationIsExactAtTheEndsAndLinearBetween) {
   const models::Classifier zero_shot = tiny_model(5), tuned = tiny_model(6);
-  const models::Classifier at0 = wise_interpolate(zero_shot, tuned, 0.0), at1 = wise_interpolate(zero_shot, tuned, 1.0);
+  const models::Classifier at0 = wise_interpolate(zero_shot, tuned, 0.0),
+                           at1 = wise_interpolate(zero_shot, tuned, 1.0);
   const models::Classifier half = wise_interpolate(zero_shot, tuned, 0.5);
   const auto z = zero_shot.visual->state_dict(), t = tuned.visual->state_dict();
-  for (const auto& [name, p] : at0.visual->named_parameters()) EXPECT_EQ(p.to_vector<float>(), z.at(name).to_vector<float>()) << name;
-  for (const auto& [name, p] : at1.visual->named_parameters()) EXPECT_EQ(p.to_vector<float>(), t.at(name).to_vector<float>()) << name;
+  for (const auto& [name, p] : at0.visual->named_parameters())
+    EXPECT_EQ(p.to_vector<float>(), z.at(name).to_vector<float>()) << name;
+  for (const auto& [name, p] : at1.visual->named_parameters())
+    EXPECT_EQ(p.to_vector<float>(), t.at(name).to_vector<float>()) << name;
   for (const auto& [name, p] : half.visual->named_parameters())
     EXPECT_ALL_CLOSE(p, mul(add(z.at(name), t.at(name)), 0.5), 1e-7, 1e-7) << name;
   EXPECT_EQ(at1.head->weight.to_vector<float>(), tuned.head->weight.to_vector<float>());
-  EXPECT_ALL_CLOSE(half.head->weight, mul(add(zero_shot.head->weight, tuned.head->weight), 0.5), 1e-7, 1e-7);
+  EXPECT_ALL_CLOSE(half.head->weight, mul(add(zero_shot.head->weight, tuned.head->weight), 0.5),
+                   1e-7, 1e-7);
   Generator gen(0);
-  models::Classifier other{std::make_shared<models::VisionTransformer>(models::VisionConfig{64, 2, 2, 8, 4, 16}, nn::Init::random(gen)),
+  models::Classifier other{std::make_shared<models::VisionTransformer>(
+                               models::VisionConfig{64, 2, 2, 8, 4, 16}, nn::Init::random(gen)),
                            zero_shot.head};
   expect_error([&] { wise_interpolate(zero_shot, other, 0.5); }, {"wise", "1 layers", "2 layers"});
   expect_error([&] { wise_interpolate(zero_shot, tuned, 1.5); }, {"alpha 1.5"});
-  const models::Classifier rescaled{tuned.visual, std::make_shared<models::ZeroShotHead>(tuned.head->weight, 5.0)};
-  expect_error([&] { wise_interpolate(zero_shot, rescaled, 0.5); }, {"heads differ", "scale 10 vs", "scale 5)"});
+  const models::Classifier rescaled{
+      tuned.visual, std::make_shared<models::ZeroShotHead>(tuned.head->weight, 5.0)};
+  expect_error([&] { wise_interpolate(zero_shot, rescaled, 0.5); },
+               {"heads differ", "scale 10 vs", "scale 5)"});
 }
 
 // The same run on CUDA (when there is a GPU) as on the CPU: the batches move to the model's
@@ -375,9 +412,11 @@ TEST_F(Trainer, RunOnCudaMatchesTheCpu) {
     results.push_back(run_training(config, students.back(), &teacher, batches, nullptr, log));
   }
   for (size_t e = 0; e < results[0].epochs.size(); ++e)
-    EXPECT_NEAR(results[1].epochs[e].train_loss, results[0].epochs[e].train_loss, 1e-4 * results[0].epochs[e].train_loss);
+    EXPECT_NEAR(results[1].epochs[e].train_loss, results[0].epochs[e].train_loss,
+                1e-4 * results[0].epochs[e].train_loss);
   const auto cpu = students[0].visual->state_dict(), cuda = students[1].visual->state_dict();
-  for (const auto& [name, p] : cpu) EXPECT_ALL_CLOSE(cuda.at(name).to(Device::cpu()), p, 1e-4, 1e-5) << name;
+  for (const auto& [name, p] : cpu)
+    EXPECT_ALL_CLOSE(cuda.at(name).to(Device::cpu()), p, 1e-4, 1e-5) << name;
 }
 
 }  // namespace

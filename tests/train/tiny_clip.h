@@ -16,13 +16,15 @@ inline const char* const kIo = "clip_tiny_io.safetensors";
 inline const char* const kMethod = "clip_tiny_method.safetensors";
 
 inline models::Classifier classifier(double scale = 1.0) {
-  auto visual = models::load_visual_tower(std::string(ENGINE_FIXTURE_DIR) + "/clip_tiny_openai.safetensors", 32);
+  auto visual = models::load_visual_tower(
+      std::string(ENGINE_FIXTURE_DIR) + "/clip_tiny_openai.safetensors", 32);
   if (scale != 1.0) {
     engine::NoGradGuard no_grad;
     for (engine::Tensor& p : visual->parameters()) engine::mul_(p, scale);
   }
   // mul makes a fresh head weight, never an alias of the cached fixture.
-  return {visual, std::make_shared<models::ZeroShotHead>(engine::mul(testing_util::fixture(kIo, "head"), scale))};
+  return {visual, std::make_shared<models::ZeroShotHead>(
+                      engine::mul(testing_util::fixture(kIo, "head"), scale))};
 }
 
 }  // namespace tiny_clip

@@ -1,4 +1,6 @@
 // Options of `cftrain train`, `cftrain eval` and `cftrain wise`.
+#include "train/runs/runs.h"
+
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -9,7 +11,6 @@
 #include "models/clip_checkpoint.h"
 #include "train/cli/commands.h"
 #include "train/eval/eval_sets.h"
-#include "train/runs/runs.h"
 #include "train/eval/wise.h"
 
 namespace train {
@@ -23,10 +24,12 @@ struct ConfigOptions {
   std::vector<std::string> vars;
 
   void add_to(CLI::App* app, bool required) {
-    CLI::Option* config = app->add_option("--config", path, "TOML configuration (see train/configs/)");
+    CLI::Option* config =
+        app->add_option("--config", path, "TOML configuration (see train/configs/)");
     if (required) config->required();
     app->add_option("--set", overrides, "Override a setting: --set train.lr=1e-5 (repeatable)");
-    app->add_option("--var", vars, "Define a ${NAME} variable: --var IMAGENET=/data/imagenet (repeatable)");
+    app->add_option("--var", vars,
+                    "Define a ${NAME} variable: --var IMAGENET=/data/imagenet (repeatable)");
   }
   Config load() const {
     std::map<std::string, std::string> defined;
@@ -66,15 +69,19 @@ Command add_train_command(CLI::App& root) {
     bool resume = false;
   };
   auto options = std::make_shared<Options>();
-  CLI::App* app = root.add_subcommand("train", "Fine-tune CLIP with the method (or a baseline) as configured");
+  CLI::App* app =
+      root.add_subcommand("train", "Fine-tune CLIP with the method (or a baseline) as configured");
   options->config.add_to(app, true);
-  app->add_flag("--resume", options->resume, "Continue the run in run.dir from its last checkpoint");
+  app->add_flag("--resume", options->resume,
+                "Continue the run in run.dir from its last checkpoint");
   std::ostringstream keys;
   keys << "\nSettings (section.key = default: meaning):\n";
   for (const ConfigKey& key : config_schema())
-    keys << "  " << key.key << (key.default_value.empty() ? "" : " = " + key.default_value) << ": " << key.help << "\n";
+    keys << "  " << key.key << (key.default_value.empty() ? "" : " = " + key.default_value) << ": "
+         << key.help << "\n";
   app->footer(keys.str());
-  return {app, [options] { train_from_config(options->config.load(), options->resume, std::cout); }};
+  return {app,
+          [options] { train_from_config(options->config.load(), options->resume, std::cout); }};
 }
 
 Command add_eval_command(CLI::App& root) {
@@ -83,12 +90,17 @@ Command add_eval_command(CLI::App& root) {
     std::string checkpoint, out;
   };
   auto options = std::make_shared<Options>();
-  CLI::App* app = root.add_subcommand("eval", "Evaluate a checkpoint on ImageNet and its distribution shifts");
+  CLI::App* app =
+      root.add_subcommand("eval", "Evaluate a checkpoint on ImageNet and its distribution shifts");
   options->config.add_to(app, true);
-  app->add_option("--checkpoint", options->checkpoint,
-                  "Checkpoint to evaluate (default: eval.checkpoint, else run.dir/best.safetensors)");
-  app->add_option("--out", options->out, "Directory for eval.json and eval.csv (default: the checkpoint's)");
-  return {app, [options] { eval_from_config(options->config.load(), options->checkpoint, options->out, std::cout); }};
+  app->add_option(
+      "--checkpoint", options->checkpoint,
+      "Checkpoint to evaluate (default: eval.checkpoint, else run.dir/best.safetensors)");
+  app->add_option("--out", options->out,
+                  "Directory for eval.json and eval.csv (default: the checkpoint's)");
+  return {app, [options] {
+            eval_from_config(options->config.load(), options->checkpoint, options->out, std::cout);
+          }};
 }
 
 Command add_wise_command(CLI::App& root) {
@@ -99,53 +111,72 @@ Command add_wise_command(CLI::App& root) {
   };
   auto options = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand(
-      "wise", "WiSE-FT: interpolate zero-shot and fine-tuned weights (theta = (1 - alpha) zs + alpha ft)");
-  app->add_option("--zeroshot", options->zeroshot, "Zero-shot CLIP checkpoint (with --head) or classifier")->required();
+      "wise",
+      "WiSE-FT: interpolate zero-shot and fine-tuned weights (theta = (1 - alpha) zs + alpha ft)");
+  app->add_option("--zeroshot", options->zeroshot,
+                  "Zero-shot CLIP checkpoint (with --head) or classifier")
+      ->required();
   app->add_option("--head", options->head, "Zero-shot head .npy for a plain CLIP checkpoint");
-  app->add_option("--finetuned", options->finetuned, "Fine-tuned classifier checkpoint")->required();
-  CLI::Option* alpha = app->add_option("--alpha", options->alpha, "Interpolation weight of the fine-tuned model")
-                           ->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  app->add_option("--out", options->out, "Output classifier checkpoint (with --alpha), or result directory (sweep)");
-  CLI::Option* sweep = app->add_option("--alphas", options->alphas, "Sweep, e.g. 0,0.25,0.5,0.75,1: evaluate each on eval.datasets");
+  app->add_option("--finetuned", options->finetuned, "Fine-tuned classifier checkpoint")
+      ->required();
+  CLI::Option* alpha =
+      app->add_option("--alpha", options->alpha, "Interpolation weight of the fine-tuned model")
+          ->capture_default_str()
+          ->check(CLI::Range(0.0, 1.0));
+  app->add_option("--out", options->out,
+                  "Output classifier checkpoint (with --alpha), or result directory (sweep)");
+  CLI::Option* sweep = app->add_option(
+      "--alphas", options->alphas, "Sweep, e.g. 0,0.25,0.5,0.75,1: evaluate each on eval.datasets");
   sweep->excludes(alpha);
   options->config.add_to(app, false);
   return {app, [options] {
-            const std::vector<double> alphas = options->alphas.empty() ? std::vector<double>() : parse_alphas(options->alphas);
-            models::Classifier zs = models::load_classifier_or_zero_shot(options->zeroshot, options->head);
+            const std::vector<double> alphas =
+                options->alphas.empty() ? std::vector<double>() : parse_alphas(options->alphas);
+            models::Classifier zs =
+                models::load_classifier_or_zero_shot(options->zeroshot, options->head);
             models::Classifier ft = models::load_classifier_or_zero_shot(options->finetuned, "");
             if (options->alphas.empty()) {
               ENGINE_CHECK(!options->out.empty(), "wise: --out is required with --alpha");
               std::ostringstream a;
               a << options->alpha;
               models::save_classifier(options->out, wise_interpolate(zs, ft, options->alpha), {},
-                                      {{"wise_alpha", a.str()}, {"zeroshot", options->zeroshot}, {"finetuned", options->finetuned}});
+                                      {{"wise_alpha", a.str()},
+                                       {"zeroshot", options->zeroshot},
+                                       {"finetuned", options->finetuned}});
               std::cout << "wrote " << options->out << " (alpha " << options->alpha << ")\n";
               return;
             }
             const Config config = options->config.load();
             std::vector<EvalDatasetSpec> specs;
-            for (const auto& fields : config.tables("eval.datasets")) specs.push_back(eval_dataset_spec(fields));
-            const EvalOptions eval = eval_options(config, static_cast<int>(zs.visual->config().image_size()), &std::cerr);
+            for (const auto& fields : config.tables("eval.datasets"))
+              specs.push_back(eval_dataset_spec(fields));
+            const EvalOptions eval = eval_options(
+                config, static_cast<int>(zs.visual->config().image_size()), &std::cerr);
             const engine::Device device = configure_device(config, std::cerr);
             zs.to(device);  // interpolated where they are evaluated
             ft.to(device);
             std::ostringstream csv;
             csv << "alpha,dataset,accuracy\n";
-            std::cout << std::left << std::setw(8) << "alpha" << std::right << std::setw(10) << "ID" << std::setw(10) << "OOD-avg"
+            std::cout << std::left << std::setw(8) << "alpha" << std::right << std::setw(10) << "ID"
+                      << std::setw(10) << "OOD-avg"
                       << "\n";
             const std::string dir = options->out.empty() ? std::string(".") : options->out;
             std::filesystem::create_directories(dir);
             const std::string path = dir + "/wise.csv";
             for (double a : alphas) {
               const EvalTable table = evaluate_all(wise_interpolate(zs, ft, a), specs, eval);
-              for (const EvalScore& s : table.scores) csv << a << "," << s.name << "," << s.accuracy << "\n";
+              for (const EvalScore& s : table.scores)
+                csv << a << "," << s.name << "," << s.accuracy << "\n";
               csv << a << ",OOD-avg," << table.ood_average() << "\n";
               // Rewritten after every alpha, so a failure later keeps what was computed.
               const std::string text = csv.str();
-              engine::write_file_atomically(path, [&](int fd) { engine::write_all(fd, text.data(), text.size(), path); });
-              std::ostringstream row;  // its own stream: std::cout keeps its default precision for alpha
-              row << std::left << std::setw(8) << a << std::right << std::fixed << std::setprecision(2) << std::setw(10)
-                  << table.scores[0].accuracy << std::setw(10) << table.ood_average();
+              engine::write_file_atomically(
+                  path, [&](int fd) { engine::write_all(fd, text.data(), text.size(), path); });
+              std::ostringstream
+                  row;  // its own stream: std::cout keeps its default precision for alpha
+              row << std::left << std::setw(8) << a << std::right << std::fixed
+                  << std::setprecision(2) << std::setw(10) << table.scores[0].accuracy
+                  << std::setw(10) << table.ood_average();
               std::cout << row.str() << "\n" << std::flush;
             }
             std::cout << "wrote " << path << "\n";

@@ -8,7 +8,8 @@ namespace train {
 
 class FormatGuard {
  public:
-  explicit FormatGuard(std::ostream& out) : out_(out), flags_(out.flags()), precision_(out.precision()) {}
+  explicit FormatGuard(std::ostream& out)
+      : out_(out), flags_(out.flags()), precision_(out.precision()) {}
   ~FormatGuard() {
     out_.flags(flags_);
     out_.precision(precision_);

@@ -13,12 +13,12 @@
 #include <sstream>
 
 #include "engine/io/atomic_file.h"
+#include "train/common/format_guard.h"
 #include "train/demo/demo_data.h"
 #include "train/eval/evaluate.h"
-#include "train/common/format_guard.h"
-#include "train/pictures/picture.h"
-#include "train/loop/trainer.h"
 #include "train/eval/wise.h"
+#include "train/loop/trainer.h"
+#include "train/pictures/picture.h"
 
 namespace train {
 
@@ -26,8 +26,10 @@ using namespace engine;
 
 namespace {
 
-const std::vector<std::string> kTests = {"ID", "faint-anti", "clean-indep", "clean-anti", "outline"};
-const std::vector<std::string> kColumns = {"ID", "faint-anti", "clean-indep", "clean-anti", "outline", "OOD-avg"};
+const std::vector<std::string> kTests = {"ID", "faint-anti", "clean-indep", "clean-anti",
+                                         "outline"};
+const std::vector<std::string> kColumns = {"ID",         "faint-anti", "clean-indep",
+                                           "clean-anti", "outline",    "OOD-avg"};
 constexpr double kWiseAlphas[] = {0.25, 0.5, 0.75};
 constexpr uint64_t kPretrainSeed = 0;
 
@@ -64,8 +66,9 @@ models::Classifier initial_model() {
   model.visual = std::make_shared<models::VisionTransformer>(demo_model(), nn::Init::random(init));
   // The head as a PyTorch Linear(32, 6), applied to 10 * normalize(features).
   const nn::Init head_init = nn::Init::random(init);
-  model.head = std::make_shared<models::ZeroShotHead>(head_init.uniform_fan_in({kDemoClasses, 32}, 32), 10.0,
-                                                      head_init.uniform_fan_in({kDemoClasses}, 32));
+  model.head =
+      std::make_shared<models::ZeroShotHead>(head_init.uniform_fan_in({kDemoClasses, 32}, 32), 10.0,
+                                             head_init.uniform_fan_in({kDemoClasses}, 32));
   return model;
 }
 
@@ -84,7 +87,8 @@ models::Classifier pretrain(const Scaled& scale, std::ostream& log) {
   models::Classifier model = initial_model();
   const DemoData data = scale.generate("pretrain");
   TensorBatches batches(data.images, data.labels, scale.batch, kPretrainSeed);
-  log << "pre-training the zero-shot model on " << data.labels.numel() << " clean images (cached afterwards)\n";
+  log << "pre-training the zero-shot model on " << data.labels.numel()
+      << " clean images (cached afterwards)\n";
   run_training(pretrain_config(), model, nullptr, batches, nullptr, log);
   return model;
 }
@@ -95,7 +99,8 @@ models::Classifier pretrain(const Scaled& scale, std::ostream& log) {
 std::string pretrain_fingerprint(const Scaled& scale) {
   uint64_t hash = 0xcbf29ce484222325ull;
   auto mix = [&](const void* data, size_t size) {
-    for (size_t i = 0; i < size; ++i) hash = (hash ^ static_cast<const uint8_t*>(data)[i]) * 0x100000001b3ull;
+    for (size_t i = 0; i < size; ++i)
+      hash = (hash ^ static_cast<const uint8_t*>(data)[i]) * 0x100000001b3ull;
   };
   auto mix_floats = [&](const Tensor& t) {
     const std::vector<float> values = contiguous(t).to_vector<float>();
@@ -106,8 +111,8 @@ std::string pretrain_fingerprint(const Scaled& scale) {
   for (const Tensor& p : model.head->parameters()) mix_floats(p);
   const TrainConfig config = pretrain_config();
   std::ostringstream settings;
-  settings << demo_model().describe() << config.lr << " " << config.weight_decay << " " << config.epochs << " "
-           << config.seed << " " << scale.batch << " " << scale.fraction;
+  settings << demo_model().describe() << config.lr << " " << config.weight_decay << " "
+           << config.epochs << " " << config.seed << " " << scale.batch << " " << scale.fraction;
   mix(settings.str().data(), settings.str().size());
   DemoSplit sample = demo_split("pretrain");
   sample.size = 16;
@@ -119,8 +124,10 @@ std::string pretrain_fingerprint(const Scaled& scale) {
   return hex.str();
 }
 
-models::Classifier load_or_pretrain(const std::string& cache_dir, const Scaled& scale, std::ostream& log) {
-  const std::string name = cache_dir + "/demo-pretrained-" + pretrain_fingerprint(scale) + ".safetensors";
+models::Classifier load_or_pretrain(const std::string& cache_dir, const Scaled& scale,
+                                    std::ostream& log) {
+  const std::string name =
+      cache_dir + "/demo-pretrained-" + pretrain_fingerprint(scale) + ".safetensors";
   if (std::filesystem::exists(name)) {
     log << "using the cached pre-trained model " << name << "\n";
     return models::load_classifier(name).classifier;
@@ -137,8 +144,9 @@ struct FineTuning {
   std::string strategy;  // for ft_fd_mask
 };
 
-models::Classifier finetune(const models::Classifier& zero_shot, const FineTuning& method, const DemoData& data,
-                            const Scaled& scale, uint64_t seed, std::ostream& log) {
+models::Classifier finetune(const models::Classifier& zero_shot, const FineTuning& method,
+                            const DemoData& data, const Scaled& scale, uint64_t seed,
+                            std::ostream& log) {
   models::Classifier student = models::clone_classifier(zero_shot);
   TrainConfig config;
   config.method.mode = method.mode;
@@ -155,14 +163,17 @@ models::Classifier finetune(const models::Classifier& zero_shot, const FineTunin
   const TrainResult result = run_training(config, student, &zero_shot, batches, nullptr, log);
   log << "  " << method.name << " (seed " << seed << "): " << result.optimizer_steps << " steps in "
       << std::fixed << std::setprecision(1)
-      << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() << " s, train acc "
-      << 100 * result.epochs.back().train_accuracy << "%" << std::endl << std::defaultfloat;
+      << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()
+      << " s, train acc " << 100 * result.epochs.back().train_accuracy << "%" << std::endl
+      << std::defaultfloat;
   return student;
 }
 
 std::string default_cache_dir() {
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::string(xdg) + "/cftrain";
-  if (const char* home = std::getenv("HOME"); home && *home) return std::string(home) + "/.cache/cftrain";
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    return std::string(xdg) + "/cftrain";
+  if (const char* home = std::getenv("HOME"); home && *home)
+    return std::string(home) + "/.cache/cftrain";
   return ".cftrain-cache";
 }
 
@@ -204,8 +215,9 @@ void print_table(const Results& results, int64_t seeds, std::ostream& log) {
     }
     log << "\n";
   }
-  log << std::defaultfloat << (seeds > 1 ? "(mean +- sample standard deviation over seeds, accuracy in %)\n"
-                                          : "(accuracy in %, one seed)\n");
+  log << std::defaultfloat
+      << (seeds > 1 ? "(mean +- sample standard deviation over seeds, accuracy in %)\n"
+                    : "(accuracy in %, one seed)\n");
 }
 
 void write_results(const std::string& dir, const Results& results) {
@@ -216,12 +228,17 @@ void write_results(const std::string& dir, const Results& results) {
     json[method] = nlohmann::ordered_json::object();
     for (const std::string& c : kColumns) {
       json[method][c] = tests.at(c);
-      for (size_t s = 0; s < tests.at(c).size(); ++s) csv << method << "," << c << "," << s << "," << tests.at(c)[s] << "\n";
+      for (size_t s = 0; s < tests.at(c).size(); ++s)
+        csv << method << "," << c << "," << s << "," << tests.at(c)[s] << "\n";
     }
   }
   const std::string text = json.dump(2) + "\n", table = csv.str();
-  write_file_atomically(dir + "/results.json", [&](int fd) { write_all(fd, text.data(), text.size(), dir + "/results.json"); });
-  write_file_atomically(dir + "/results.csv", [&](int fd) { write_all(fd, table.data(), table.size(), dir + "/results.csv"); });
+  write_file_atomically(dir + "/results.json", [&](int fd) {
+    write_all(fd, text.data(), text.size(), dir + "/results.json");
+  });
+  write_file_atomically(dir + "/results.csv", [&](int fd) {
+    write_all(fd, table.data(), table.size(), dir + "/results.csv");
+  });
 }
 
 // ID accuracy (x) against OOD average (y), one point per method, WiSE-FT joined as a curve.
@@ -229,35 +246,41 @@ void plot_tradeoff(const std::string& path, const Results& results) {
   const int W = 760, H = 520, left = 70, right = 250, top = 40, bottom = 60;
   Canvas canvas(W, H);
   std::vector<std::pair<double, double>> points;
-  for (const auto& [method, tests] : results) points.emplace_back(mean_of(tests.at("ID")), mean_of(tests.at("OOD-avg")));
+  for (const auto& [method, tests] : results)
+    points.emplace_back(mean_of(tests.at("ID")), mean_of(tests.at("OOD-avg")));
   double x0 = 100, x1 = 0, y0 = 100, y1 = 0;
   for (auto [x, y] : points) {
     x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
   }
-  x0 = std::floor(x0 / 5) * 5 - 5, x1 = std::ceil(x1 / 5) * 5 + 5, y0 = std::floor(y0 / 5) * 5 - 5, y1 = std::ceil(y1 / 5) * 5 + 5;
+  x0 = std::floor(x0 / 5) * 5 - 5, x1 = std::ceil(x1 / 5) * 5 + 5, y0 = std::floor(y0 / 5) * 5 - 5,
+  y1 = std::ceil(y1 / 5) * 5 + 5;
   auto px = [&](double x) { return left + (x - x0) / (x1 - x0) * (W - left - right); };
   auto py = [&](double y) { return H - bottom - (y - y0) / (y1 - y0) * (H - top - bottom); };
   const Rgb grey{200, 200, 200}, black{0, 0, 0};
   for (double x = x0; x <= x1 + 1e-9; x += 5) {
     canvas.line(px(x), py(y0), px(x), py(y1), grey);
-    canvas.text(static_cast<int>(px(x)) - 8, H - bottom + 8, std::to_string(static_cast<int>(x)), black, 2);
+    canvas.text(static_cast<int>(px(x)) - 8, H - bottom + 8, std::to_string(static_cast<int>(x)),
+                black, 2);
   }
   for (double y = y0; y <= y1 + 1e-9; y += 5) {
     canvas.line(px(x0), py(y), px(x1), py(y), grey);
-    canvas.text(left - 40, static_cast<int>(py(y)) - 6, std::to_string(static_cast<int>(y)), black, 2);
+    canvas.text(left - 40, static_cast<int>(py(y)) - 6, std::to_string(static_cast<int>(y)), black,
+                2);
   }
   canvas.text(left, 10, "ID accuracy (x) vs OOD average (y), %", black, 2);
   canvas.text(W / 2 - 90, H - 24, "ID accuracy (%)", black, 2);
   // The WiSE-FT curve: zero-shot, the three alphas, FT.
-  std::vector<std::string> curve = {"zero-shot", "WiSE-FT(0.25)", "WiSE-FT(0.5)", "WiSE-FT(0.75)", "FT"};
+  std::vector<std::string> curve = {"zero-shot", "WiSE-FT(0.25)", "WiSE-FT(0.5)", "WiSE-FT(0.75)",
+                                    "FT"};
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < results.size(); ++i) index[results[i].first] = i;
   for (size_t i = 0; i + 1 < curve.size(); ++i) {
     const auto a = points[index.at(curve[i])], b = points[index.at(curve[i + 1])];
     canvas.line(px(a.first), py(a.second), px(b.first), py(b.second), {120, 120, 220}, 2.0);
   }
-  const Rgb colours[] = {{60, 60, 60}, {220, 40, 40}, {130, 130, 230}, {110, 110, 220}, {90, 90, 210},
-                         {40, 150, 40}, {230, 140, 0}, {160, 40, 200}, {0, 160, 170}};
+  const Rgb colours[] = {{60, 60, 60},    {220, 40, 40},  {130, 130, 230},
+                         {110, 110, 220}, {90, 90, 210},  {40, 150, 40},
+                         {230, 140, 0},   {160, 40, 200}, {0, 160, 170}};
   for (size_t i = 0; i < points.size(); ++i) {
     const Rgb c = colours[i % 9];
     canvas.disc(px(points[i].first), py(points[i].second), 6, c);
@@ -269,26 +292,39 @@ void plot_tradeoff(const std::string& path, const Results& results) {
 
 // A few ID images: the image, its MMCAM, the object mask and the counterfactuals of the
 // ObjMask and CtxMask SingleFill strategies.
-void draw_counterfactuals(const std::string& path, const models::Classifier& model, const DemoData& id) {
+void draw_counterfactuals(const std::string& path, const models::Classifier& model,
+                          const DemoData& id) {
   const int64_t n = 6, zoom = 4, cell = 32 * zoom + 10;
   const Tensor images = narrow(id.images, 0, 0, n), labels = narrow(id.labels, 0, 0, n);
-  const Tensor cam = normalize_cam(compute_cam(CamMethod::MMCAM, model, images, labels));  // (n, 16)
-  auto pixels = [](const Tensor& normalized) { return add(mul(normalized, 0.25), 0.5); };   // back to [0, 1]
+  const Tensor cam =
+      normalize_cam(compute_cam(CamMethod::MMCAM, model, images, labels));  // (n, 16)
+  auto pixels = [](const Tensor& normalized) {
+    return add(mul(normalized, 0.25), 0.5);
+  };  // back to [0, 1]
   Generator gen(0, 99);
-  const MaskStrategy obj = parse_mask_strategy("ObjMaskSingleFill(0.3)"), ctx = parse_mask_strategy("CtxMaskSingleFill(0.5)");
-  const Tensor obj_mask = patch_mask(obj, cam, n, 16, gen), ctx_mask = patch_mask(ctx, cam, n, 16, gen);
+  const MaskStrategy obj = parse_mask_strategy("ObjMaskSingleFill(0.3)"),
+                     ctx = parse_mask_strategy("CtxMaskSingleFill(0.5)");
+  const Tensor obj_mask = patch_mask(obj, cam, n, 16, gen),
+               ctx_mask = patch_mask(ctx, cam, n, 16, gen);
   const Tensor obj_images = make_counterfactual(obj, images, obj_mask, 4, gen).images;
   const Tensor ctx_images = make_counterfactual(ctx, images, ctx_mask, 4, gen).images;
-  const Tensor cam_pixels = reshape(expand(reshape(cam, {n, 4, 1, 4, 1}), {n, 4, 8, 4, 8}), {n, 32, 32});
+  const Tensor cam_pixels =
+      reshape(expand(reshape(cam, {n, 4, 1, 4, 1}), {n, 4, 8, 4, 8}), {n, 32, 32});
   Canvas canvas(static_cast<int>(5 * cell + 10), static_cast<int>(n * cell + 40));
-  const char* titles[] = {"image", "MMCAM", "object mask (0.3)", "ObjMaskSingleFill", "CtxMaskSingleFill"};
-  for (int c = 0; c < 5; ++c) canvas.text(10 + c * static_cast<int>(cell), 10, titles[c], {0, 0, 0}, 1);
+  const char* titles[] = {"image", "MMCAM", "object mask (0.3)", "ObjMaskSingleFill",
+                          "CtxMaskSingleFill"};
+  for (int c = 0; c < 5; ++c)
+    canvas.text(10 + c * static_cast<int>(cell), 10, titles[c], {0, 0, 0}, 1);
   for (int64_t i = 0; i < n; ++i) {
     const int y = 30 + static_cast<int>(i * cell);
     const Tensor original = pixels(select(images, 0, i));
     canvas.image(10, y, original, zoom);
     canvas.image(10 + cell, y, original, zoom, select(cam_pixels, 0, i), 0.6);
-    const Tensor dimmed = mul(original, add(mul(to_dtype(logical_not(select(expand_patch_mask(obj_mask, 4, 8), 0, i)), DType::F32), 0.8), 0.2));
+    const Tensor dimmed = mul(
+        original,
+        add(mul(to_dtype(logical_not(select(expand_patch_mask(obj_mask, 4, 8), 0, i)), DType::F32),
+                0.8),
+            0.2));
     canvas.image(10 + 2 * cell, y, dimmed, zoom);
     canvas.image(10 + 3 * cell, y, pixels(select(obj_images, 0, i)), zoom);
     canvas.image(10 + 4 * cell, y, pixels(select(ctx_images, 0, i)), zoom);
@@ -299,18 +335,23 @@ void draw_counterfactuals(const std::string& path, const models::Classifier& mod
 }  // namespace
 
 models::Classifier load_or_pretrain_demo_model(const std::string& cache_dir, std::ostream& log) {
-  return load_or_pretrain(cache_dir.empty() ? default_cache_dir() : cache_dir, Scaled{128, 1.0}, log);
+  return load_or_pretrain(cache_dir.empty() ? default_cache_dir() : cache_dir, Scaled{128, 1.0},
+                          log);
 }
 
 void run_demo(const DemoOptions& options, std::ostream& log) {
   ENGINE_CHECK(options.seeds >= 1, "demo: --seeds must be at least 1");
-  ENGINE_CHECK(options.size_fraction > 0 && options.size_fraction <= 1, "demo: size fraction must lie in (0, 1]");
+  ENGINE_CHECK(options.size_fraction > 0 && options.size_fraction <= 1,
+               "demo: size fraction must lie in (0, 1]");
   const auto start = std::chrono::steady_clock::now();
   const std::string out_dir = options.out_dir.empty() ? default_out_dir() : options.out_dir;
   const std::string cache_dir = options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
   std::filesystem::create_directories(out_dir);
-  const Scaled scale{options.size_fraction == 1.0 ? 128 : std::max<int64_t>(8, static_cast<int64_t>(128 * options.size_fraction * 8)),
-                     options.size_fraction};
+  const Scaled scale{
+      options.size_fraction == 1.0
+          ? 128
+          : std::max<int64_t>(8, static_cast<int64_t>(128 * options.size_fraction * 8)),
+      options.size_fraction};
 
   log << "demo: generating the splits\n";
   const DemoData finetune_data = scale.generate("finetune");
@@ -324,8 +365,14 @@ void run_demo(const DemoOptions& options, std::ostream& log) {
       {"FT+FD+ObjMaskSingleFill(0.3)", TrainMode::FT_FD_MASK, "ObjMaskSingleFill(0.3)"},
       {"FT+FD+CtxMaskSingleFill(0.5)", TrainMode::FT_FD_MASK, "CtxMaskSingleFill(0.5)"},
       {"FT+FD+RandMaskSingleFill(0.5)", TrainMode::FT_FD_MASK, "RandMaskSingleFill(0.5)"}};
-  Results results = {{"zero-shot", {}}, {"FT", {}}, {"WiSE-FT(0.25)", {}}, {"WiSE-FT(0.5)", {}}, {"WiSE-FT(0.75)", {}},
-                     {"FT+FD", {}}, {"FT+FD+ObjMaskSingleFill(0.3)", {}}, {"FT+FD+CtxMaskSingleFill(0.5)", {}},
+  Results results = {{"zero-shot", {}},
+                     {"FT", {}},
+                     {"WiSE-FT(0.25)", {}},
+                     {"WiSE-FT(0.5)", {}},
+                     {"WiSE-FT(0.75)", {}},
+                     {"FT+FD", {}},
+                     {"FT+FD+ObjMaskSingleFill(0.3)", {}},
+                     {"FT+FD+CtxMaskSingleFill(0.5)", {}},
                      {"FT+FD+RandMaskSingleFill(0.5)", {}}};
   std::map<std::string, size_t> row;
   for (size_t i = 0; i < results.size(); ++i) row[results[i].first] = i;
@@ -339,7 +386,8 @@ void run_demo(const DemoOptions& options, std::ostream& log) {
     log << "fine-tuning, seed " << seed << std::endl;
     record("zero-shot", zero_shot_scores);
     for (const FineTuning& method : methods) {
-      const models::Classifier tuned = finetune(zero_shot, method, finetune_data, scale, static_cast<uint64_t>(seed), log);
+      const models::Classifier tuned =
+          finetune(zero_shot, method, finetune_data, scale, static_cast<uint64_t>(seed), log);
       record(method.name, score(tuned, tests));
       if (method.mode == TrainMode::FT)
         for (double alpha : kWiseAlphas) {
@@ -356,7 +404,8 @@ void run_demo(const DemoOptions& options, std::ostream& log) {
   draw_counterfactuals(out_dir + "/counterfactuals.png", picture_model, tests.at("ID"));
   log << "wrote " << out_dir << "/results.json, results.csv, tradeoff.png, counterfactuals.png in "
       << std::fixed << std::setprecision(0)
-      << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() << " s\n" << std::defaultfloat;
+      << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() << " s\n"
+      << std::defaultfloat;
 }
 
 }  // namespace train

@@ -15,10 +15,11 @@
 namespace train {
 
 struct DemoOptions {
-  int64_t seeds = 1;          // fine-tuning seeds 0..seeds-1 (order, masks, fills)
-  std::string out_dir;        // results; empty = runs/demo-<timestamp>
-  std::string cache_dir;      // the pre-trained model; empty = $XDG_CACHE_HOME or ~/.cache/cftrain
-  double size_fraction = 1.0; // shrinks every split and the batch (quick checks; 1 = the benchmark)
+  int64_t seeds = 1;      // fine-tuning seeds 0..seeds-1 (order, masks, fills)
+  std::string out_dir;    // results; empty = runs/demo-<timestamp>
+  std::string cache_dir;  // the pre-trained model; empty = $XDG_CACHE_HOME or ~/.cache/cftrain
+  double size_fraction =
+      1.0;  // shrinks every split and the batch (quick checks; 1 = the benchmark)
 };
 
 void run_demo(const DemoOptions& options, std::ostream& log);

@@ -19,20 +19,28 @@ constexpr float kColours[kDemoClasses][3] = {{1, .2f, .2f}, {.2f, 1, .2f}, {.2f,
 bool inside(int64_t shape, double dy, double dx, double r) {
   const double d2 = dy * dy + dx * dx;
   switch (shape) {
-    case 0: return std::abs(dy) < 0.8 * r && std::abs(dx) < 0.8 * r;                     // square
-    case 1: return d2 < r * r;                                                           // disk
-    case 2: return -r < dy && dy < 0.8 * r && std::abs(dx) < 0.55 * (dy + r);            // triangle
-    case 3: return (std::abs(dy) < 0.25 * r && std::abs(dx) < r) ||
-                   (std::abs(dx) < 0.25 * r && std::abs(dy) < r);                        // plus
-    case 4: return std::abs(dy) < 0.35 * r && std::abs(dx) < r;                          // bar
-    default: return 0.55 * 0.55 * r * r < d2 && d2 < r * r;                              // ring
+    case 0:
+      return std::abs(dy) < 0.8 * r && std::abs(dx) < 0.8 * r;  // square
+    case 1:
+      return d2 < r * r;  // disk
+    case 2:
+      return -r < dy && dy < 0.8 * r && std::abs(dx) < 0.55 * (dy + r);  // triangle
+    case 3:
+      return (std::abs(dy) < 0.25 * r && std::abs(dx) < r) ||
+             (std::abs(dx) < 0.25 * r && std::abs(dy) < r);  // plus
+    case 4:
+      return std::abs(dy) < 0.35 * r && std::abs(dx) < r;  // bar
+    default:
+      return 0.55 * 0.55 * r * r < d2 && d2 < r * r;  // ring
   }
 }
 
 int64_t draw_background(DemoBackground kind, int64_t label, PhiloxStream& rng) {
   switch (kind) {
-    case DemoBackground::Uniform: return rng.below(kDemoClasses);
-    case DemoBackground::Correlated: return rng.uniform() < 0.95 ? label : rng.below(kDemoClasses);
+    case DemoBackground::Uniform:
+      return rng.below(kDemoClasses);
+    case DemoBackground::Correlated:
+      return rng.uniform() < 0.95 ? label : rng.below(kDemoClasses);
     case DemoBackground::Anti: {
       const int64_t other = rng.below(kDemoClasses - 1);
       return other < label ? other : other + 1;
@@ -42,7 +50,8 @@ int64_t draw_background(DemoBackground kind, int64_t label, PhiloxStream& rng) {
 }
 
 // Draws image `index` of the split into pixels (3, S, S) in [0, 1].
-void draw_image(const DemoSplit& split, int64_t index, float* pixels, int64_t& label, int64_t& background) {
+void draw_image(const DemoSplit& split, int64_t index, float* pixels, int64_t& label,
+                int64_t& background) {
   PhiloxStream rng(split.seed, static_cast<uint64_t>(index));
   label = rng.below(kDemoClasses);
   background = draw_background(split.background, label, rng);
@@ -60,7 +69,8 @@ void draw_image(const DemoSplit& split, int64_t index, float* pixels, int64_t& l
         bool drawn = shape[y][x];
         if (split.style == DemoStyle::Outline) {
           const bool interior = y > 0 && x > 0 && y < S - 1 && x < S - 1;
-          drawn = drawn && interior && !(shape[y - 1][x] && shape[y + 1][x] && shape[y][x - 1] && shape[y][x + 1]);
+          drawn = drawn && interior &&
+                  !(shape[y - 1][x] && shape[y + 1][x] && shape[y][x - 1] && shape[y][x + 1]);
         }
         if (drawn) v = split.style == DemoStyle::Faint ? 0.45 * grey + 0.55 * v : grey;
         if (split.style == DemoStyle::Faint) v += 0.2 * rng.normal();
@@ -86,7 +96,8 @@ const std::vector<DemoSplit>& demo_splits() {
 const DemoSplit& demo_split(const std::string& name) {
   for (const DemoSplit& split : demo_splits())
     if (split.name == name) return split;
-  fail("unknown demo split '", name, "' (pretrain, finetune, ID, faint-anti, clean-indep, clean-anti or outline)");
+  fail("unknown demo split '", name,
+       "' (pretrain, finetune, ID, faint-anti, clean-indep, clean-anti or outline)");
 }
 
 DemoData generate_demo_split(const DemoSplit& split) {
@@ -95,7 +106,8 @@ DemoData generate_demo_split(const DemoSplit& split) {
   std::vector<int64_t> labels(n), backgrounds(n);
   float* pixels = images.data<float>();
   parallel_for(n, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) draw_image(split, i, pixels + i * 3 * S * S, labels[i], backgrounds[i]);
+    for (int64_t i = begin; i < end; ++i)
+      draw_image(split, i, pixels + i * 3 * S * S, labels[i], backgrounds[i]);
   });
   return {mul(add(images, -0.5), 4.0), from_vector(labels, {n}), from_vector(backgrounds, {n})};
 }

@@ -32,7 +32,8 @@ struct DemoSplit {
 constexpr int64_t kDemoClasses = 6;
 constexpr int64_t kDemoImageSize = 32;
 
-// The seven splits of DEMO.md: pretrain, finetune, ID, faint-anti, clean-indep, clean-anti, outline.
+// The seven splits of DEMO.md: pretrain, finetune, ID, faint-anti, clean-indep, clean-anti,
+// outline.
 const std::vector<DemoSplit>& demo_splits();
 const DemoSplit& demo_split(const std::string& name);
 

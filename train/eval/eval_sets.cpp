@@ -1,12 +1,12 @@
 // Dataset evaluation and result tables.
 #include "train/eval/eval_sets.h"
 
-#include "train/common/format_guard.h"
-
 #include <chrono>
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "train/common/format_guard.h"
 
 namespace train {
 
@@ -15,12 +15,18 @@ using namespace engine;
 EvalDatasetSpec eval_dataset_spec(const std::map<std::string, std::string>& fields) {
   EvalDatasetSpec spec;
   for (const auto& [key, value] : fields) {
-    if (key == "name") spec.name = value;
-    else if (key == "kind") spec.kind = value;
-    else if (key == "root") spec.root = value;
-    else if (key == "wnids") spec.wnids = value;
-    else if (key == "class_names") spec.class_names = value;
-    else fail("eval.datasets: unknown field '", key, "' (name, kind, root, wnids, class_names)");
+    if (key == "name")
+      spec.name = value;
+    else if (key == "kind")
+      spec.kind = value;
+    else if (key == "root")
+      spec.root = value;
+    else if (key == "wnids")
+      spec.wnids = value;
+    else if (key == "class_names")
+      spec.class_names = value;
+    else
+      fail("eval.datasets: unknown field '", key, "' (name, kind, root, wnids, class_names)");
   }
   ENGINE_CHECK(!spec.root.empty(), "eval.datasets: an entry has no root");
   if (spec.kind.empty()) spec.kind = "imagefolder";
@@ -34,18 +40,20 @@ data::Dataset open_eval_dataset(const EvalDatasetSpec& spec, const data::ScanOpt
     return data::image_folder(spec.root, spec.class_names, options);
   if (k == "imagenet-v2") return data::imagenet_v2(spec.root, options);
   if (k == "imagenet-r" || k == "imagenet-a") {
-    ENGINE_CHECK(!spec.wnids.empty(), "eval dataset ", spec.name, ": kind ", k, " needs `wnids` (a wnid file, or ",
+    ENGINE_CHECK(!spec.wnids.empty(), "eval dataset ", spec.name, ": kind ", k,
+                 " needs `wnids` (a wnid file, or ",
                  "the ImageNet folder whose class folders are the 1000 wnids)");
     return data::imagenet_subset(spec.root, data::read_wnids(spec.wnids), options);
   }
   if (k == "objectnet") return data::objectnet(spec.root, options);
   if (k == "filelist") return data::file_list(spec.root, options);
-  fail("eval dataset ", spec.name, ": unknown kind '", k, "' (imagenet, imagefolder, imagenet-v2, imagenet-sketch, ",
+  fail("eval dataset ", spec.name, ": unknown kind '", k,
+       "' (imagenet, imagefolder, imagenet-v2, imagenet-sketch, ",
        "imagenet-r, imagenet-a, objectnet, filelist)");
 }
 
-EvalScore evaluate_dataset(const models::Classifier& model, const std::string& name, const data::Dataset& dataset,
-                           const EvalOptions& options) {
+EvalScore evaluate_dataset(const models::Classifier& model, const std::string& name,
+                           const data::Dataset& dataset, const EvalOptions& options) {
   ENGINE_CHECK(dataset.size() > 0, name, ": no images");
   data::LoaderOptions loading;
   loading.batch_size = options.batch;
@@ -61,7 +69,8 @@ EvalScore evaluate_dataset(const models::Classifier& model, const std::string& n
   const Tensor sublist =
       dataset.class_sublist.empty()
           ? Tensor()
-          : from_vector(dataset.class_sublist, {static_cast<int64_t>(dataset.class_sublist.size())}).to(model.device());
+          : from_vector(dataset.class_sublist, {static_cast<int64_t>(dataset.class_sublist.size())})
+                .to(model.device());
   NoGradGuard no_grad;
   EvalScore score{name, 0, 0, 0};
   int64_t correct = 0;
@@ -78,9 +87,11 @@ EvalScore evaluate_dataset(const models::Classifier& model, const std::string& n
     }
     score.images += static_cast<int64_t>(labels.size());
     if (options.log) {
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       *options.log << "\r" << name << ": " << score.images << "/" << dataset.size() << " images, "
-                   << static_cast<int64_t>(score.images / std::max(seconds, 1e-9)) << " images/s" << std::flush;
+                   << static_cast<int64_t>(score.images / std::max(seconds, 1e-9)) << " images/s"
+                   << std::flush;
     }
   }
   if (options.log) *options.log << "\n";
@@ -99,20 +110,27 @@ double EvalTable::ood_average() const {
 
 void EvalTable::print(std::ostream& out) const {
   const FormatGuard keep_format(out);
-  out << std::left << std::setw(24) << "dataset" << std::right << std::setw(10) << "accuracy" << std::setw(10) << "images" << "\n";
+  out << std::left << std::setw(24) << "dataset" << std::right << std::setw(10) << "accuracy"
+      << std::setw(10) << "images"
+      << "\n";
   for (size_t i = 0; i < scores.size(); ++i) {
-    out << std::left << std::setw(24) << (scores[i].name + (i == 0 ? " (ID)" : "")) << std::right << std::fixed
-        << std::setprecision(2) << std::setw(10) << scores[i].accuracy << std::setw(10) << scores[i].images;
+    out << std::left << std::setw(24) << (scores[i].name + (i == 0 ? " (ID)" : "")) << std::right
+        << std::fixed << std::setprecision(2) << std::setw(10) << scores[i].accuracy
+        << std::setw(10) << scores[i].images;
     if (scores[i].skipped) out << "  (" << scores[i].skipped << " unreadable files skipped)";
     out << "\n";
   }
-  if (scores.size() > 1) out << std::left << std::setw(24) << "OOD average" << std::right << std::setw(10) << ood_average() << "\n";
+  if (scores.size() > 1)
+    out << std::left << std::setw(24) << "OOD average" << std::right << std::setw(10)
+        << ood_average() << "\n";
   out << std::defaultfloat;
 }
 
 std::string EvalTable::json() const {
   nlohmann::ordered_json out;
-  for (const EvalScore& s : scores) out["datasets"][s.name] = {{"accuracy", s.accuracy}, {"images", s.images}, {"skipped", s.skipped}};
+  for (const EvalScore& s : scores)
+    out["datasets"][s.name] = {
+        {"accuracy", s.accuracy}, {"images", s.images}, {"skipped", s.skipped}};
   if (!scores.empty()) out["ID"] = scores[0].accuracy;
   if (scores.size() > 1) out["OOD-avg"] = ood_average();
   return out.dump(2) + "\n";
@@ -122,8 +140,8 @@ std::string EvalTable::csv() const {
   std::ostringstream out;
   out << "dataset,role,accuracy,images,skipped\n";
   for (size_t i = 0; i < scores.size(); ++i)
-    out << scores[i].name << "," << (i == 0 ? "ID" : "OOD") << "," << scores[i].accuracy << "," << scores[i].images << ","
-        << scores[i].skipped << "\n";
+    out << scores[i].name << "," << (i == 0 ? "ID" : "OOD") << "," << scores[i].accuracy << ","
+        << scores[i].images << "," << scores[i].skipped << "\n";
   if (scores.size() > 1) out << "OOD average,OOD," << ood_average() << ",,\n";
   return out.str();
 }
@@ -136,7 +154,8 @@ EvalTable evaluate_all(const models::Classifier& model, const std::vector<EvalDa
   scan.on_bad_input = options.on_bad_input;
   if (options.log) scan.log = options.log;
   for (const EvalDatasetSpec& spec : specs)
-    table.scores.push_back(evaluate_dataset(model, spec.name, open_eval_dataset(spec, scan), options));
+    table.scores.push_back(
+        evaluate_dataset(model, spec.name, open_eval_dataset(spec, scan), options));
   return table;
 }
 

@@ -31,9 +31,12 @@ std::string exact(double v) {
 std::string format_duration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds + 0.5);
   std::ostringstream out;
-  if (s >= 3600) out << s / 3600 << "h" << std::setw(2) << std::setfill('0') << (s / 60) % 60 << "m";
-  else if (s >= 60) out << s / 60 << "m" << std::setw(2) << std::setfill('0') << s % 60 << "s";
-  else out << s << "s";
+  if (s >= 3600)
+    out << s / 3600 << "h" << std::setw(2) << std::setfill('0') << (s / 60) % 60 << "m";
+  else if (s >= 60)
+    out << s / 60 << "m" << std::setw(2) << std::setfill('0') << s % 60 << "s";
+  else
+    out << s << "s";
   return out.str();
 }
 
@@ -42,7 +45,8 @@ std::vector<std::pair<std::string, Tensor>> trained_parameters(const TrainConfig
                                                                const models::Classifier& model) {
   std::vector<std::pair<std::string, Tensor>> params;
   if (config.method.mode != TrainMode::LP)
-    for (auto& [name, p] : model.visual->named_parameters()) params.emplace_back("visual." + name, p);
+    for (auto& [name, p] : model.visual->named_parameters())
+      params.emplace_back("visual." + name, p);
   for (auto& [name, p] : model.head->named_parameters()) params.emplace_back("head." + name, p);
   return params;
 }
@@ -54,16 +58,17 @@ struct EpochSums {
 };
 
 struct Position {
-  int64_t epoch = 0;         // the epoch in progress
-  int64_t micro_batch = 0;   // the next micro-batch of that epoch
-  int64_t step = 0;          // optimizer steps taken
+  int64_t epoch = 0;        // the epoch in progress
+  int64_t micro_batch = 0;  // the next micro-batch of that epoch
+  int64_t step = 0;         // optimizer steps taken
   double best_val = -1;
   int64_t best_epoch = -1;
-  EpochSums sums;            // of the epoch in progress, up to micro_batch
+  EpochSums sums;  // of the epoch in progress, up to micro_batch
 };
 
 // Checkpoint metadata values, with errors naming the file and the key.
-int64_t meta_int(const std::map<std::string, std::string>& meta, const std::string& key, const std::string& path) {
+int64_t meta_int(const std::map<std::string, std::string>& meta, const std::string& key,
+                 const std::string& path) {
   try {
     size_t used = 0;
     const int64_t v = std::stoll(meta.at(key), &used);
@@ -73,7 +78,8 @@ int64_t meta_int(const std::map<std::string, std::string>& meta, const std::stri
   fail(path, ": metadata '", key, "' is missing or not an integer");
 }
 
-double meta_double(const std::map<std::string, std::string>& meta, const std::string& key, const std::string& path) {
+double meta_double(const std::map<std::string, std::string>& meta, const std::string& key,
+                   const std::string& path) {
   try {
     size_t used = 0;
     const double v = std::stod(meta.at(key), &used);
@@ -83,14 +89,15 @@ double meta_double(const std::map<std::string, std::string>& meta, const std::st
   fail(path, ": metadata '", key, "' is missing or not a number");
 }
 
-
 class Checkpoints {
  public:
   Checkpoints(const TrainConfig& config, const models::Classifier& model,
               const std::vector<std::pair<std::string, Tensor>>& params, nn::AdamW& optimizer)
       : config_(config), model_(model), params_(params), optimizer_(optimizer) {}
 
-  std::string path(const char* which) const { return config_.run_dir + "/" + which + ".safetensors"; }
+  std::string path(const char* which) const {
+    return config_.run_dir + "/" + which + ".safetensors";
+  }
   // For the message that stops a run: where its last good state is.
   std::string last_good() const {
     if (config_.run_dir.empty()) return "";
@@ -109,12 +116,18 @@ class Checkpoints {
     }
     const EpochSums& sums = at.sums;
     models::save_classifier(path(which), model_, state,
-                            {{"epoch", std::to_string(at.epoch)}, {"micro_batch", std::to_string(at.micro_batch)},
-                             {"step", std::to_string(at.step)}, {"best_val", exact(at.best_val)},
-                             {"best_epoch", std::to_string(at.best_epoch)}, {"mode", train_mode_name(config_.method.mode)},
-                             {"config_hash", config_.config_hash}, {"epoch_loss", exact(sums.loss)},
-                             {"epoch_task", exact(sums.task)}, {"epoch_distill", exact(sums.distill)},
-                             {"epoch_correct", std::to_string(sums.correct)}, {"epoch_seen", std::to_string(sums.seen)},
+                            {{"epoch", std::to_string(at.epoch)},
+                             {"micro_batch", std::to_string(at.micro_batch)},
+                             {"step", std::to_string(at.step)},
+                             {"best_val", exact(at.best_val)},
+                             {"best_epoch", std::to_string(at.best_epoch)},
+                             {"mode", train_mode_name(config_.method.mode)},
+                             {"config_hash", config_.config_hash},
+                             {"epoch_loss", exact(sums.loss)},
+                             {"epoch_task", exact(sums.task)},
+                             {"epoch_distill", exact(sums.distill)},
+                             {"epoch_correct", std::to_string(sums.correct)},
+                             {"epoch_seen", std::to_string(sums.seen)},
                              {"epoch_micro_batches", std::to_string(sums.micro_batches)}});
   }
 
@@ -126,8 +139,9 @@ class Checkpoints {
     const std::string file = path("last");
     ENGINE_CHECK(meta.count("step"), file, ": not a training checkpoint (no step metadata)");
     ENGINE_CHECK(!meta.count("config_hash") || meta.at("config_hash") == config_.config_hash, file,
-                 ": was written with a different configuration (hash ", meta.at("config_hash"), ", now ",
-                 config_.config_hash, "); start a new run directory or restore the configuration");
+                 ": was written with a different configuration (hash ", meta.at("config_hash"),
+                 ", now ", config_.config_hash,
+                 "); start a new run directory or restore the configuration");
     model_.visual->load_state_dict(saved.classifier.visual->state_dict());
     model_.head->load_state_dict(saved.classifier.head->state_dict());
     at.epoch = meta_int(meta, "epoch", file);
@@ -135,16 +149,18 @@ class Checkpoints {
     at.step = meta_int(meta, "step", file);
     at.best_val = meta_double(meta, "best_val", file);
     at.best_epoch = meta_int(meta, "best_epoch", file);
-    at.sums = {meta_double(meta, "epoch_loss", file),     meta_double(meta, "epoch_task", file),
-               meta_double(meta, "epoch_distill", file),  meta_int(meta, "epoch_correct", file),
-               meta_int(meta, "epoch_seen", file),        meta_int(meta, "epoch_micro_batches", file)};
+    at.sums = {
+        meta_double(meta, "epoch_loss", file),    meta_double(meta, "epoch_task", file),
+        meta_double(meta, "epoch_distill", file), meta_int(meta, "epoch_correct", file),
+        meta_int(meta, "epoch_seen", file),       meta_int(meta, "epoch_micro_batches", file)};
     auto& slots = optimizer_.state()[0];
     for (size_t i = 0; i < params_.size(); ++i) {
       auto avg = saved.training_state.find("optimizer." + params_[i].first + ".exp_avg");
       if (avg == saved.training_state.end()) continue;
       const Device device = params_[i].second.device();  // the checkpoint loads on the CPU
       slots[i].exp_avg = avg->second.to(device);  // the loaded tensors are owned by nothing else
-      slots[i].exp_avg_sq = saved.training_state.at("optimizer." + params_[i].first + ".exp_avg_sq").to(device);
+      slots[i].exp_avg_sq =
+          saved.training_state.at("optimizer." + params_[i].first + ".exp_avg_sq").to(device);
       slots[i].step = at.step;
     }
     return true;
@@ -174,7 +190,8 @@ class MetricsLog {
         kept.push_back(line);
     }
     write_file_atomically(path_, [&](int fd) {
-      for (const std::string& line : kept) write_all(fd, (line + "\n").data(), line.size() + 1, path_);
+      for (const std::string& line : kept)
+        write_all(fd, (line + "\n").data(), line.size() + 1, path_);
     });
   }
   void write(const std::string& json) {
@@ -207,29 +224,33 @@ std::string number(double v) {
 void check_run_dir_is_new(const std::string& run_dir) {
   const std::string last = run_dir + "/last.safetensors";
   ENGINE_CHECK(run_dir.empty() || !std::filesystem::exists(last), "train: ", run_dir,
-               " already holds a run (last.safetensors); pass --resume to continue it or choose a new run directory");
+               " already holds a run (last.safetensors); pass --resume to continue it or choose a "
+               "new run directory");
 }
 
 TrainResult run_training(const TrainConfig& config, models::Classifier& student,
-                         const models::Classifier* teacher, BatchSource& data, const Validator& validate,
-                         std::ostream& log, bool resume) {
+                         const models::Classifier* teacher, BatchSource& data,
+                         const Validator& validate, std::ostream& log, bool resume) {
   ENGINE_CHECK(config.epochs > 0 && config.accum > 0, "train: epochs and accum must be positive");
   // A negative limit would flip every gradient (clip_grad_norm scales by limit / norm).
-  ENGINE_CHECK(config.clip > 0, "train: the gradient-norm limit (clip) must be positive, got ", config.clip);
-  ENGINE_CHECK(!config.method.needs_teacher() || teacher, "train: mode ", train_mode_name(config.method.mode),
-               " needs a teacher");
+  ENGINE_CHECK(config.clip > 0, "train: the gradient-norm limit (clip) must be positive, got ",
+               config.clip);
+  ENGINE_CHECK(!config.method.needs_teacher() || teacher, "train: mode ",
+               train_mode_name(config.method.mode), " needs a teacher");
   ENGINE_CHECK(!teacher || teacher->device() == student.device(), "train: the teacher is on ",
-               teacher ? teacher->device().str() : "", " but the student on ", student.device().str());
+               teacher ? teacher->device().str() : "", " but the student on ",
+               student.device().str());
   const int64_t steps_per_epoch = data.batches_per_epoch() / config.accum;
-  ENGINE_CHECK(steps_per_epoch > 0, "train: ", data.batches_per_epoch(), " batches per epoch are fewer than accum = ",
-               config.accum);
+  ENGINE_CHECK(steps_per_epoch > 0, "train: ", data.batches_per_epoch(),
+               " batches per epoch are fewer than accum = ", config.accum);
   const int64_t total_steps = steps_per_epoch * config.epochs;
   if (!config.run_dir.empty()) std::filesystem::create_directories(config.run_dir);
 
   const auto params = trained_parameters(config, student);
   std::vector<Tensor> tensors;
   for (const auto& [name, p] : params) tensors.push_back(p);
-  nn::ParamGroup group{tensors, config.lr, config.weight_decay, config.beta1, config.beta2, config.eps};
+  nn::ParamGroup group{tensors,      config.lr,    config.weight_decay,
+                       config.beta1, config.beta2, config.eps};
   nn::AdamW optimizer({group});
   nn::OneCycleOptions schedule;
   schedule.total_steps = total_steps;
@@ -241,7 +262,8 @@ TrainResult run_training(const TrainConfig& config, models::Classifier& student,
   Position at;
   if (resume && checkpoints.restore(at)) {
     scheduler.set_step(at.step);
-    log << "resuming from " << checkpoints.path("last") << ": epoch " << at.epoch + 1 << ", step " << at.step << "\n";
+    log << "resuming from " << checkpoints.path("last") << ": epoch " << at.epoch + 1 << ", step "
+        << at.step << "\n";
   }
   MetricsLog metrics(config.run_dir, at.step);
   student.visual->train();
@@ -262,13 +284,17 @@ TrainResult run_training(const TrainConfig& config, models::Classifier& student,
     int64_t interval_images = 0;
     for (int64_t b = at.micro_batch; b < steps_per_epoch * config.accum; ++b) {
       Tensor images, labels;
-      ENGINE_CHECK(data.next(images, labels), "train: the batch source ended early at batch ", b, " of epoch ", epoch + 1);
+      ENGINE_CHECK(data.next(images, labels), "train: the batch source ended early at batch ", b,
+                   " of epoch ", epoch + 1);
       images = images.to(student.device());
       labels = labels.to(student.device());
-      Generator masks(config.seed, kMaskStream + static_cast<uint64_t>(epoch * steps_per_epoch * config.accum + b));
-      const StepTerms terms = method_step(config.method, student, teacher, images, labels, masks, 1.0 / config.accum);
-      ENGINE_CHECK(std::isfinite(terms.loss), "training stopped: the loss is ", describe(terms.loss), " (task ",
-                   describe(terms.task), config.method.distills() ? ", distill " + describe(terms.distill) : "",
+      Generator masks(config.seed, kMaskStream + static_cast<uint64_t>(
+                                                     epoch * steps_per_epoch * config.accum + b));
+      const StepTerms terms =
+          method_step(config.method, student, teacher, images, labels, masks, 1.0 / config.accum);
+      ENGINE_CHECK(std::isfinite(terms.loss), "training stopped: the loss is ",
+                   describe(terms.loss), " (task ", describe(terms.task),
+                   config.method.distills() ? ", distill " + describe(terms.distill) : "",
                    ") at epoch ", epoch + 1, ", step ", at.step + 1, checkpoints.last_good());
       sums.loss += terms.loss;
       sums.task += terms.task;
@@ -280,8 +306,8 @@ TrainResult run_training(const TrainConfig& config, models::Classifier& student,
       if ((b + 1) % config.accum != 0) continue;
 
       const double norm = nn::clip_grad_norm(tensors, config.clip);
-      ENGINE_CHECK(std::isfinite(norm), "training stopped: the gradient norm is ", describe(norm), " at epoch ",
-                   epoch + 1, ", step ", at.step + 1, checkpoints.last_good());
+      ENGINE_CHECK(std::isfinite(norm), "training stopped: the gradient norm is ", describe(norm),
+                   " at epoch ", epoch + 1, ", step ", at.step + 1, checkpoints.last_good());
       const double lr = optimizer.groups()[0].lr;
       optimizer.step();
       scheduler.step();
@@ -290,22 +316,30 @@ TrainResult run_training(const TrainConfig& config, models::Classifier& student,
       ++steps_this_run;
       at.micro_batch = b + 1;
       if (config.log_every > 0 && at.step % config.log_every == 0) {
-        const double interval = std::chrono::duration<double>(Clock::now() - interval_start).count();
+        const double interval =
+            std::chrono::duration<double>(Clock::now() - interval_start).count();
         const double elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
         const double eta = elapsed / steps_this_run * (total_steps - at.step);
         const double per_second = interval_images / std::max(interval, 1e-9);
-        log << "epoch " << epoch + 1 << "/" << config.epochs << "  step " << at.step << "/" << total_steps
-            << std::fixed << std::setprecision(4) << "  loss " << sums.loss / sums.micro_batches;
+        log << "epoch " << epoch + 1 << "/" << config.epochs << "  step " << at.step << "/"
+            << total_steps << std::fixed << std::setprecision(4) << "  loss "
+            << sums.loss / sums.micro_batches;
         if (config.method.distills())
-          log << " (task " << sums.task / sums.micro_batches << ", distill " << sums.distill / sums.micro_batches << ")";
-        log << std::setprecision(1) << "  acc " << 100.0 * sums.correct / sums.seen << "%" << std::scientific
-            << std::setprecision(2) << "  lr " << lr << std::fixed << std::setprecision(0) << "  "
-            << per_second << " img/s  ETA " << format_duration(eta) << std::endl << std::defaultfloat;
-        metrics.write("{\"type\":\"step\",\"epoch\":" + std::to_string(epoch + 1) + ",\"step\":" + std::to_string(at.step) +
-                      ",\"loss\":" + number(sums.loss / sums.micro_batches) + ",\"task\":" + number(sums.task / sums.micro_batches) +
+          log << " (task " << sums.task / sums.micro_batches << ", distill "
+              << sums.distill / sums.micro_batches << ")";
+        log << std::setprecision(1) << "  acc " << 100.0 * sums.correct / sums.seen << "%"
+            << std::scientific << std::setprecision(2) << "  lr " << lr << std::fixed
+            << std::setprecision(0) << "  " << per_second << " img/s  ETA " << format_duration(eta)
+            << std::endl
+            << std::defaultfloat;
+        metrics.write("{\"type\":\"step\",\"epoch\":" + std::to_string(epoch + 1) +
+                      ",\"step\":" + std::to_string(at.step) +
+                      ",\"loss\":" + number(sums.loss / sums.micro_batches) +
+                      ",\"task\":" + number(sums.task / sums.micro_batches) +
                       ",\"distill\":" + number(sums.distill / sums.micro_batches) +
                       ",\"accuracy\":" + number(double(sums.correct) / sums.seen) +
-                      ",\"lr\":" + number(lr) + ",\"grad_norm\":" + number(norm) + ",\"images_per_s\":" + number(per_second) + "}");
+                      ",\"lr\":" + number(lr) + ",\"grad_norm\":" + number(norm) +
+                      ",\"images_per_s\":" + number(per_second) + "}");
         interval_start = Clock::now();
         interval_images = 0;
       }
@@ -333,8 +367,9 @@ TrainResult run_training(const TrainConfig& config, models::Classifier& student,
     result.epochs.push_back(record);
     // The record before the checkpoints: a resumed run drops records past its checkpoint, so a
     // kill in between loses nothing.
-    metrics.write("{\"type\":\"epoch\",\"epoch\":" + std::to_string(epoch + 1) + ",\"step\":" + std::to_string(at.step) +
-                  ",\"train_loss\":" + number(record.train_loss) + ",\"train_accuracy\":" + number(record.train_accuracy) +
+    metrics.write("{\"type\":\"epoch\",\"epoch\":" + std::to_string(epoch + 1) + ",\"step\":" +
+                  std::to_string(at.step) + ",\"train_loss\":" + number(record.train_loss) +
+                  ",\"train_accuracy\":" + number(record.train_accuracy) +
                   ",\"val_accuracy\":" + (validate ? number(record.val_accuracy) : "null") +
                   ",\"seconds\":" + number(record.seconds) + "}");
     // `best` first: a run killed between the two writes then resumes from the previous `last`
@@ -342,10 +377,12 @@ TrainResult run_training(const TrainConfig& config, models::Classifier& student,
     if (best) checkpoints.save("best", at);
     checkpoints.save("last", at);
     if (config.log_epochs) {
-      log << "epoch " << epoch + 1 << "/" << config.epochs << " done in " << format_duration(record.seconds)
-          << std::fixed << std::setprecision(4) << ": train loss " << record.train_loss << std::setprecision(1)
-          << ", train acc " << 100 * record.train_accuracy << "%";
-      if (validate) log << ", val acc " << 100 * record.val_accuracy << "%" << (best ? " (best)" : "");
+      log << "epoch " << epoch + 1 << "/" << config.epochs << " done in "
+          << format_duration(record.seconds) << std::fixed << std::setprecision(4)
+          << ": train loss " << record.train_loss << std::setprecision(1) << ", train acc "
+          << 100 * record.train_accuracy << "%";
+      if (validate)
+        log << ", val acc " << 100 * record.val_accuracy << "%" << (best ? " (best)" : "");
       log << std::endl << std::defaultfloat;
     }
   }

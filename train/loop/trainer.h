@@ -21,16 +21,17 @@ struct TrainConfig {
   double lr = 3e-5;
   double weight_decay = 0.1;  // linear probes use 0
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-  double pct_start = 0.02;     // one-cycle warm-up fraction
+  double pct_start = 0.02;  // one-cycle warm-up fraction
   int64_t epochs = 10;
-  int64_t accum = 1;           // micro-batches per optimizer step
-  double clip = 1.0;           // global gradient-norm limit
-  uint64_t seed = 0;           // data order; masks and fills: Generator(seed, kMaskStream + micro-batch of the run)
-  int64_t log_every = 10;      // optimizer steps between progress lines (0: none)
-  bool log_epochs = true;      // a summary line after every epoch
+  int64_t accum = 1;  // micro-batches per optimizer step
+  double clip = 1.0;  // global gradient-norm limit
+  uint64_t seed =
+      0;  // data order; masks and fills: Generator(seed, kMaskStream + micro-batch of the run)
+  int64_t log_every = 10;        // optimizer steps between progress lines (0: none)
+  bool log_epochs = true;        // a summary line after every epoch
   int64_t checkpoint_every = 0;  // optimizer steps between `last` checkpoints (0: epoch ends)
-  std::string run_dir;         // where checkpoints and metrics.jsonl go (empty: nowhere)
-  std::string config_hash;     // recorded in checkpoint metadata
+  std::string run_dir;           // where checkpoints and metrics.jsonl go (empty: nowhere)
+  std::string config_hash;       // recorded in checkpoint metadata
 };
 
 // Validation accuracy in [0, 1] of the current student.
@@ -56,7 +57,7 @@ void check_run_dir_is_new(const std::string& run_dir);
 // validator and a run_dir are given). `teacher` is used by the distilling modes; with `resume`,
 // continues from run_dir/last.safetensors when it exists.
 TrainResult run_training(const TrainConfig& config, models::Classifier& student,
-                         const models::Classifier* teacher, BatchSource& data, const Validator& validate,
-                         std::ostream& log, bool resume = false);
+                         const models::Classifier* teacher, BatchSource& data,
+                         const Validator& validate, std::ostream& log, bool resume = false);
 
 }  // namespace train

@@ -71,8 +71,6 @@ Tensor compute_cam(CamMethod method, const models::Classifier& model, const Tens
   return (method == CamMethod::MMCAM ? mmcam(out, score) : gradcam(out, score)).detach();
 }
 
-Tensor normalize_cam(const Tensor& cam) {
-  return div(cam, add(amax(cam, {1}, true), 1e-8));
-}
+Tensor normalize_cam(const Tensor& cam) { return div(cam, add(amax(cam, {1}, true), 1e-8)); }
 
 }  // namespace train

@@ -33,15 +33,16 @@ MaskStrategy parse_mask_strategy(const std::string& text);
 // (N, P) bool, true = masked. normalized_cam (N, P) is used by Obj/CtxMask, ignored by RandMask,
 // whose mask is drawn on `device` (the same draws as on the CPU).
 Tensor patch_mask(const MaskStrategy& strategy, const Tensor& normalized_cam, int64_t images,
-                  int64_t patches, engine::Generator& gen, engine::Device device = engine::Device::cpu());
+                  int64_t patches, engine::Generator& gen,
+                  engine::Device device = engine::Device::cpu());
 
 // (N, P) patch mask -> (N, 1, grid * patch, grid * patch) pixel mask.
 Tensor expand_patch_mask(const Tensor& mask, int64_t grid, int64_t patch);
 
 struct Counterfactual {
-  Tensor images;                          // (N, 3, H, W): the counterfactual pixels
-  models::VisionForwardOptions options;   // key mask or kept patches for NoFill
-  Tensor source;                          // (N, P) i64: the image each patch's pixels come from
+  Tensor images;                         // (N, 3, H, W): the counterfactual pixels
+  models::VisionForwardOptions options;  // key mask or kept patches for NoFill
+  Tensor source;                         // (N, P) i64: the image each patch's pixels come from
 };
 
 // SingleFill with a given permutation (N): masked pixels of image n come from image perm[n].

@@ -10,15 +10,16 @@ struct ModeName {
   TrainMode mode;
   const char* name;
 };
-const ModeName kModes[] = {{TrainMode::FT, "ft"},         {TrainMode::LP, "lp"},
-                           {TrainMode::FT_FD, "ft_fd"},   {TrainMode::FT_FD_MASK, "ft_fd_mask"},
-                           {TrainMode::FT_KD, "ft_kd"},   {TrainMode::FT_KD_MASK, "ft_kd_mask"}};
+const ModeName kModes[] = {{TrainMode::FT, "ft"},       {TrainMode::LP, "lp"},
+                           {TrainMode::FT_FD, "ft_fd"}, {TrainMode::FT_FD_MASK, "ft_fd_mask"},
+                           {TrainMode::FT_KD, "ft_kd"}, {TrainMode::FT_KD_MASK, "ft_kd_mask"}};
 }  // namespace
 
 TrainMode parse_train_mode(const std::string& name) {
   for (const ModeName& m : kModes)
     if (name == m.name) return m.mode;
-  fail("unknown training mode '", name, "' (expected ft, lp, ft_fd, ft_fd_mask, ft_kd or ft_kd_mask)");
+  fail("unknown training mode '", name,
+       "' (expected ft, lp, ft_fd, ft_fd_mask, ft_kd or ft_kd_mask)");
 }
 
 const char* train_mode_name(TrainMode mode) {
@@ -67,7 +68,8 @@ StepLosses method_losses(const MethodConfig& config, const models::Classifier& s
     Tensor normalized;
     if (cam) {
       const Tensor score = class_score(out.logits, labels);
-      const Tensor map = config.cam == CamMethod::MMCAM ? mmcam(student_clean, score) : gradcam(student_clean, score);
+      const Tensor map = config.cam == CamMethod::MMCAM ? mmcam(student_clean, score)
+                                                        : gradcam(student_clean, score);
       normalized = normalize_cam(map.detach());
     }
     const Counterfactual cf = counterfactual(normalized);
@@ -93,22 +95,24 @@ StepTerms method_step(const MethodConfig& config, const models::Classifier& stud
                       const models::Classifier* teacher, const Tensor& images, const Tensor& labels,
                       Generator& masks, double loss_scale) {
   const int64_t grid = student.visual->config().grid;
-  const StepLosses losses = method_losses(config, student, teacher, images, labels, [&](const Tensor& cam) {
-    const MaskStrategy& s = config.strategy;
-    // RandMaskNoFill draws its kept tokens itself; the others need the patch mask.
-    const bool token_dropping = s.mask == MaskKind::Rand && s.fill == FillKind::NoFill;
-    const int64_t n = images.shape()[0], patches = grid * grid;
-    const Tensor mask = token_dropping ? zeros({n, patches}, DType::Bool, images.device())
-                                       : patch_mask(s, cam, n, patches, masks, images.device());
-    return make_counterfactual(s, images, mask, grid, masks);
-  });
+  const StepLosses losses =
+      method_losses(config, student, teacher, images, labels, [&](const Tensor& cam) {
+        const MaskStrategy& s = config.strategy;
+        // RandMaskNoFill draws its kept tokens itself; the others need the patch mask.
+        const bool token_dropping = s.mask == MaskKind::Rand && s.fill == FillKind::NoFill;
+        const int64_t n = images.shape()[0], patches = grid * grid;
+        const Tensor mask = token_dropping ? zeros({n, patches}, DType::Bool, images.device())
+                                           : patch_mask(s, cam, n, patches, masks, images.device());
+        return make_counterfactual(s, images, mask, grid, masks);
+      });
   mul(losses.loss, loss_scale).backward();
   StepTerms terms;
   terms.loss = losses.loss.item<float>();
   terms.task = losses.task.item<float>();
   terms.distill = losses.distill.defined() ? losses.distill.item<float>() : 0.0;
   terms.count = labels.numel();
-  terms.correct = sum(to_dtype(eq(argmax(losses.logits.detach(), 1), labels), DType::I64)).item<int64_t>();
+  terms.correct =
+      sum(to_dtype(eq(argmax(losses.logits.detach(), 1), labels), DType::I64)).item<int64_t>();
   return terms;
 }
 

@@ -19,12 +19,13 @@ Rgb heat_colour(double v) {
   const double r = std::clamp(1.5 - std::abs(4 * v - 3), 0.0, 1.0);
   const double g = std::clamp(1.5 - std::abs(4 * v - 2), 0.0, 1.0);
   const double b = std::clamp(1.5 - std::abs(4 * v - 1), 0.0, 1.0);
-  return {static_cast<uint8_t>(255 * r), static_cast<uint8_t>(255 * g), static_cast<uint8_t>(255 * b)};
+  return {static_cast<uint8_t>(255 * r), static_cast<uint8_t>(255 * g),
+          static_cast<uint8_t>(255 * b)};
 }
 
 Canvas::Canvas(int width, int height, Rgb background) : width_(width), height_(height) {
-  ENGINE_CHECK(width > 0 && height > 0 && width <= 16384 && height <= 16384, "Canvas: invalid size ",
-               width, "x", height);
+  ENGINE_CHECK(width > 0 && height > 0 && width <= 16384 && height <= 16384,
+               "Canvas: invalid size ", width, "x", height);
   rgb_.resize(static_cast<size_t>(width) * height * 3);
   for (size_t i = 0; i < rgb_.size(); i += 3) {
     rgb_[i] = background.r;
@@ -73,23 +74,27 @@ void Canvas::text(int x, int y, const std::string& text, Rgb colour, int scale) 
   // 64 bytes per quad, and no glyph has more than 32 quads; stb_easy_font truncates silently.
   std::vector<char> quads(text.size() * 32 * 64 + 64);
   std::string copy = text;
-  const int count = stb_easy_font_print(0, 0, copy.data(), nullptr, quads.data(), static_cast<int>(quads.size()));
+  const int count =
+      stb_easy_font_print(0, 0, copy.data(), nullptr, quads.data(), static_cast<int>(quads.size()));
   // Each quad: 4 vertices of (x, y, z floats + 4 colour bytes); quads are axis-aligned.
   for (int q = 0; q < count; ++q) {
     const float* v0 = reinterpret_cast<const float*>(quads.data() + q * 64);
     const float* v2 = reinterpret_cast<const float*>(quads.data() + q * 64 + 32);
     fill_rect(x + static_cast<int>(v0[0]) * scale, y + static_cast<int>(v0[1]) * scale,
-              static_cast<int>(v2[0] - v0[0]) * scale, static_cast<int>(v2[1] - v0[1]) * scale, colour);
+              static_cast<int>(v2[0] - v0[0]) * scale, static_cast<int>(v2[1] - v0[1]) * scale,
+              colour);
   }
 }
 
-void Canvas::image(int x, int y, const Tensor& pixels, int zoom, const Tensor& tint, double opacity) {
-  ENGINE_CHECK(pixels.dim() == 3 && pixels.shape()[0] == 3, "Canvas::image: expected (3, H, W), got ",
-               shape_str(pixels.shape()));
+void Canvas::image(int x, int y, const Tensor& pixels, int zoom, const Tensor& tint,
+                   double opacity) {
+  ENGINE_CHECK(pixels.dim() == 3 && pixels.shape()[0] == 3,
+               "Canvas::image: expected (3, H, W), got ", shape_str(pixels.shape()));
   const int64_t H = pixels.shape()[1], W = pixels.shape()[2];
   // NaN pixels (a diverged model's input?) are drawn black rather than cast as undefined.
   const Tensor finite = pixels.detach().to(DType::F32);
-  const std::vector<float> v = clamp(where(ne(finite, finite), zeros_like(finite), finite), 0.0, 1.0).to_vector<float>();
+  const std::vector<float> v =
+      clamp(where(ne(finite, finite), zeros_like(finite), finite), 0.0, 1.0).to_vector<float>();
   std::vector<float> heat;
   if (tint.defined()) {
     ENGINE_CHECK(tint.shape() == Shape({H, W}), "Canvas::image: tint must be (", H, ", ", W, ")");
@@ -117,8 +122,9 @@ void Canvas::save_png(const std::string& path) const {
     auto* out = static_cast<std::vector<uint8_t>*>(context);
     out->insert(out->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
   };
-  ENGINE_CHECK(stbi_write_png_to_func(append, &png, width_, height_, 3, rgb_.data(), width_ * 3) != 0, path,
-               ": PNG encoding failed");
+  ENGINE_CHECK(
+      stbi_write_png_to_func(append, &png, width_, height_, 3, rgb_.data(), width_ * 3) != 0, path,
+      ": PNG encoding failed");
   write_file_atomically(path, [&](int fd) { write_all(fd, png.data(), png.size(), path); });
 }
 

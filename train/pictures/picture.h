@@ -32,8 +32,8 @@ class Canvas {
   static int text_width(const std::string& text, int scale = 1);
   // A (3, H, W) image with values in [0, 1], each pixel drawn as zoom x zoom; `tint` (H, W)
   // values in [0, 1], when given, are blended in as a heat map with weight `opacity`.
-  void image(int x, int y, const engine::Tensor& pixels, int zoom, const engine::Tensor& tint = engine::Tensor(),
-             double opacity = 0.5);
+  void image(int x, int y, const engine::Tensor& pixels, int zoom,
+             const engine::Tensor& tint = engine::Tensor(), double opacity = 0.5);
   void save_png(const std::string& path) const;
 
  private:

@@ -1,10 +1,11 @@
 // TOML configuration with a schema, variables and overrides (toml++).
 #include "train/runs/config.h"
 
+#include <toml++/toml.h>
+
 #include <cstdlib>
 #include <regex>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "data/decode.h"
 #include "engine/core/error.h"
@@ -16,18 +17,26 @@ using engine::fail;
 const std::vector<ConfigKey>& config_schema() {
   using T = ConfigType;
   static const std::vector<ConfigKey> keys = {
-      {"model.weights", T::String, "", "CLIP checkpoint (safetensors), or demo:pretrained for the demo's model"},
-      {"model.head", T::String, "\"\"", "zero-shot head .npy (classes, dim) from weights/convert_clip.py"},
-      {"data.train", T::String, "", "training ImageFolder root, a file list (.csv), or demo:finetune"},
+      {"model.weights", T::String, "",
+       "CLIP checkpoint (safetensors), or demo:pretrained for the demo's model"},
+      {"model.head", T::String, "\"\"",
+       "zero-shot head .npy (classes, dim) from weights/convert_clip.py"},
+      {"data.train", T::String, "",
+       "training ImageFolder root, a file list (.csv), or demo:finetune"},
       {"data.class_names", T::String, "\"\"", "optional class-name file for the training set"},
-      {"data.holdout", T::Integer, "10240", "training images held out for validation (stratified, seeded)"},
-      {"data.limit", T::Integer, "0", "use a seeded, class-stratified subset of N training images (0: all)"},
+      {"data.holdout", T::Integer, "10240",
+       "training images held out for validation (stratified, seeded)"},
+      {"data.limit", T::Integer, "0",
+       "use a seeded, class-stratified subset of N training images (0: all)"},
       {"data.image_size", T::Integer, "224", "input size of the CLIP transform"},
       {"data.workers", T::Integer, "2", "decoding threads of the loader"},
-      {"data.on_error", T::String, "\"fail\"", "unreadable training images (and the held-out validation ones): fail or skip"},
-      {"data.max_pixels", T::Integer, std::to_string(data::kDefaultMaxPixels), "images with more pixels are refused as bad input (Pillow's limit)"},
+      {"data.on_error", T::String, "\"fail\"",
+       "unreadable training images (and the held-out validation ones): fail or skip"},
+      {"data.max_pixels", T::Integer, std::to_string(data::kDefaultMaxPixels),
+       "images with more pixels are refused as bad input (Pillow's limit)"},
       {"train.mode", T::String, "\"ft_fd_mask\"", "ft, lp, ft_fd, ft_fd_mask, ft_kd or ft_kd_mask"},
-      {"train.strategy", T::String, "\"ObjMaskSingleFill(0.3)\"", "masking strategy of the *_mask modes"},
+      {"train.strategy", T::String, "\"ObjMaskSingleFill(0.3)\"",
+       "masking strategy of the *_mask modes"},
       {"train.cam", T::String, "\"mmcam\"", "mmcam or gradcam"},
       {"train.w_task", T::Number, "1.0", "weight of the cross-entropy loss"},
       {"train.w_distill", T::Number, "30.0", "weight of the distillation loss"},
@@ -37,18 +46,28 @@ const std::vector<ConfigKey>& config_schema() {
       {"train.pct_start", T::Number, "0.02", "one-cycle warm-up fraction"},
       {"train.epochs", T::Integer, "10", "epochs"},
       {"train.batch", T::Integer, "128", "micro-batch size"},
-      {"train.accum", T::Integer, "4", "micro-batches per optimizer step (global batch = batch x accum)"},
+      {"train.accum", T::Integer, "4",
+       "micro-batches per optimizer step (global batch = batch x accum)"},
       {"train.clip", T::Number, "1.0", "global gradient-norm limit"},
-      {"train.seed", T::Integer, "0", "seed of the data order, masks, fills and the validation split"},
+      {"train.seed", T::Integer, "0",
+       "seed of the data order, masks, fills and the validation split"},
       {"train.log_every", T::Integer, "10", "optimizer steps between progress lines"},
       {"train.checkpoint_every", T::Integer, "500", "optimizer steps between `last` checkpoints"},
-      {"run.device", T::String, "\"auto\"", "auto (the first GPU when there is one), cpu, cuda or cuda:N"},
-      {"run.precision", T::String, "\"fp32\"", "matrix products: fp32, tf32 or bf16 (bf16 inputs, fp32 accumulation; tf32 and bf16 on CUDA)"},
-      {"run.dir", T::String, "\"runs/${train.mode}\"", "where checkpoints, metrics and the resolved config go"},
-      {"eval.checkpoint", T::String, "\"\"", "checkpoint to evaluate (default: run.dir/best.safetensors)"},
+      {"run.device", T::String, "\"auto\"",
+       "auto (the first GPU when there is one), cpu, cuda or cuda:N"},
+      {"run.precision", T::String, "\"fp32\"",
+       "matrix products: fp32, tf32 or bf16 (bf16 inputs, fp32 accumulation; tf32 and bf16 on "
+       "CUDA)"},
+      {"run.dir", T::String, "\"runs/${train.mode}\"",
+       "where checkpoints, metrics and the resolved config go"},
+      {"eval.checkpoint", T::String, "\"\"",
+       "checkpoint to evaluate (default: run.dir/best.safetensors)"},
       {"eval.batch", T::Integer, "256", "evaluation batch size"},
-      {"eval.on_error", T::String, "\"fail\"", "unreadable images of eval sets and wise sweeps: fail (an accuracy over fewer images is never silent) or skip"},
-      {"eval.datasets", T::TableList, "", "[[eval.datasets]] tables: name, kind, root (and wnids, class_names)"},
+      {"eval.on_error", T::String, "\"fail\"",
+       "unreadable images of eval sets and wise sweeps: fail (an accuracy over fewer images is "
+       "never silent) or skip"},
+      {"eval.datasets", T::TableList, "",
+       "[[eval.datasets]] tables: name, kind, root (and wnids, class_names)"},
   };
   return keys;
 }
@@ -63,22 +82,32 @@ const ConfigKey* find_key(const std::string& key) {
 
 const char* type_name(ConfigType type) {
   switch (type) {
-    case ConfigType::String: return "a string";
-    case ConfigType::Integer: return "an integer";
-    case ConfigType::Number: return "a number";
-    case ConfigType::Boolean: return "true or false";
-    case ConfigType::TableList: return "an array of tables";
+    case ConfigType::String:
+      return "a string";
+    case ConfigType::Integer:
+      return "an integer";
+    case ConfigType::Number:
+      return "a number";
+    case ConfigType::Boolean:
+      return "true or false";
+    case ConfigType::TableList:
+      return "an array of tables";
   }
   return "?";
 }
 
 bool has_type(const toml::node& node, ConfigType type) {
   switch (type) {
-    case ConfigType::String: return node.is_string();
-    case ConfigType::Integer: return node.is_integer();
-    case ConfigType::Number: return node.is_floating_point() || node.is_integer();
-    case ConfigType::Boolean: return node.is_boolean();
-    case ConfigType::TableList: return node.is_array_of_tables();
+    case ConfigType::String:
+      return node.is_string();
+    case ConfigType::Integer:
+      return node.is_integer();
+    case ConfigType::Number:
+      return node.is_floating_point() || node.is_integer();
+    case ConfigType::Boolean:
+      return node.is_boolean();
+    case ConfigType::TableList:
+      return node.is_array_of_tables();
   }
   return false;
 }
@@ -121,7 +150,8 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
   auto data = std::make_unique<Data>();
   toml::table& resolved = data->table;
   for (const ConfigKey& k : config_schema())
-    if (!k.default_value.empty()) assign(resolved, k, *parse_toml("v = " + k.default_value, "defaults")["v"].node());
+    if (!k.default_value.empty())
+      assign(resolved, k, *parse_toml("v = " + k.default_value, "defaults")["v"].node());
 
   std::map<std::string, std::string> vars;
   if (!path.empty()) {
@@ -142,13 +172,15 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
         }
         continue;
       }
-      ENGINE_CHECK(content.is_table(), path, ": unknown key '", name, "' (settings live in sections: [model], ",
+      ENGINE_CHECK(content.is_table(), path, ": unknown key '", name,
+                   "' (settings live in sections: [model], ",
                    "[data], [train], [run], [eval], [vars])");
       for (auto&& [key_name, value] : *content.as_table()) {
         const std::string key = name + "." + std::string(key_name.str());
         const ConfigKey* spec = find_key(key);
         ENGINE_CHECK(spec != nullptr, path, ": unknown key '", key, "'");
-        ENGINE_CHECK(has_type(value, spec->type), path, ": ", key, " must be ", type_name(spec->type));
+        ENGINE_CHECK(has_type(value, spec->type), path, ": ", key, " must be ",
+                     type_name(spec->type));
         assign(resolved, *spec, value);
       }
     }
@@ -160,9 +192,11 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
     const std::string key = text.substr(0, eq), raw = text.substr(eq + 1);
     const ConfigKey* spec = find_key(key);
     ENGINE_CHECK(spec != nullptr, "--set: unknown key '", key, "'");
-    ENGINE_CHECK(spec->type != ConfigType::TableList, "--set: ", key, " cannot be set on the command line");
+    ENGINE_CHECK(spec->type != ConfigType::TableList, "--set: ", key,
+                 " cannot be set on the command line");
     // Strings may be given bare (--set run.dir=runs/x); everything else is a TOML value.
-    const bool bare_string = spec->type == ConfigType::String && (raw.empty() || raw.front() != '"');
+    const bool bare_string =
+        spec->type == ConfigType::String && (raw.empty() || raw.front() != '"');
     toml::table parsed;
     if (bare_string) {
       parsed.insert("v", raw);
@@ -173,7 +207,8 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
         fail("--set ", key, ": '", raw, "' is not ", type_name(spec->type));
       }
     }
-    ENGINE_CHECK(has_type(*parsed["v"].node(), spec->type), "--set ", key, ": '", raw, "' is not ", type_name(spec->type));
+    ENGINE_CHECK(has_type(*parsed["v"].node(), spec->type), "--set ", key, ": '", raw, "' is not ",
+                 type_name(spec->type));
     assign(resolved, *spec, *parsed["v"].node());
   }
 
@@ -193,8 +228,8 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
       } else if (const char* env = std::getenv(name.c_str())) {
         value = env;
       } else {
-        fail("config: ${", name, "} in ", where, " is not defined (set it in [vars], with --var ", name,
-             "=..., or in the environment)");
+        fail("config: ${", name, "} in ", where, " is not defined (set it in [vars], with --var ",
+             name, "=..., or in the environment)");
       }
       text = m.prefix().str() + value + m.suffix().str();
     }
@@ -209,7 +244,8 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
         for (auto& entry : *value.as_array())
           for (auto&& [field, field_value] : *entry.as_table())
             if (field_value.is_string())
-              field_value.as_string()->get() = expand(field_value.as_string()->get(), where + "." + std::string(field.str()));
+              field_value.as_string()->get() =
+                  expand(field_value.as_string()->get(), where + "." + std::string(field.str()));
       }
     }
   return Config(std::move(data));
@@ -225,7 +261,9 @@ const toml::node& lookup(const toml::table& table, const std::string& key, Confi
 }
 }  // namespace
 
-bool Config::has(const std::string& key) const { return data_->table.at_path(key).node() != nullptr; }
+bool Config::has(const std::string& key) const {
+  return data_->table.at_path(key).node() != nullptr;
+}
 
 std::string Config::string(const std::string& key) const {
   return *lookup(data_->table, key, ConfigType::String).value<std::string>();
@@ -267,7 +305,8 @@ std::string Config::hash() const {
   toml::table results = data_->table;
   for (const char* key : {"train.log_every", "train.checkpoint_every", "data.workers", "run.dir"}) {
     const std::string k(key);
-    if (auto* section = results[k.substr(0, k.find('.'))].as_table()) section->erase(k.substr(k.find('.') + 1));
+    if (auto* section = results[k.substr(0, k.find('.'))].as_table())
+      section->erase(k.substr(k.find('.') + 1));
   }
   results.erase("eval");
   std::ostringstream text;

@@ -16,7 +16,7 @@ namespace train {
 enum class ConfigType { String, Integer, Number, Boolean, TableList };
 
 struct ConfigKey {
-  std::string key;            // "section.name"
+  std::string key;  // "section.name"
   ConfigType type;
   std::string default_value;  // as written in TOML; empty = none
   std::string help;

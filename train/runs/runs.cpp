@@ -70,11 +70,13 @@ class LoaderBatches : public BatchSource {
 
 // Positions of a seeded subset of `limit` items stratified by label (all when limit is 0 or
 // not smaller than the set), in their original order.
-std::vector<int64_t> subset(const std::vector<int64_t>& labels, int64_t limit, uint64_t seed, const std::string& what) {
+std::vector<int64_t> subset(const std::vector<int64_t>& labels, int64_t limit, uint64_t seed,
+                            const std::string& what) {
   const int64_t n = static_cast<int64_t>(labels.size());
   // Another seed than the validation hold-out's, so the two draws are unrelated.
-  const std::vector<bool> chosen = limit > 0 && limit < n ? data::stratified_holdout(labels, limit, seed + 1, what)
-                                                          : std::vector<bool>(n, true);
+  const std::vector<bool> chosen = limit > 0 && limit < n
+                                       ? data::stratified_holdout(labels, limit, seed + 1, what)
+                                       : std::vector<bool>(n, true);
   std::vector<int64_t> kept;
   for (int64_t i = 0; i < n; ++i)
     if (chosen[i]) kept.push_back(i);
@@ -97,7 +99,8 @@ engine::Device configure_device(const Config& config, std::ostream& log) {
   const Device device = parse_device(config.string("run.device"));
   const MatmulPrecision precision = parse_matmul_precision(config.string("run.precision"));
   use_matmul_precision(precision, device);
-  log << "device " << device.str() << ", " << matmul_precision_name(precision) << " matrix products" << std::endl;
+  log << "device " << device.str() << ", " << matmul_precision_name(precision) << " matrix products"
+      << std::endl;
   return device;
 }
 
@@ -107,7 +110,8 @@ void train_from_config(const Config& config, bool resume, std::ostream& log) {
   const std::string resolved = settings.run_dir + "/config.toml";
   if (!resume) check_run_dir_is_new(settings.run_dir);  // before config.toml, which a resume checks
   if (resume && std::filesystem::exists(resolved)) {
-    ENGINE_CHECK(Config::load(resolved).hash() == config.hash(), resolved, ": the run was started with another ",
+    ENGINE_CHECK(Config::load(resolved).hash() == config.hash(), resolved,
+                 ": the run was started with another ",
                  "configuration; resume it with the same settings or use a new run.dir");
   }
   write_text(resolved, config.to_toml());
@@ -130,8 +134,10 @@ void train_from_config(const Config& config, bool resume, std::ostream& log) {
   if (source.rfind("demo:", 0) == 0) {
     const DemoData all = generate_demo_split(demo_split(source.substr(5)));
     const Tensor rows = index_tensor(subset(all.labels.to_vector<int64_t>(), limit, seed, source));
-    const Tensor images = index_select(all.images, 0, rows), labels = index_select(all.labels, 0, rows);
-    const std::vector<bool> held = data::stratified_holdout(labels.to_vector<int64_t>(), holdout, seed, source);
+    const Tensor images = index_select(all.images, 0, rows),
+                 labels = index_select(all.labels, 0, rows);
+    const std::vector<bool> held =
+        data::stratified_holdout(labels.to_vector<int64_t>(), holdout, seed, source);
     std::vector<int64_t> train_index, val_index;
     for (int64_t i = 0; i < labels.numel(); ++i) (held[i] ? val_index : train_index).push_back(i);
     TensorBatches batches(index_select(images, 0, index_tensor(train_index)),
@@ -139,7 +145,8 @@ void train_from_config(const Config& config, bool resume, std::ostream& log) {
     const Tensor val_images = index_select(images, 0, index_tensor(val_index));
     const Tensor val_labels = index_select(labels, 0, index_tensor(val_index));
     Validator validate;
-    if (!val_index.empty()) validate = [&](const models::Classifier& m) { return accuracy(m, val_images, val_labels); };
+    if (!val_index.empty())
+      validate = [&](const models::Classifier& m) { return accuracy(m, val_images, val_labels); };
     run_training(settings, student, teacher, batches, validate, log, resume);
     return;
   }
@@ -158,8 +165,8 @@ void train_from_config(const Config& config, bool resume, std::ostream& log) {
     dataset.samples = std::move(kept);
   }
   const data::Split split = data::stratified_split(dataset, holdout, seed);
-  log << "training on " << split.train.size() << " images of " << dataset.class_names.size() << " classes, "
-      << split.validation.size() << " held out for validation" << std::endl;
+  log << "training on " << split.train.size() << " images of " << dataset.class_names.size()
+      << " classes, " << split.validation.size() << " held out for validation" << std::endl;
   data::LoaderOptions loading;
   loading.batch_size = batch;
   loading.shuffle = true;
@@ -173,7 +180,8 @@ void train_from_config(const Config& config, bool resume, std::ostream& log) {
   loading.log = &log;
   LoaderBatches batches(split.train, loading);
   // The held-out images are training data: they follow data.on_error, not eval.on_error.
-  EvalOptions eval = eval_options(config, static_cast<int>(config.integer("data.image_size")), nullptr);
+  EvalOptions eval =
+      eval_options(config, static_cast<int>(config.integer("data.image_size")), nullptr);
   eval.on_bad_input = scan.on_bad_input;
   Validator validate;
   if (split.validation.size() > 0)
@@ -194,21 +202,25 @@ EvalOptions eval_options(const Config& config, int image_size, std::ostream* log
   return options;
 }
 
-void eval_from_config(const Config& config, const std::string& checkpoint, const std::string& out_dir,
-                      std::ostream& log) {
+void eval_from_config(const Config& config, const std::string& checkpoint,
+                      const std::string& out_dir, std::ostream& log) {
   std::string path = checkpoint.empty() ? config.string("eval.checkpoint") : checkpoint;
   if (path.empty()) path = config.string("run.dir") + "/best.safetensors";
   const bool zero_shot = config.has("model.weights") && path == config.string("model.weights");
   const Device device = configure_device(config, log);
-  models::Classifier model = zero_shot ? load_zero_shot(config, log) : models::load_classifier_or_zero_shot(path, "");
+  models::Classifier model =
+      zero_shot ? load_zero_shot(config, log) : models::load_classifier_or_zero_shot(path, "");
   model.to(device);
   std::vector<EvalDatasetSpec> specs;
-  for (const auto& fields : config.tables("eval.datasets")) specs.push_back(eval_dataset_spec(fields));
-  const EvalOptions options = eval_options(config, static_cast<int>(model.visual->config().image_size()), &log);
+  for (const auto& fields : config.tables("eval.datasets"))
+    specs.push_back(eval_dataset_spec(fields));
+  const EvalOptions options =
+      eval_options(config, static_cast<int>(model.visual->config().image_size()), &log);
   log << "evaluating " << path << std::endl;
   const EvalTable table = evaluate_all(model, specs, options);
   table.print(log);
-  const std::string dir = !out_dir.empty() ? out_dir : std::filesystem::path(path).parent_path().string();
+  const std::string dir =
+      !out_dir.empty() ? out_dir : std::filesystem::path(path).parent_path().string();
   if (!dir.empty()) std::filesystem::create_directories(dir);
   const std::string prefix = (dir.empty() ? std::string(".") : dir) + "/eval";
   write_text(prefix + ".json", table.json());

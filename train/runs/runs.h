@@ -1,15 +1,15 @@
-// `cftrain train` and `cftrain eval` from a configuration (train/runs/config.h): builds the zero-shot
-// teacher and the student, the training data (an ImageFolder or file list with a stratified
-// validation hold-out, or the demo's generated images), runs the trainer in the run directory,
-// and evaluates checkpoints on the configured datasets.
+// `cftrain train` and `cftrain eval` from a configuration (train/runs/config.h): builds the
+// zero-shot teacher and the student, the training data (an ImageFolder or file list with a
+// stratified validation hold-out, or the demo's generated images), runs the trainer in the run
+// directory, and evaluates checkpoints on the configured datasets.
 #pragma once
 
 #include <ostream>
 #include <string>
 
 #include "models/classifier.h"
-#include "train/runs/config.h"
 #include "train/eval/eval_sets.h"
+#include "train/runs/config.h"
 
 namespace train {
 
@@ -28,7 +28,7 @@ EvalOptions eval_options(const Config& config, int image_size, std::ostream* log
 // Evaluates `checkpoint` (default eval.checkpoint, else run.dir/best.safetensors; a CLIP
 // checkpoint when model.head is given and the path is model.weights) on eval.datasets; prints the
 // table and writes eval.json and eval.csv next to the checkpoint or into `out_dir`.
-void eval_from_config(const Config& config, const std::string& checkpoint, const std::string& out_dir,
-                      std::ostream& log);
+void eval_from_config(const Config& config, const std::string& checkpoint,
+                      const std::string& out_dir, std::ostream& log);
 
 }  // namespace train

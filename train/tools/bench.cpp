@@ -33,8 +33,10 @@ BenchModel bench_model(const std::string& name) {
 }
 
 models::Classifier random_classifier(const BenchModel& spec, Generator& gen, Device device) {
-  models::Classifier model{std::make_shared<models::VisionTransformer>(spec.config, nn::Init::random(gen)),
-                           std::make_shared<models::ZeroShotHead>(mul(l2_normalize(randn({spec.classes, spec.config.output_dim}, gen), -1), 100.0))};
+  models::Classifier model{
+      std::make_shared<models::VisionTransformer>(spec.config, nn::Init::random(gen)),
+      std::make_shared<models::ZeroShotHead>(
+          mul(l2_normalize(randn({spec.classes, spec.config.output_dim}, gen), -1), 100.0))};
   model.visual->to(device);
   model.head->to(device);
   return model;
@@ -69,7 +71,8 @@ double time_ms(Device device, const std::function<void()>& step) {
 }  // namespace
 
 std::vector<BenchRow> run_bench(const BenchOptions& options, std::ostream& progress) {
-  ENGINE_CHECK(options.batch > 0 && options.steps > 0 && options.warmup >= 0, "bench: batch and steps must be positive");
+  ENGINE_CHECK(options.batch > 0 && options.steps > 0 && options.warmup >= 0,
+               "bench: batch and steps must be positive");
   const Device device = parse_device(options.device.empty() ? "auto" : options.device);
   use_matmul_precision(parse_matmul_precision(options.precision), device);
 
@@ -115,7 +118,8 @@ std::vector<BenchRow> run_bench(const BenchOptions& options, std::ostream& progr
       step = [&](int64_t i) {
         Generator masks(0, static_cast<uint64_t>(i));
         const Tensor cam = normalize_cam(compute_cam(CamMethod::MMCAM, student, images, labels));
-        const Tensor mask = patch_mask(method.strategy, cam, options.batch, spec.config.patches(), masks, device);
+        const Tensor mask =
+            patch_mask(method.strategy, cam, options.batch, spec.config.patches(), masks, device);
         make_counterfactual(method.strategy, images, mask, spec.config.grid, masks);
       };
     } else {
@@ -124,19 +128,22 @@ std::vector<BenchRow> run_bench(const BenchOptions& options, std::ostream& progr
     memory.reset();
     for (int64_t i = 0; i < options.warmup; ++i) time_ms(device, [&] { step(i); });
     std::vector<double> times;
-    for (int64_t i = 0; i < options.steps; ++i) times.push_back(time_ms(device, [&] { step(options.warmup + i); }));
+    for (int64_t i = 0; i < options.steps; ++i)
+      times.push_back(time_ms(device, [&] { step(options.warmup + i); }));
     std::sort(times.begin(), times.end());
     const double median = times[times.size() / 2];
     rows.push_back({options.model, mode, options.precision, device.str(), options.batch, median,
                     1000.0 * options.batch / median, memory.bytes()});
-    progress << "bench " << options.model << " " << mode << ": " << std::fixed << std::setprecision(1) << median
-             << " ms/step" << std::endl << std::defaultfloat;
+    progress << "bench " << options.model << " " << mode << ": " << std::fixed
+             << std::setprecision(1) << median << " ms/step" << std::endl
+             << std::defaultfloat;
     if (options.profile_steps > 0) {
       KernelProfile profile;
       for (int64_t i = 0; i < options.profile_steps; ++i) step(options.warmup + options.steps + i);
       profile.stop();
-      progress << "kernel profile of " << options.profile_steps << " " << options.model << " " << mode << " steps ("
-               << options.precision << ", " << device.str() << ", batch " << options.batch << "):\n";
+      progress << "kernel profile of " << options.profile_steps << " " << options.model << " "
+               << mode << " steps (" << options.precision << ", " << device.str() << ", batch "
+               << options.batch << "):\n";
       profile.print(progress);
     }
   }
@@ -149,20 +156,27 @@ void print_bench(const std::vector<BenchRow>& rows, bool json, std::ostream& out
   if (json) {
     nlohmann::ordered_json list = nlohmann::ordered_json::array();
     for (const BenchRow& r : rows)
-      list.push_back({{"model", r.model}, {"mode", r.mode}, {"precision", r.precision}, {"device", r.device},
-                      {"batch", r.batch}, {"median_ms", r.median_ms}, {"images_per_second", r.images_per_second},
+      list.push_back({{"model", r.model},
+                      {"mode", r.mode},
+                      {"precision", r.precision},
+                      {"device", r.device},
+                      {"batch", r.batch},
+                      {"median_ms", r.median_ms},
+                      {"images_per_second", r.images_per_second},
                       {"peak_bytes", r.peak_bytes}});
     out << list.dump(2) << "\n";
     return;
   }
-  out << std::left << std::setw(10) << "model" << std::setw(8) << "mode" << std::setw(7) << "prec" << std::setw(8)
-      << "device" << std::right << std::setw(7) << "batch" << std::setw(12) << "ms/step" << std::setw(12) << "images/s"
-      << std::setw(14) << "peak MiB" << "\n";
+  out << std::left << std::setw(10) << "model" << std::setw(8) << "mode" << std::setw(7) << "prec"
+      << std::setw(8) << "device" << std::right << std::setw(7) << "batch" << std::setw(12)
+      << "ms/step" << std::setw(12) << "images/s" << std::setw(14) << "peak MiB"
+      << "\n";
   for (const BenchRow& r : rows)
-    out << std::left << std::setw(10) << r.model << std::setw(8) << r.mode << std::setw(7) << r.precision << std::setw(8)
-        << r.device << std::right << std::setw(7) << r.batch << std::fixed << std::setprecision(1) << std::setw(12)
-        << r.median_ms << std::setw(12) << r.images_per_second << std::setw(14) << r.peak_bytes / (1024.0 * 1024.0)
-        << "\n" << std::defaultfloat;
+    out << std::left << std::setw(10) << r.model << std::setw(8) << r.mode << std::setw(7)
+        << r.precision << std::setw(8) << r.device << std::right << std::setw(7) << r.batch
+        << std::fixed << std::setprecision(1) << std::setw(12) << r.median_ms << std::setw(12)
+        << r.images_per_second << std::setw(14) << r.peak_bytes / (1024.0 * 1024.0) << "\n"
+        << std::defaultfloat;
 }
 
 }  // namespace train

@@ -14,7 +14,7 @@
 namespace train {
 
 struct BenchOptions {
-  std::string model = "vit-b16";   // vit-b16 | tiny (32 px, patch 4, width 64, 4 layers, 4 heads)
+  std::string model = "vit-b16";  // vit-b16 | tiny (32 px, patch 4, width 64, 4 layers, 4 heads)
   std::vector<std::string> modes = {"infer", "ft", "ftfd", "cam", "full"};
   std::string precision = "fp32";  // fp32 | tf32 | bf16 (the last two on CUDA)
   std::string device;              // cpu | cuda; empty: cuda when present

@@ -30,7 +30,8 @@ void run_embed(const EmbedOptions& options, std::ostream& progress) {
   const auto model = models::load_visual_tower(options.weights, images.shape()[2]);
   if (head.defined())
     ENGINE_CHECK(head.shape()[1] == model->config().output_dim, options.head, ": head dim ",
-                 head.shape()[1], " does not match the model's output dim ", model->config().output_dim);
+                 head.shape()[1], " does not match the model's output dim ",
+                 model->config().output_dim);
   model->eval();
 
   NoGradGuard no_grad;
@@ -41,14 +42,16 @@ void run_embed(const EmbedOptions& options, std::ostream& progress) {
     const int64_t count = std::min(options.batch, n - begin);
     pieces.push_back(model->forward(narrow(images, 0, begin, count)).features);
     if (n > options.batch) {
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       progress << "embed: " << begin + count << "/" << n << " images, "
                << static_cast<int64_t>((begin + count) / std::max(seconds, 1e-9)) << " images/s\n";
     }
   }
   const Tensor features = n > 0 ? cat(pieces, 0) : zeros({0, model->config().output_dim});
   save_npy(options.out, features);
-  if (head.defined()) save_npy(options.logits_out, matmul(l2_normalize(features, -1), transpose(head, 0, 1)));
+  if (head.defined())
+    save_npy(options.logits_out, matmul(l2_normalize(features, -1), transpose(head, 0, 1)));
 }
 
 }  // namespace train

@@ -48,9 +48,9 @@ double accuracy(const nn::MLP& model, const Dataset& data) {
 }  // namespace
 
 SmokeResult run_smoke(const SmokeOptions& options, std::ostream& log) {
-  ENGINE_CHECK(options.epochs > 0 && options.batch > 0 && options.hidden > 0 &&
-                   options.points_per_class > 0,
-               "smoke: epochs, batch, hidden and points must be positive");
+  ENGINE_CHECK(
+      options.epochs > 0 && options.batch > 0 && options.hidden > 0 && options.points_per_class > 0,
+      "smoke: epochs, batch, hidden and points must be positive");
   Generator data_gen(options.seed, 0), init_gen(options.seed, 1), order_gen(options.seed, 2);
   const Dataset train_set = make_spiral(options.points_per_class, data_gen);
   const Dataset test_set = make_spiral(options.points_per_class / 2, data_gen);
@@ -66,9 +66,8 @@ SmokeResult run_smoke(const SmokeOptions& options, std::ostream& log) {
   schedule.pct_start = 0.1;
   nn::OneCycleLR scheduler(optimizer, {options.lr}, schedule);
 
-  log << "smoke: 2-layer MLP (2 -> " << options.hidden << " -> " << kClasses
-      << ") on a " << kClasses << "-arm spiral, " << n << " training points, "
-      << options.epochs << " epochs\n";
+  log << "smoke: 2-layer MLP (2 -> " << options.hidden << " -> " << kClasses << ") on a "
+      << kClasses << "-arm spiral, " << n << " training points, " << options.epochs << " epochs\n";
   SmokeResult result;
   for (int64_t epoch = 0; epoch < options.epochs; ++epoch) {
     const Tensor order = randperm(n, order_gen);
