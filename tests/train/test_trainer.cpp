@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -235,6 +236,80 @@ TEST_F(Trainer, ProgressLinesReportEveryField) {
     }
   }
   EXPECT_EQ(step, 8) << log.str();
+}
+
+// metrics.jsonl: one JSON object a line, whose numbers are the run's own: the first step's
+// losses as the method computes them, every step's learning rate from the schedule, the epoch
+// records equal to what run_training returns and the validator scored.
+TEST_F(Trainer, MetricsRecordsAreJsonWithTheRunsNumbers) {
+  const DemoData data = tiny_data(64);
+  const models::Classifier teacher = tiny_model(1);
+  models::Classifier student = tiny_model(2);
+  const models::Classifier initial = models::clone_classifier(student);
+  TrainConfig config;
+  config.method.mode = TrainMode::FT_FD;
+  config.method.w_distill = 2.0;
+  config.lr = 1e-3;
+  config.epochs = 2;
+  config.log_every = 1;
+  config.run_dir = dir_ / "metrics";
+  TensorBatches batches(data.images, data.labels, 16, 3);  // 4 steps of 16 images per epoch
+  const std::vector<double> scores = {0.25, 0.5};
+  size_t calls = 0;
+  std::ostringstream log;
+  const TrainResult result = run_training(
+      config, student, &teacher, batches,
+      [&](const models::Classifier&) { return scores.at(calls++); }, log);
+
+  Tensor images, labels;
+  batches.start_epoch(0, 0);
+  ASSERT_TRUE(batches.next(images, labels));
+  const StepLosses first = method_losses(config.method, initial, &teacher, images, labels, {});
+  nn::AdamW optimizer({nn::ParamGroup{{zeros({1}).requires_grad_(true)}, config.lr}});
+  nn::OneCycleOptions cycle;
+  cycle.total_steps = 8;
+  cycle.pct_start = config.pct_start;
+  nn::OneCycleLR schedule(optimizer, {config.lr}, cycle);
+
+  std::ifstream in(dir_ / "metrics/metrics.jsonl");
+  int steps = 0, epochs = 0;
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json record = nlohmann::json::parse(line);  // throws if not JSON
+    if (record.at("type") == "step") {
+      ++steps;
+      EXPECT_EQ(record.at("step"), steps) << line;
+      EXPECT_EQ(record.at("epoch"), (steps - 1) / 4 + 1) << line;
+      EXPECT_DOUBLE_EQ(record.at("lr").get<double>(), schedule.lr()) << line;
+      schedule.step();
+      const double loss = record.at("loss"), task = record.at("task"),
+                   distill = record.at("distill");
+      EXPECT_NEAR(loss, task + 2.0 * distill, 1e-6 * loss) << line;
+      EXPECT_GT(record.at("grad_norm").get<double>(), 0.0) << line;
+      EXPECT_GT(record.at("images_per_s").get<double>(), 0.0) << line;
+      if (steps == 1) {
+        EXPECT_EQ(loss, first.loss.item<float>()) << line;
+        EXPECT_EQ(task, first.task.item<float>()) << line;
+        EXPECT_EQ(distill, first.distill.item<float>()) << line;
+        EXPECT_EQ(
+            record.at("accuracy").get<double>(),
+            sum(to_dtype(eq(argmax(first.logits, 1), labels), DType::I64)).item<int64_t>() / 16.0)
+            << line;
+      }
+    } else {
+      ASSERT_EQ(record.at("type"), "epoch") << line;
+      ASSERT_LT(epochs, 2) << line;
+      const EpochRecord& expected = result.epochs[epochs];
+      EXPECT_EQ(record.at("epoch"), expected.epoch) << line;
+      EXPECT_EQ(record.at("step"), 4 * (epochs + 1)) << line;
+      EXPECT_EQ(record.at("train_loss").get<double>(), expected.train_loss) << line;
+      EXPECT_EQ(record.at("train_accuracy").get<double>(), expected.train_accuracy) << line;
+      EXPECT_EQ(record.at("val_accuracy").get<double>(), scores[epochs]) << line;
+      EXPECT_EQ(record.at("seconds").get<double>(), expected.seconds) << line;
+      ++epochs;
+    }
+  }
+  EXPECT_EQ(steps, 8);
+  EXPECT_EQ(epochs, 2);
 }
 
 TEST_F(Trainer, AccumulationEqualsTheLargeBatch) {

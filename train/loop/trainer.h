@@ -1,8 +1,8 @@
-// The training loop (METHOD.md section 6): AdamW with a one-cycle schedule (beta1 cycled),
-// global-norm clipping, gradient accumulation (global batch = batch x accum), epochs; validation
-// after every epoch; `last` and `best` checkpoints written atomically (model, head, optimizer
-// state, position); resuming from `last` reproduces an uninterrupted run exactly (data order
-// and masks depend only on the seed, the epoch and the step); progress lines, a JSONL metrics
+// The training loop (train/README.md, "Optimisation"): AdamW with a one-cycle schedule (beta1
+// cycled), global-norm clipping, gradient accumulation (global batch = batch x accum), epochs;
+// validation after every epoch; `last` and `best` checkpoints written atomically (model, head,
+// optimizer state, position); resuming from `last` reproduces an uninterrupted run exactly (data
+// order and masks depend only on the seed, the epoch and the step); progress lines, a JSONL metrics
 // log; a NaN or Inf loss stops the run and keeps the last good checkpoint.
 #pragma once
 
@@ -25,8 +25,8 @@ struct TrainConfig {
   int64_t epochs = 10;
   int64_t accum = 1;  // micro-batches per optimizer step
   double clip = 1.0;  // global gradient-norm limit
-  uint64_t seed =
-      0;  // data order; masks and fills: Generator(seed, kMaskStream + micro-batch of the run)
+  // Data order; masks and fills draw from Generator(seed, kMaskStream + micro-batch of the run).
+  uint64_t seed = 0;
   int64_t log_every = 10;        // optimizer steps between progress lines (0: none)
   bool log_epochs = true;        // a summary line after every epoch
   int64_t checkpoint_every = 0;  // optimizer steps between `last` checkpoints (0: epoch ends)
