@@ -398,9 +398,32 @@ void gemm(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha, MatrixRef<con
 
 const char* gemm_kernel_name() { return float_kernel().name; }
 
+template <typename T>
+void gemm_reference(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha, MatrixRef<const T> A,
+                    MatrixRef<const T> B, T beta, MatrixRef<T> C) {
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        long double sum = 0;
+        for (int64_t k = 0; k < K; ++k)
+          sum += static_cast<long double>(
+                     A.data[b * A.batch_stride + i * A.row_stride + k * A.col_stride]) *
+                 B.data[b * B.batch_stride + k * B.row_stride + j * B.col_stride];
+        T& c = C.data[b * C.batch_stride + i * C.row_stride + j * C.col_stride];
+        const long double old = beta == T(0) ? 0.0L : static_cast<long double>(beta) * c;
+        c = static_cast<T>(static_cast<long double>(alpha) * sum + old);
+      }
+}
+
 template void gemm<float>(int64_t, int64_t, int64_t, int64_t, float, MatrixRef<const float>,
                           MatrixRef<const float>, float, MatrixRef<float>);
 template void gemm<double>(int64_t, int64_t, int64_t, int64_t, double, MatrixRef<const double>,
                            MatrixRef<const double>, double, MatrixRef<double>);
+template void gemm_reference<float>(int64_t, int64_t, int64_t, int64_t, float,
+                                    MatrixRef<const float>, MatrixRef<const float>, float,
+                                    MatrixRef<float>);
+template void gemm_reference<double>(int64_t, int64_t, int64_t, int64_t, double,
+                                     MatrixRef<const double>, MatrixRef<const double>, double,
+                                     MatrixRef<double>);
 
 }  // namespace engine::cpu

@@ -26,6 +26,14 @@ template <typename T>
 void gemm(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha, MatrixRef<const T> A,
           MatrixRef<const T> B, T beta, MatrixRef<T> C);
 
+// The plain definition that `gemm` computes, for readers and tests: the triple loop
+//   C[b][i][j] = alpha * sum_k A[b][i][k] * B[b][k][j] + beta * C[b][i][j]
+// with no blocking, packing, vectors or threads, summing each element in long double (so it is
+// a reference for both the float and the double kernels). beta == 0 ignores C, as gemm does.
+template <typename T>
+void gemm_reference(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha, MatrixRef<const T> A,
+                    MatrixRef<const T> B, T beta, MatrixRef<T> C);
+
 // Which float microkernel the running CPU uses: "avx512", "avx2" or "portable".
 const char* gemm_kernel_name();
 

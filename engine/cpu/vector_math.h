@@ -13,6 +13,10 @@ namespace engine::cpu {
 // out[i] = exp(in[i]) for i < n; `out` may equal `in`.
 void exp_f32(const float* in, float* out, int64_t n);
 
+// The plain version, for readers and tests (and the kernel on CPUs without AVX2): std::exp of
+// each element, one at a time.
+void exp_f32_reference(const float* in, float* out, int64_t n);
+
 namespace vector_math_internal {
 void exp_f32_avx2(const float* in, float* out, int64_t n);  // vector_math_avx2.cpp
 }  // namespace vector_math_internal

@@ -1,4 +1,5 @@
-// Tests for engine/cpu/gemm.h: results against a naive long-double triple loop over many shapes,
+// Tests for engine/cpu/gemm.h: results against its plain triple loop (gemm_reference, itself
+// checked by hand) over many shapes,
 // layouts (transposes and slices through strides), batches, alpha/beta and empty sizes, for every
 // float kernel this CPU can run and for double; thread-count independence; argument errors.
 #include <gtest/gtest.h>
@@ -104,30 +105,25 @@ void check_case(const Case& tc) {
 
   gemm<T>(tc.batch, tc.M, tc.N, tc.K, alpha, a.view(), b.view(), beta, c.ref());
 
-  const long double eps = std::numeric_limits<T>::epsilon();
+  // The plain triple loop on the same inputs, and on their magnitudes for the error bound.
+  Operand<T> expected = c_before, magnitude = c_before;
+  gemm_reference<T>(tc.batch, tc.M, tc.N, tc.K, alpha, a.view(), b.view(), beta, expected.ref());
+  Operand<T> abs_a = a, abs_b = b;
+  for (Operand<T>* op : {&abs_a, &abs_b, &magnitude})
+    for (T& x : op->storage) x = std::fabs(x);
+  gemm_reference<T>(tc.batch, tc.M, tc.N, tc.K, std::fabs(alpha), abs_a.view(), abs_b.view(),
+                    std::fabs(beta), magnitude.ref());
+
+  const double eps = std::numeric_limits<T>::epsilon();
   int64_t failures = 0;
   for (int64_t bi = 0; bi < tc.batch; ++bi)
     for (int64_t i = 0; i < tc.M; ++i)
       for (int64_t j = 0; j < tc.N; ++j) {
-        long double sum = 0, magnitude = 0;
-        for (int64_t k = 0; k < tc.K; ++k) {
-          const long double term = static_cast<long double>(a.at(bi, i, k)) * b.at(bi, k, j);
-          sum += term;
-          magnitude += std::fabs(term);
-        }
-        long double expected = static_cast<long double>(alpha) * sum;
-        magnitude *= std::fabs(static_cast<long double>(alpha));
-        if (beta != T(0)) {
-          const long double old = c_before.at(bi, i, j);
-          expected += static_cast<long double>(beta) * old;
-          magnitude += std::fabs(static_cast<long double>(beta) * old);
-        }
-        const long double got = c.at(bi, i, j);
-        const long double tolerance = (tc.K + 2) * eps * magnitude;
-        if (!(std::fabs(got - expected) <= tolerance) && ++failures <= 5) {
-          ADD_FAILURE() << "C[" << bi << "," << i << "," << j << "] = " << static_cast<double>(got)
-                        << ", expected " << static_cast<double>(expected) << " within "
-                        << static_cast<double>(tolerance);
+        const double got = c.at(bi, i, j), want = expected.at(bi, i, j);
+        const double tolerance = (tc.K + 2) * eps * magnitude.at(bi, i, j);
+        if (!(std::fabs(got - want) <= tolerance) && ++failures <= 5) {
+          ADD_FAILURE() << "C[" << bi << "," << i << "," << j << "] = " << got << ", expected "
+                        << want << " within " << tolerance;
         }
       }
   EXPECT_EQ(failures, 0);
@@ -142,6 +138,22 @@ void check_case(const Case& tc) {
     ASSERT_EQ(std::memcmp(&c.storage[e], &c_before.storage[e], sizeof(T)), 0)
         << "element " << e << " outside C's view was written";
   }
+}
+
+// The plain definition itself, on numbers worked by hand: a (2 x 3) @ (3 x 2) product with
+// alpha and beta, a transposed A through its strides, and beta == 0 over NaN.
+TEST(GemmReference, SmallProductsWorkedByHand) {
+  const float a[] = {1, 2, 3, 4, 5, 6};     // [[1, 2, 3], [4, 5, 6]]
+  const float b[] = {7, 8, 9, 10, 11, 12};  // [[7, 8], [9, 10], [11, 12]]
+  float c[] = {1, 1, 1, 1};
+  // A @ B = [[58, 64], [139, 154]]; 2 * that + 0.5 * 1
+  gemm_reference<float>(1, 2, 2, 3, 2.0f, {a, 3, 1, 0}, {b, 2, 1, 0}, 0.5f, {c, 2, 1, 0});
+  EXPECT_EQ(std::vector<float>(c, c + 4), (std::vector<float>{116.5f, 128.5f, 278.5f, 308.5f}));
+  // A^T (3 x 2) @ [[1], [1]]: the row sums of A^T = [5, 7, 9]; C starts as NaN, beta = 0.
+  const float ones[] = {1, 1};
+  float d[] = {NAN, NAN, NAN};
+  gemm_reference<float>(1, 3, 1, 2, 1.0f, {a, 1, 3, 0}, {ones, 1, 1, 0}, 0.0f, {d, 1, 1, 0});
+  EXPECT_EQ(std::vector<float>(d, d + 3), (std::vector<float>{5, 7, 9}));
 }
 
 std::vector<Case> all_cases() {

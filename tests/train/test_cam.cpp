@@ -1,6 +1,6 @@
-// MMCAM and GradCAM on the tiny CLIP: against the straightforward reference formulas computed here
-// (MMCAM: all attention gradients at once, full relevance matrices; GradCAM: one-hot score,
-// token-summed weights), and against PyTorch fixtures.
+// MMCAM and GradCAM on the tiny CLIP: the fused MMCAM against the plain one (all attention
+// gradients at once, full relevance matrices), GradCAM against a reference formula written here
+// (one-hot score, token-summed weights), and every one against PyTorch fixtures.
 #include "test_util.h"
 #include "tiny_clip.h"
 #include "train/method/cam.h"
@@ -14,25 +14,13 @@ using testing_util::fixture;
 using tiny_clip::kIo;
 using tiny_clip::kMethod;
 
-// R = I; for l = 1..L: R = R + A_l @ R; cam = R[:, 0, 1:], with A_l = mean_h relu(G_l * P_l).
+// The library's plain MMCAM (train/method/cam.h) on its own forward.
 Tensor reference_mmcam(const models::Classifier& model, const Tensor& images,
                        const Tensor& labels) {
   models::VisionForwardOptions options;
   options.keep_attention = true;
   const models::VisionOutput out = model.visual->forward(images, options);
-  const Tensor score = class_score(model.head->forward(out.features), labels);
-  const std::vector<Tensor> grads = grad({score}, out.attention);
-  NoGradGuard no_grad;
-  const int64_t N = images.shape()[0], T = out.attention[0].shape()[2];
-  Tensor R = contiguous(
-      expand(reshape(to_dtype(eq(unsqueeze(arange(T), 1), unsqueeze(arange(T), 0)), DType::F32),
-                     {1, T, T}),
-             {N, T, T}));
-  for (size_t l = 0; l < grads.size(); ++l) {
-    const Tensor A = mean(relu(mul(grads[l], out.attention[l].detach())), {1});
-    R = add(R, matmul(A, R));
-  }
-  return reshape(narrow(select(R, 1, 0), 1, 1, T - 1), {N, T - 1});
+  return mmcam_reference(out, class_score(model.head->forward(out.features), labels)).detach();
 }
 
 // a = the last block's ln_1 output (N, T, C); g = d(sum_n logit[n, y_n]) / da;
@@ -59,13 +47,30 @@ TEST(Cam, EfficientMmcamEqualsTheReferenceFormulaAndPyTorch) {
   const Tensor images = fixture(kIo, "images"), labels = fixture(kIo, "labels");
   const Tensor cam = compute_cam(CamMethod::MMCAM, model, images, labels);
   EXPECT_EQ(cam.shape(), Shape({3, 16}));
-  EXPECT_ALL_CLOSE(cam, reference_mmcam(model, images, labels), 1e-5, 1e-7);
+  const Tensor plain = reference_mmcam(model, images, labels);
+  EXPECT_ALL_CLOSE(cam, plain, 1e-5, 1e-7);
+  EXPECT_ALL_CLOSE(plain, fixture(kMethod, "mmcam"), 1e-5, 1e-7);
   EXPECT_ALL_CLOSE(cam, fixture(kMethod, "mmcam"), 1e-5, 1e-7);
   // Object masks at 0.3 identical to PyTorch's.
   EXPECT_EQ(gt(normalize_cam(cam), 0.3).to_vector<bool>(),
             fixture(kMethod, "obj_mask_0.3").to_vector<bool>());
   for (const Tensor& p : model.visual->parameters())
     EXPECT_FALSE(p.grad().defined());  // no weight gradients
+}
+
+// Deeper than the fixture (5 layers): the fused MMCAM applies the layers' relevance updates in
+// the backward's order, which must be L down to 1 for the product to equal the plain rule's.
+TEST(Cam, FusedMmcamEqualsThePlainRuleOnADeeperModel) {
+  Generator gen(11);
+  const models::Classifier model{
+      std::make_shared<models::VisionTransformer>(models::VisionConfig{32, 5, 4, 4, 3, 16},
+                                                  nn::Init::random(gen)),
+      std::make_shared<models::ZeroShotHead>(mul(randn({4, 16}, gen), 3.0))};
+  const Tensor images = randn({2, 3, 12, 12}, gen);
+  const Tensor labels = from_vector<int64_t>({1, 3}, {2});
+  const Tensor cam = compute_cam(CamMethod::MMCAM, model, images, labels);
+  EXPECT_EQ(cam.shape(), Shape({2, 9}));
+  EXPECT_ALL_CLOSE(cam, reference_mmcam(model, images, labels), 1e-5, 1e-7);
 }
 
 TEST(Cam, GradCamEqualsTheReferenceFormulaAndPyTorch) {

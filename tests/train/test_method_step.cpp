@@ -4,6 +4,9 @@
 // teacher and student. Also: the modes' parsing and their teacher requirements.
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "test_util.h"
 #include "tiny_clip.h"
@@ -128,6 +131,44 @@ TEST(MethodStep, EveryModeRunsAndOnlyTheRightParametersLearn) {
   testing_util::expect_error(
       [&] { method_step(fd, tiny_clip::classifier(1.0), nullptr, images, labels, masks, 1.0); },
       {"ft_fd needs a teacher"});
+}
+
+// The shared clean forward (the CE loss's forward also feeds the CAM) against the plain version
+// (the CAM runs a forward of its own): the same losses and the same gradient on every
+// parameter, for both CAMs, both distillations, and fills that do and do not change pixels.
+TEST(MethodStep, SharedCleanForwardEqualsTheCamsOwnForward) {
+  const models::Classifier teacher = tiny_clip::classifier(1.0);
+  const Tensor images = fixture(kIo, "images"), labels = fixture(kIo, "labels");
+  struct Case {
+    const char *mode, *strategy, *cam;
+  };
+  for (const Case c : {Case{"ft_fd_mask", "ObjMaskSingleFill(0.3)", "mmcam"},
+                       Case{"ft_fd_mask", "CtxMaskNoFill(0.6)", "gradcam"},
+                       Case{"ft_kd_mask", "ObjMaskMultiFill(0.6)", "mmcam"}}) {
+    SCOPED_TRACE(std::string(c.mode) + " " + c.strategy + " " + c.cam);
+    MethodConfig config;
+    config.mode = parse_train_mode(c.mode);
+    config.strategy = parse_mask_strategy(c.strategy);
+    config.cam = parse_cam_method(c.cam);
+    std::vector<StepLosses> losses;
+    std::vector<std::map<std::string, Tensor>> grads;
+    for (const CamForward forward : {CamForward::SharedWithTheLoss, CamForward::OwnForward}) {
+      const models::Classifier student = tiny_clip::classifier(1.05);
+      Generator masks(0, 7);  // the same masks and fills for both
+      losses.push_back(method_losses(config, student, &teacher, images, labels,
+                                     random_counterfactuals(config, 4, images, masks), forward));
+      losses.back().loss.backward();
+      grads.emplace_back();
+      for (const auto& [name, p] : student.visual->named_parameters())
+        grads.back()[name] = p.grad();
+      grads.back()["head.weight"] = student.head->weight.grad();
+    }
+    EXPECT_EQ(losses[0].task.item<float>(), losses[1].task.item<float>());
+    EXPECT_NEAR(losses[0].distill.item<float>(), losses[1].distill.item<float>(),
+                1e-6 * losses[1].distill.item<float>());
+    for (const auto& [name, g] : grads[1])
+      EXPECT_ALL_CLOSE(grads[0].at(name), g, 1e-6, 1e-6 * amax(abs(g)).item<float>()) << name;
+  }
 }
 
 // On CUDA (when there is a GPU) the method's step with random masks draws the same masks,

@@ -1,4 +1,4 @@
-// MMCAM (efficient form, through gradient hooks) and GradCAM.
+// MMCAM (the efficient form through gradient hooks, and the plain reference) and GradCAM.
 #include "train/method/cam.h"
 
 namespace train {
@@ -19,6 +19,17 @@ Tensor class_score(const Tensor& logits, const Tensor& labels) {
   return sum(gather(logits, 1, unsqueeze(labels, 1)));
 }
 
+// Why the fused form is exact. Only row 0 of R (the class token's relevance) is used, and
+// R = (I + A_L) ... (I + A_1), so row 0 is r = e_0 (I + A_L) ... (I + A_1): start from e_0 and
+// apply r <- r + r @ A_l for l = L down to 1. A_l needs G_l, the complete gradient of the score
+// with respect to layer l's attention probabilities P_l, and the hooks below run at exactly the
+// right moments because of two guarantees of the backward engine (engine/autograd/backward.cpp,
+// run): (1) a tensor's hook runs once, with its gradient fully summed, when the node that made
+// it is taken from the ready queue, which happens only after every node that consumed it has
+// run; (2) P_{l+1} is computed from P_l (through layer l's attention output and the residual
+// stream), so P_{l+1}'s node consumes P_l's node transitively and runs first. Hence the hooks
+// fire for l = L, L-1, ..., 1: the order of the product. Asking grad() only for P_1 stops the
+// backward there, and grad() never writes the parameters' .grad().
 Tensor mmcam(const models::VisionOutput& forward, const Tensor& score) {
   const std::vector<Tensor>& probs = forward.attention;  // per layer (N, heads, T, T)
   ENGINE_CHECK(!probs.empty(), "mmcam: the forward did not keep the attention probabilities");
@@ -27,8 +38,6 @@ Tensor mmcam(const models::VisionOutput& forward, const Tensor& score) {
   Tensor r = zeros({N, 1, T}, probs[0].dtype(), probs[0].device());
   Tensor class_entry = narrow(r, 2, 0, 1);
   fill_(class_entry, 1.0);
-  // Backward reaches the layers from the last to the first: exactly the order of
-  // r <- r (I + A_L) ... (I + A_1).
   // The hooks refer to r: they are removed however grad() ends.
   struct Hooks {
     std::vector<HookHandle> handles;
@@ -38,13 +47,30 @@ Tensor mmcam(const models::VisionOutput& forward, const Tensor& score) {
   } hooks;
   for (const Tensor& p : probs) {
     hooks.handles.push_back(p.register_hook([&r, saved = p.detach()](const Tensor& g) {
-      const Tensor a = mean(relu(mul(g, saved)), {1});  // (N, T, T)
+      const Tensor a = mean(relu(mul(g, saved)), {1});  // A_l (N, T, T)
       r = add(r, matmul(r, a));
       return Tensor();
     }));
   }
   grad({score}, {probs.front()}, {}, /*retain_graph=*/true);
   return reshape(narrow(r, 2, 1, T - 1), {N, T - 1});
+}
+
+Tensor mmcam_reference(const models::VisionOutput& forward, const Tensor& score) {
+  const std::vector<Tensor>& probs = forward.attention;  // per layer (N, heads, T, T)
+  ENGINE_CHECK(!probs.empty(), "mmcam: the forward did not keep the attention probabilities");
+  const std::vector<Tensor> grads = grad({score}, probs, {}, /*retain_graph=*/true);  // G_l
+  NoGradGuard no_grad;
+  const int64_t N = probs[0].shape()[0], T = probs[0].shape()[2];
+  const Tensor identity = to_dtype(eq(unsqueeze(arange(T, DType::I64, probs[0].device()), 1),
+                                      unsqueeze(arange(T, DType::I64, probs[0].device()), 0)),
+                                   probs[0].dtype());                // (T, T)
+  Tensor R = contiguous(expand(unsqueeze(identity, 0), {N, T, T}));  // (N, T, T)
+  for (size_t l = 0; l < probs.size(); ++l) {
+    const Tensor A = mean(relu(mul(grads[l], probs[l].detach())), {1});  // (N, T, T)
+    R = add(R, matmul(A, R));
+  }
+  return reshape(narrow(select(R, 1, 0), 1, 1, T - 1), {N, T - 1});  // row 0, patch columns
 }
 
 Tensor gradcam(const models::VisionOutput& forward, const Tensor& score) {

@@ -1,10 +1,13 @@
-// Class activation maps on the CLIP visual tower, for the ground-truth class:
-//  - MMCAM (Chefer et al. 2021, METHOD.md section 4) in its efficient exact form: one
-//    activation-only backward from the class score to the first layer's attention, updating a
-//    relevance row vector r <- r + r @ A_l as each layer's attention gradient G_l arrives
-//    (A_l = mean over heads of max(0, G_l * P_l)); no T x T relevance matrix, no weight gradient.
+// Class activation maps on the CLIP visual tower, for the ground-truth class (train/README.md,
+// "CAMs"):
+//  - MMCAM (Chefer et al. 2021) in two forms that give the same map: `mmcam_reference`, the
+//    textbook rule with every layer's T x T relevance matrix materialised, and `mmcam`, its
+//    efficient exact form used in training: one activation-only backward from the class score to
+//    the first layer's attention, updating a relevance row vector r <- r + r @ A_l as each
+//    layer's attention gradient G_l arrives (A_l = mean over heads of max(0, G_l * P_l)); no
+//    T x T relevance matrix, no weight gradient.
 //  - GradCAM on the last block's ln_1 output.
-// Both return the unnormalised (N, patches) map in patch order (row-major over the grid).
+// All return the unnormalised (N, patches) map in patch order (row-major over the grid).
 #pragma once
 
 #include <string>
@@ -26,6 +29,11 @@ Tensor class_score(const Tensor& logits, const Tensor& labels);
 // keep_last_ln1 (GradCAM), and `score` from its features. The graph is kept for a later backward.
 Tensor mmcam(const models::VisionOutput& forward, const Tensor& score);
 Tensor gradcam(const models::VisionOutput& forward, const Tensor& score);
+
+// The plain MMCAM, for readers and tests: G_l = d score / d P_l for every layer at once, then
+// R = I; for l = 1..L: R = R + A_l @ R (R is (N, T, T)); cam = R[:, 0, 1:]. Same inputs and
+// result as `mmcam`; L + 1 T x T matrices per image and a backward that reaches every layer.
+Tensor mmcam_reference(const models::VisionOutput& forward, const Tensor& score);
 
 // Runs the forward itself (no gradient reaches the parameters).
 Tensor compute_cam(CamMethod method, const models::Classifier& model, const Tensor& images,

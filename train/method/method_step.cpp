@@ -35,7 +35,8 @@ bool MethodConfig::distills() const {
 
 StepLosses method_losses(const MethodConfig& config, const models::Classifier& student,
                          const models::Classifier* teacher, const Tensor& images,
-                         const Tensor& labels, const CounterfactualMaker& counterfactual) {
+                         const Tensor& labels, const CounterfactualMaker& counterfactual,
+                         CamForward cam_forward) {
   StepLosses out;
   if (config.mode == TrainMode::LP) {
     Tensor features;
@@ -49,9 +50,13 @@ StepLosses method_losses(const MethodConfig& config, const models::Classifier& s
     return out;
   }
   const bool cam = config.masks() && config.strategy.needs_cam();
+  // Sharing is exact: the CAM's forward would be the same computation as this one (same weights,
+  // same images, nothing random in the forward); the CAM's backward is a grad() that keeps the
+  // graph and writes no parameter's .grad(), so the loss's backward later finds both untouched.
+  const bool shared = cam && cam_forward == CamForward::SharedWithTheLoss;
   models::VisionForwardOptions clean;
-  clean.keep_attention = cam && config.cam == CamMethod::MMCAM;
-  clean.keep_last_ln1 = cam && config.cam == CamMethod::GradCAM;
+  clean.keep_attention = shared && config.cam == CamMethod::MMCAM;
+  clean.keep_last_ln1 = shared && config.cam == CamMethod::GradCAM;
   const models::VisionOutput student_clean = student.visual->forward(images, clean);
   out.logits = student.head->forward(student_clean.features);
   out.task = cross_entropy(out.logits, labels);
@@ -66,11 +71,13 @@ StepLosses method_losses(const MethodConfig& config, const models::Classifier& s
   Tensor student_view, teacher_view;
   if (config.masks()) {
     Tensor normalized;
-    if (cam) {
+    if (shared) {
       const Tensor score = class_score(out.logits, labels);
       const Tensor map = config.cam == CamMethod::MMCAM ? mmcam(student_clean, score)
                                                         : gradcam(student_clean, score);
       normalized = normalize_cam(map.detach());
+    } else if (cam) {
+      normalized = normalize_cam(compute_cam(config.cam, student, images, labels));
     }
     const Counterfactual cf = counterfactual(normalized);
     {
@@ -91,20 +98,25 @@ StepLosses method_losses(const MethodConfig& config, const models::Classifier& s
   return out;
 }
 
+CounterfactualMaker random_counterfactuals(const MethodConfig& config, int64_t grid,
+                                           const Tensor& images, Generator& masks) {
+  return [&config, grid, images, &masks](const Tensor& cam) {
+    const MaskStrategy& s = config.strategy;
+    // RandMaskNoFill draws its kept tokens itself; the others need the patch mask.
+    const bool token_dropping = s.mask == MaskKind::Rand && s.fill == FillKind::NoFill;
+    const int64_t n = images.shape()[0], patches = grid * grid;
+    const Tensor mask = token_dropping ? zeros({n, patches}, DType::Bool, images.device())
+                                       : patch_mask(s, cam, n, patches, masks, images.device());
+    return make_counterfactual(s, images, mask, grid, masks);
+  };
+}
+
 StepTerms method_step(const MethodConfig& config, const models::Classifier& student,
                       const models::Classifier* teacher, const Tensor& images, const Tensor& labels,
                       Generator& masks, double loss_scale) {
-  const int64_t grid = student.visual->config().grid;
   const StepLosses losses =
-      method_losses(config, student, teacher, images, labels, [&](const Tensor& cam) {
-        const MaskStrategy& s = config.strategy;
-        // RandMaskNoFill draws its kept tokens itself; the others need the patch mask.
-        const bool token_dropping = s.mask == MaskKind::Rand && s.fill == FillKind::NoFill;
-        const int64_t n = images.shape()[0], patches = grid * grid;
-        const Tensor mask = token_dropping ? zeros({n, patches}, DType::Bool, images.device())
-                                           : patch_mask(s, cam, n, patches, masks, images.device());
-        return make_counterfactual(s, images, mask, grid, masks);
-      });
+      method_losses(config, student, teacher, images, labels,
+                    random_counterfactuals(config, student.visual->config().grid, images, masks));
   mul(losses.loss, loss_scale).backward();
   StepTerms terms;
   terms.loss = losses.loss.item<float>();

@@ -1,10 +1,11 @@
-// One training step of every mode the method compares (METHOD.md section 3):
+// One training step of every mode the method compares (train/README.md, "The losses"):
 //   ft          CE only                      lp          CE on a frozen backbone (head only)
 //   ft_fd       CE + w * MSE(student features, teacher features) on the clean images
 //   ft_fd_mask  CE + w * MSE(...) on counterfactual images (the method)
 //   ft_kd       CE + w * T^2 KL(teacher || student logits at temperature T), clean
 //   ft_kd_mask  the same on counterfactual images
-// The clean forward is shared by the CE loss and the CAM (METHOD.md section 8); the teacher runs
+// The clean forward is shared by the CE loss and the CAM (one forward fewer per step; the plain
+// version with a forward of the CAM's own is kept beside it and tested equal); the teacher runs
 // without keeping a graph.
 #pragma once
 
@@ -42,10 +43,23 @@ struct StepLosses {
 // needs none).
 using CounterfactualMaker = std::function<Counterfactual(const Tensor& normalized_cam)>;
 
-// The losses of one batch, with the graph attached (call backward on .loss).
+// Where the masking modes' CAM gets its forward from.
+enum class CamForward {
+  SharedWithTheLoss,  // the CE loss's clean forward also keeps what the CAM needs (training)
+  OwnForward,         // the plain version: compute_cam runs a forward of its own
+};
+
+// The losses of one batch, with the graph attached (call backward on .loss). Both CamForward
+// choices give the same losses and gradients.
 StepLosses method_losses(const MethodConfig& config, const models::Classifier& student,
                          const models::Classifier* teacher, const Tensor& images,
-                         const Tensor& labels, const CounterfactualMaker& counterfactual);
+                         const Tensor& labels, const CounterfactualMaker& counterfactual,
+                         CamForward cam_forward = CamForward::SharedWithTheLoss);
+
+// The counterfactuals of config.strategy for `images`, with random masks and fills drawn from
+// `masks` (the maker method_step uses).
+CounterfactualMaker random_counterfactuals(const MethodConfig& config, int64_t grid,
+                                           const Tensor& images, engine::Generator& masks);
 
 struct StepTerms {
   double loss = 0, task = 0, distill = 0;
