@@ -126,10 +126,13 @@ std::vector<Tensor> run(const std::vector<Tensor>& outputs, const std::vector<Te
       }
       if (inputs) captured[node] = grad;
       const bool is_sink = dynamic_cast<AccumulateGrad*>(node) != nullptr;
-      if (!(inputs && is_sink)) {
-        Needs needs(node->next.size());
-        for (size_t i = 0; i < needs.size(); ++i)
-          needs[i] = node->next[i] && needed.count(node->next[i].get());
+      Needs needs(node->next.size());
+      for (size_t i = 0; i < needs.size(); ++i)
+        needs[i] = node->next[i] && needed.count(node->next[i].get());
+      // grad() leaves the sinks (the leaves' .grad()) alone, and a target with nothing needed
+      // below it (e.g. the first layer's attention for MMCAM) has no backward worth running.
+      const bool wanted_below = std::find(needs.begin(), needs.end(), true) != needs.end();
+      if (inputs ? !is_sink && wanted_below : true) {
         Grads grads;
         try {
           grads = node->apply(grad, needs);

@@ -30,6 +30,8 @@ TEST(Autograd, GradOnlyRunsThePartOfTheGraphItNeeds) {
   const Tensor h = exp(early);
   const Tensor y = sum(h);
   EXPECT_EQ(grad({y}, {h}, {}, true)[0].to_vector<double>(), std::vector<double>({1, 1}));
+  // The target itself may be such a node: nothing below it is needed, so it is not run.
+  EXPECT_ALL_CLOSE(grad({y}, {early}, {}, true)[0], exp(early.detach()), 1e-15, 0);
   testing_util::expect_error([&] { y.backward(); }, {"'opaque' has no backward"});
 }
 
@@ -49,6 +51,8 @@ TEST(Autograd, BackwardIsAskedOnlyForTheInputsThatLeadToTargets) {
   const Tensor loss = sum(h);
   grad({loss}, {h}, {}, true);
   EXPECT_EQ(calls, 0);  // nothing below h is needed
+  grad({loss}, {y}, {}, true);
+  EXPECT_EQ(calls, 0);  // the target's own backward has nothing to compute either
   grad({loss}, {x}, {}, true);
   EXPECT_EQ(asked, Needs({true, false}));  // no weight gradient computed
   loss.backward();
