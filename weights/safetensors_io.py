@@ -1,6 +1,7 @@
 """Minimal safetensors reading and writing with NumPy/PyTorch only (no safetensors package), for
 weights/convert_clip.py and the test-fixture scripts."""
 import json
+import os
 import struct
 
 import numpy as np
@@ -27,11 +28,22 @@ def save(path, tensors, metadata=None, quiet=False):
         offset += len(data)
     text = json.dumps(header, separators=(",", ":"))
     text += " " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text.encode())
-        for blob in blobs:
-            f.write(blob)
+    # Written beside the target, synced, then renamed over it: an interrupted write never
+    # leaves a partial file under `path`.
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(struct.pack("<Q", len(text)))
+            f.write(text.encode())
+            for blob in blobs:
+                f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
     if not quiet:
         print(f"wrote {path}: {len(tensors)} tensors, {offset} bytes of data")
 

@@ -306,6 +306,27 @@ def main():
     check(result.returncode != 0 and "needs a '{}'" in result.stderr and not os.path.exists(path("t.safetensors")),
           "bad head input is refused before the checkpoint is written")
 
+    # Writes are atomic: a write that fails part-way (here: packing the header raises) leaves
+    # the file that was there intact and no temporary file behind.
+    safetensors_io.save(path("kept.safetensors"), {"x": torch.arange(4.0)}, quiet=True)
+    real_pack = safetensors_io.struct.pack
+
+    def failing_pack(*args):
+        raise RuntimeError("simulated write failure")
+
+    safetensors_io.struct.pack = failing_pack
+    try:
+        safetensors_io.save(path("kept.safetensors"), {"x": torch.zeros(4)}, quiet=True)
+        check(False, "a failing write raises")
+    except RuntimeError:
+        pass
+    finally:
+        safetensors_io.struct.pack = real_pack
+    kept = safetensors_io.load(path("kept.safetensors"))
+    check(torch.equal(torch.as_tensor(kept["x"]), torch.arange(4.0)),
+          "a failed write leaves the old file intact")
+    check(not [n for n in os.listdir(work) if ".tmp." in n], "a failed write leaves no temporary file")
+
     if failures:
         print(f"{len(failures)} check(s) failed; files kept in {work}")
         sys.exit(1)
