@@ -27,8 +27,8 @@ struct VisionConfig {
   int64_t image_size() const { return patch * grid; }
   int64_t patches() const { return grid * grid; }
   int64_t tokens() const { return patches() + 1; }
-  std::string describe()
-      const;  // "ViT (width 768, 12 layers, 12 heads, patch 16, 224 px, out 512)"
+  // "ViT (width 768, 12 layers, 12 heads, patch 16, 224 px, out 512)"
+  std::string describe() const;
   bool operator==(const VisionConfig& other) const;
 };
 

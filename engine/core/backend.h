@@ -102,12 +102,14 @@ struct GemmOperand {
 // without a tracking allocator (the CPU's tensors use plain malloc) reports tracked = false.
 struct MemoryStats {
   bool tracked = false;
-  size_t requested_bytes = 0;  // asked for by live tensors [memory_allocated]
-  size_t peak_requested_bytes =
-      0;                       // max of requested_bytes since the last reset [max_memory_allocated]
-  size_t allocated_bytes = 0;  // the blocks live tensors hold (requests rounded up to size classes)
-  size_t peak_allocated_bytes = 0;  // max of allocated_bytes since the last reset
-  size_t reserved_bytes = 0;        // allocated plus cached for reuse [memory_reserved]
+  // Asked for by live tensors [memory_allocated], and its maximum since the last reset
+  // [max_memory_allocated].
+  size_t requested_bytes = 0;
+  size_t peak_requested_bytes = 0;
+  // The blocks live tensors hold (requests rounded up to size classes), and its maximum.
+  size_t allocated_bytes = 0;
+  size_t peak_allocated_bytes = 0;
+  size_t reserved_bytes = 0;  // allocated plus cached for reuse [memory_reserved]
 };
 
 // Times the work queued on a device from the timer's start: elapsed_ms() waits for that work.

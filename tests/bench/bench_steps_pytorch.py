@@ -10,7 +10,7 @@ session, e.g.:
     build/cftrain bench --model vit-b16 --device cuda --batch 128 --precision bf16 --steps 20
     python3 tests/bench/bench_steps_pytorch.py --model vit-b16 --device cuda --batch 128 --precision bf16 --steps 20
 
-Modes as in ../shared/DESIGN.md: infer, ft (CE step), ftfd (CE + 30 MSE to a frozen teacher on
+Modes as in `cftrain bench` (train/tools/bench.h): infer, ft (CE step), ftfd (CE + 30 MSE to a frozen teacher on
 the clean images), cam (MMCAM + ObjMaskSingleFill(0.3) only), full (the method's step).
 Precisions: fp32, tf32 (TF32 matmuls), bf16 (autocast to bf16, fp32 master weights). Forwards
 that need no attention probabilities use scaled_dot_product_attention (PyTorch's fused

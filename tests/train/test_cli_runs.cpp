@@ -193,8 +193,8 @@ TEST_F(CliRuns, EvalMatchesADirectComputationIncludingClassSubsets) {
   const double full = 100.0 *
                       sum(to_dtype(eq(argmax(logits, 1), all_labels), DType::F32)).item<float>() /
                       all_labels.numel();
-  const Tensor sub_rows = from_vector<int64_t>({6, 7, 8, 9, 10, 11, 24, 25, 26, 27, 28, 29},
-                                               {12});  // n01 and n04 images
+  // The n01 and n04 images.
+  const Tensor sub_rows = from_vector<int64_t>({6, 7, 8, 9, 10, 11, 24, 25, 26, 27, 28, 29}, {12});
   const Tensor sub_logits =
       index_select(index_select(logits, 0, sub_rows), 1, from_vector<int64_t>({1, 4}, {2}));
   const std::vector<int64_t> best = argmax(sub_logits, 1).to_vector<int64_t>();

@@ -1,6 +1,6 @@
-// The demo benchmark: its generated splits follow DEMO.md (backgrounds tied to or independent of
-// the label, styles, value range, reproducibility), and a shrunken run writes results.json with
-// the benchmark's schema, results.csv and both pictures.
+// The demo benchmark: its generated splits follow train/README.md, "The demo benchmark"
+// (backgrounds tied to or independent of the label, styles, value range, reproducibility), and a
+// shrunken run writes results.json with the benchmark's schema, results.csv and both pictures.
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>

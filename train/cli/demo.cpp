@@ -1,4 +1,4 @@
-// Options of `cftrain demo`, the built-in benchmark (../shared/DEMO.md).
+// Options of `cftrain demo`, the built-in benchmark (train/README.md, "The demo benchmark").
 #include "train/demo/demo.h"
 
 #include <iostream>

@@ -172,8 +172,8 @@ Command add_wise_command(CLI::App& root) {
               const std::string text = csv.str();
               engine::write_file_atomically(
                   path, [&](int fd) { engine::write_all(fd, text.data(), text.size(), path); });
-              std::ostringstream
-                  row;  // its own stream: std::cout keeps its default precision for alpha
+              // Its own stream: std::cout keeps its default precision for alpha.
+              std::ostringstream row;
               row << std::left << std::setw(8) << a << std::right << std::fixed
                   << std::setprecision(2) << std::setw(10) << table.scores[0].accuracy
                   << std::setw(10) << table.ood_average();

@@ -1,7 +1,7 @@
-// The demo benchmark's images (../shared/DEMO.md): six shapes (the label) on six coloured,
-// noisy backgrounds, in three styles, with the background tied to the label in the fine-tuning
-// data (the spurious shortcut) and broken in the out-of-distribution test sets. Image i of a
-// split draws from the Philox stream (split seed, i), so splits are reproducible and generated
+// The demo benchmark's images (train/README.md, "The demo benchmark"): six shapes (the label) on
+// six coloured, noisy backgrounds, in three styles, with the background tied to the label in the
+// fine-tuning data (the spurious shortcut) and broken in the out-of-distribution test sets. Image i
+// of a split draws from the Philox stream (split seed, i), so splits are reproducible and generated
 // in parallel.
 #pragma once
 
@@ -32,7 +32,7 @@ struct DemoSplit {
 constexpr int64_t kDemoClasses = 6;
 constexpr int64_t kDemoImageSize = 32;
 
-// The seven splits of DEMO.md: pretrain, finetune, ID, faint-anti, clean-indep, clean-anti,
+// The seven splits of the benchmark: pretrain, finetune, ID, faint-anti, clean-indep, clean-anti,
 // outline.
 const std::vector<DemoSplit>& demo_splits();
 const DemoSplit& demo_split(const std::string& name);

@@ -1,5 +1,5 @@
-// Evaluation on image datasets with the protocols of METHOD.md section 7: ImageNet and any
-// ImageFolder (label = sorted folder index), ImageNet-V2 (folders 0..999), ImageNet-Sketch,
+// Evaluation on image datasets with the protocols of train/README.md, "Evaluation": ImageNet and
+// any ImageFolder (label = sorted folder index), ImageNet-V2 (folders 0..999), ImageNet-Sketch,
 // ImageNet-R and ImageNet-A (logits restricted to the classes present), ObjectNet (2-pixel
 // border crop; right when the argmax over the mapped ImageNet classes lands in the image's set),
 // and CSV file lists. A table of ID, each OOD set and the OOD average, as text, JSON and CSV.

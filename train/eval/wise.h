@@ -1,5 +1,5 @@
 // WiSE-FT: the weight-space ensemble theta = (1 - alpha) * theta_zeroshot + alpha *
-// theta_finetuned, head included (METHOD.md section 7).
+// theta_finetuned, head included (train/README.md, "Evaluation").
 #pragma once
 
 #include "models/classifier.h"

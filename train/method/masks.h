@@ -1,4 +1,4 @@
-// Masks and fills (METHOD.md section 5). A strategy is written like the reference,
+// Masks and fills (train/README.md, "Masks and fills"). A strategy is written like the reference,
 // `ObjMaskSingleFill(0.3)`: a mask (RandMask(p): each patch with probability p; ObjMask(t): patches
 // whose normalised CAM > t; CtxMask(t): CAM <= t) and a fill (SingleFill: masked pixels of image
 // n come from image perm[n] of one random permutation; MultiFill: each masked patch of image n

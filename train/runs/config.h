@@ -1,6 +1,6 @@
 // Configuration of `cftrain train` and `cftrain eval`: TOML files (train/configs/), every key
-// known with its type and default (the reference settings of METHOD.md section 6), variables
-// written ${NAME} (from the file's [vars] table, --var NAME=VALUE or the environment),
+// known with its type and default (the paper's reference settings, train/README.md "Optimisation"),
+// variables written ${NAME} (from the file's [vars] table, --var NAME=VALUE or the environment),
 // command-line overrides `--set section.key=value`. Unknown keys, wrong types and undefined
 // variables are errors naming the key. The resolved configuration is written to the run directory.
 #pragma once

@@ -33,7 +33,7 @@ TrainConfig trainer_config(const Config& c) {
   t.method.w_distill = c.number("train.w_distill");
   t.method.kd_temperature = c.number("train.kd_temperature");
   t.lr = c.number("train.lr");
-  // A linear probe uses no weight decay (METHOD.md section 3), whatever the setting says.
+  // A linear probe uses no weight decay (train/README.md, "The losses"), whatever the setting says.
   t.weight_decay = t.method.mode == TrainMode::LP ? 0.0 : c.number("train.weight_decay");
   t.pct_start = c.number("train.pct_start");
   t.epochs = c.integer("train.epochs");

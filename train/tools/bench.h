@@ -1,5 +1,6 @@
-// `cftrain bench`: the speed of the method's steps with random weights and inputs, defined as in
-// the PyTorch reference table of ../shared/DESIGN.md: infer (forward), ft (CE training step),
+// `cftrain bench`: the speed of the method's steps with random weights and inputs, the same
+// steps as the PyTorch yardstick tests/bench/bench_steps_pytorch.py: infer (forward), ft (CE
+// training step),
 // ftfd (CE + feature distillation on clean images), cam (MMCAM + ObjMaskSingleFill(0.3) only),
 // full (the method's step: MMCAM, ObjMaskSingleFill(0.3), teacher, CE + 30 MSE). After warm-up
 // steps, the median of N timed steps (device events on CUDA), images/s and peak memory; on
