@@ -347,10 +347,12 @@ void run_demo(const DemoOptions& options, std::ostream& log) {
   const std::string out_dir = options.out_dir.empty() ? default_out_dir() : options.out_dir;
   const std::string cache_dir = options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
   std::filesystem::create_directories(out_dir);
+  // A shrunken run keeps a few steps per epoch: its batch shrinks 8 times slower than its
+  // splits, never below 8 images nor above the benchmark's 128.
   const Scaled scale{
       options.size_fraction == 1.0
           ? 128
-          : std::max<int64_t>(8, static_cast<int64_t>(128 * options.size_fraction * 8)),
+          : std::clamp<int64_t>(static_cast<int64_t>(128 * options.size_fraction * 8), 8, 128),
       options.size_fraction};
 
   log << "demo: generating the splits\n";
