@@ -170,17 +170,60 @@ class Paced : public Wrapped {
   double pause_;
 };
 
-TEST_F(Trainer, ProgressLinesReportEveryField) {
-  const DemoData data = tiny_data(64);
-  const models::Classifier teacher = tiny_model(1);
-  models::Classifier student = tiny_model(2);
-  const models::Classifier initial = models::clone_classifier(student);
+// FT + FD (distillation weight 2) for 2 epochs, a progress line and metrics record every step.
+TrainConfig logged_fd_config() {
   TrainConfig config;
   config.method.mode = TrainMode::FT_FD;
   config.method.w_distill = 2.0;
   config.lr = 1e-3;
   config.epochs = 2;
   config.log_every = 1;
+  return config;
+}
+
+// What a run's first step computes, directly: the method's losses of `initial` on the first batch
+// of `batches` (epoch 0), and the fraction of that batch it gets right.
+struct FirstStep {
+  StepLosses losses;
+  double accuracy;
+};
+FirstStep first_step(const TrainConfig& config, const models::Classifier& initial,
+                     const models::Classifier& teacher, TensorBatches& batches) {
+  Tensor images, labels;
+  batches.start_epoch(0, 0);
+  EXPECT_TRUE(batches.next(images, labels));
+  const StepLosses losses = method_losses(config.method, initial, &teacher, images, labels, {});
+  const double correct =
+      sum(to_dtype(eq(argmax(losses.logits, 1), labels), DType::I64)).item<int64_t>();
+  return {losses, correct / labels.numel()};
+}
+
+// The rate each step runs with: the one-cycle schedule replayed on a dummy parameter.
+class ReplayedSchedule {
+ public:
+  ReplayedSchedule(const TrainConfig& config, int64_t total_steps)
+      : optimizer_({nn::ParamGroup{{zeros({1}).requires_grad_(true)}, config.lr}}),
+        schedule_(optimizer_, {config.lr}, cycle(config, total_steps)) {}
+  double lr() const { return schedule_.lr(); }
+  void step() { schedule_.step(); }
+
+ private:
+  nn::AdamW optimizer_;
+  nn::OneCycleLR schedule_;
+  static nn::OneCycleOptions cycle(const TrainConfig& config, int64_t total_steps) {
+    nn::OneCycleOptions options;
+    options.total_steps = total_steps;
+    options.pct_start = config.pct_start;
+    return options;
+  }
+};
+
+TEST_F(Trainer, ProgressLinesReportEveryField) {
+  const DemoData data = tiny_data(64);
+  const models::Classifier teacher = tiny_model(1);
+  models::Classifier student = tiny_model(2);
+  const models::Classifier initial = models::clone_classifier(student);
+  TrainConfig config = logged_fd_config();
   config.log_epochs = false;
   TensorBatches batches(data.images, data.labels, 16, 3);  // 4 steps of 16 images per epoch
   const double pause = 0.1;
@@ -191,19 +234,8 @@ TEST_F(Trainer, ProgressLinesReportEveryField) {
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  // The first step's terms, computed directly on the first batch with the initial student.
-  Tensor images, labels;
-  batches.start_epoch(0, 0);
-  ASSERT_TRUE(batches.next(images, labels));
-  const StepLosses first = method_losses(config.method, initial, &teacher, images, labels, {});
-  const double first_acc =
-      100.0 * sum(to_dtype(eq(argmax(first.logits, 1), labels), DType::I64)).item<int64_t>() / 16;
-  // The rate each step ran with: the one-cycle schedule before that step.
-  nn::AdamW optimizer({nn::ParamGroup{{zeros({1}).requires_grad_(true)}, config.lr}});
-  nn::OneCycleOptions cycle;
-  cycle.total_steps = 8;
-  cycle.pct_start = config.pct_start;
-  nn::OneCycleLR schedule(optimizer, {config.lr}, cycle);
+  const FirstStep first = first_step(config, initial, teacher, batches);
+  ReplayedSchedule schedule(config, 8);
 
   const std::regex pattern(
       R"(epoch (\d)/2  step (\d)/8  loss (\S+) \(task (\S+), distill (\S+)\)  acc (\S+)%  lr (\S+)  (\d+) img/s  ETA (\d+)s)");
@@ -229,10 +261,10 @@ TEST_F(Trainer, ProgressLinesReportEveryField) {
     EXPECT_GE(std::stoi(m[9]), std::floor(pause * (8 - step) + 0.5)) << line;
     EXPECT_LE(std::stoi(m[9]), std::floor(wall / step * (8 - step) + 0.5)) << line;
     if (step == 1) {
-      EXPECT_EQ(m[3], formatted(first.loss.item<float>(), 4)) << line;
-      EXPECT_EQ(m[4], formatted(first.task.item<float>(), 4)) << line;
-      EXPECT_EQ(m[5], formatted(first.distill.item<float>(), 4)) << line;
-      EXPECT_EQ(m[6], formatted(first_acc, 1)) << line;
+      EXPECT_EQ(m[3], formatted(first.losses.loss.item<float>(), 4)) << line;
+      EXPECT_EQ(m[4], formatted(first.losses.task.item<float>(), 4)) << line;
+      EXPECT_EQ(m[5], formatted(first.losses.distill.item<float>(), 4)) << line;
+      EXPECT_EQ(m[6], formatted(100.0 * first.accuracy, 1)) << line;
     }
   }
   EXPECT_EQ(step, 8) << log.str();
@@ -246,12 +278,7 @@ TEST_F(Trainer, MetricsRecordsAreJsonWithTheRunsNumbers) {
   const models::Classifier teacher = tiny_model(1);
   models::Classifier student = tiny_model(2);
   const models::Classifier initial = models::clone_classifier(student);
-  TrainConfig config;
-  config.method.mode = TrainMode::FT_FD;
-  config.method.w_distill = 2.0;
-  config.lr = 1e-3;
-  config.epochs = 2;
-  config.log_every = 1;
+  TrainConfig config = logged_fd_config();
   config.run_dir = dir_ / "metrics";
   TensorBatches batches(data.images, data.labels, 16, 3);  // 4 steps of 16 images per epoch
   const std::vector<double> scores = {0.25, 0.5};
@@ -261,15 +288,8 @@ TEST_F(Trainer, MetricsRecordsAreJsonWithTheRunsNumbers) {
       config, student, &teacher, batches,
       [&](const models::Classifier&) { return scores.at(calls++); }, log);
 
-  Tensor images, labels;
-  batches.start_epoch(0, 0);
-  ASSERT_TRUE(batches.next(images, labels));
-  const StepLosses first = method_losses(config.method, initial, &teacher, images, labels, {});
-  nn::AdamW optimizer({nn::ParamGroup{{zeros({1}).requires_grad_(true)}, config.lr}});
-  nn::OneCycleOptions cycle;
-  cycle.total_steps = 8;
-  cycle.pct_start = config.pct_start;
-  nn::OneCycleLR schedule(optimizer, {config.lr}, cycle);
+  const FirstStep first = first_step(config, initial, teacher, batches);
+  ReplayedSchedule schedule(config, 8);
 
   std::ifstream in(dir_ / "metrics/metrics.jsonl");
   int steps = 0, epochs = 0;
@@ -287,13 +307,10 @@ TEST_F(Trainer, MetricsRecordsAreJsonWithTheRunsNumbers) {
       EXPECT_GT(record.at("grad_norm").get<double>(), 0.0) << line;
       EXPECT_GT(record.at("images_per_s").get<double>(), 0.0) << line;
       if (steps == 1) {
-        EXPECT_EQ(loss, first.loss.item<float>()) << line;
-        EXPECT_EQ(task, first.task.item<float>()) << line;
-        EXPECT_EQ(distill, first.distill.item<float>()) << line;
-        EXPECT_EQ(
-            record.at("accuracy").get<double>(),
-            sum(to_dtype(eq(argmax(first.logits, 1), labels), DType::I64)).item<int64_t>() / 16.0)
-            << line;
+        EXPECT_EQ(loss, first.losses.loss.item<float>()) << line;
+        EXPECT_EQ(task, first.losses.task.item<float>()) << line;
+        EXPECT_EQ(distill, first.losses.distill.item<float>()) << line;
+        EXPECT_EQ(record.at("accuracy").get<double>(), first.accuracy) << line;
       }
     } else {
       ASSERT_EQ(record.at("type"), "epoch") << line;

@@ -5,6 +5,7 @@
 #include <iomanip>
 #include <map>
 #include <sstream>
+#include <type_traits>
 
 namespace train {
 
@@ -19,27 +20,23 @@ std::string exact(double v) {
   return out.str();
 }
 
-// Checkpoint metadata values, with errors naming the file and the key.
-int64_t meta_int(const std::map<std::string, std::string>& meta, const std::string& key,
-                 const std::string& path) {
+// A checkpoint metadata value (an integer or a double), with errors naming the file and the key.
+template <typename T>
+T meta_number(const std::map<std::string, std::string>& meta, const std::string& key,
+              const std::string& path) {
   try {
+    const std::string& text = meta.at(key);
     size_t used = 0;
-    const int64_t v = std::stoll(meta.at(key), &used);
-    if (used == meta.at(key).size()) return v;
+    T value;
+    if constexpr (std::is_integral_v<T>)
+      value = std::stoll(text, &used);
+    else
+      value = std::stod(text, &used);
+    if (used == text.size()) return value;
   } catch (const std::exception&) {
   }
-  fail(path, ": metadata '", key, "' is missing or not an integer");
-}
-
-double meta_double(const std::map<std::string, std::string>& meta, const std::string& key,
-                   const std::string& path) {
-  try {
-    size_t used = 0;
-    const double v = std::stod(meta.at(key), &used);
-    if (used == meta.at(key).size()) return v;
-  } catch (const std::exception&) {
-  }
-  fail(path, ": metadata '", key, "' is missing or not a number");
+  fail(path, ": metadata '", key, "' is missing or not ",
+       std::is_integral_v<T> ? "an integer" : "a number");
 }
 
 }  // namespace
@@ -96,14 +93,17 @@ bool Checkpoints::restore(Position& at) const {
                "); start a new run directory or restore the configuration");
   model_.visual->load_state_dict(saved.classifier.visual->state_dict());
   model_.head->load_state_dict(saved.classifier.head->state_dict());
-  at.epoch = meta_int(meta, "epoch", file);
-  at.micro_batch = meta_int(meta, "micro_batch", file);
-  at.step = meta_int(meta, "step", file);
-  at.best_val = meta_double(meta, "best_val", file);
-  at.best_epoch = meta_int(meta, "best_epoch", file);
-  at.sums = {meta_double(meta, "epoch_loss", file),    meta_double(meta, "epoch_task", file),
-             meta_double(meta, "epoch_distill", file), meta_int(meta, "epoch_correct", file),
-             meta_int(meta, "epoch_seen", file),       meta_int(meta, "epoch_micro_batches", file)};
+  at.epoch = meta_number<int64_t>(meta, "epoch", file);
+  at.micro_batch = meta_number<int64_t>(meta, "micro_batch", file);
+  at.step = meta_number<int64_t>(meta, "step", file);
+  at.best_val = meta_number<double>(meta, "best_val", file);
+  at.best_epoch = meta_number<int64_t>(meta, "best_epoch", file);
+  at.sums = {meta_number<double>(meta, "epoch_loss", file),
+             meta_number<double>(meta, "epoch_task", file),
+             meta_number<double>(meta, "epoch_distill", file),
+             meta_number<int64_t>(meta, "epoch_correct", file),
+             meta_number<int64_t>(meta, "epoch_seen", file),
+             meta_number<int64_t>(meta, "epoch_micro_batches", file)};
   auto& slots = optimizer_.state()[0];
   for (size_t i = 0; i < params_.size(); ++i) {
     auto avg = saved.training_state.find("optimizer." + params_[i].first + ".exp_avg");
