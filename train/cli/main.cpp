@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "engine/core/printable.h"
 #include "engine/core/threading.h"
 #include "train/cli/commands.h"
 
@@ -47,7 +48,8 @@ int main(int argc, char** argv) {
     for (const train::Command& command : commands)
       if (command.app->parsed()) command.run();
   } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
+    // One readable line, whatever bytes a file or its name put into the message.
+    std::cerr << "error: " << engine::printable(e.what()) << "\n";
     return 1;
   }
   return 0;
