@@ -16,6 +16,8 @@
 #include <memory>
 #include <utility>
 
+#include "engine/core/printable.h"
+
 namespace data {
 
 namespace {
@@ -31,9 +33,12 @@ void check_size(const std::string& name, ImageFormat format, int64_t width, int6
                 int64_t max_pixels) {
   ENGINE_CHECK(width > 0 && height > 0, name, ": ", format_name(format), " image is ", width, "x",
                height, " (no pixels)");
-  ENGINE_CHECK(width * height <= max_pixels, name, ": ", format_name(format), " image is ", width,
-               "x", height, " (", width * height, " pixels), over the limit of ", max_pixels,
-               " pixels");
+  // A forged header's width * height can pass 64 bits: checked as it is computed.
+  int64_t pixels = 0;
+  const bool overflows = __builtin_mul_overflow(width, height, &pixels);
+  ENGINE_CHECK(!overflows && pixels <= max_pixels, name, ": ", format_name(format), " image is ",
+               width, "x", height, " (", overflows ? "over 2^63" : std::to_string(pixels),
+               " pixels), over the limit of ", max_pixels, " pixels");
 }
 
 // --- JPEG ---------------------------------------------------------------------------------
@@ -98,12 +103,11 @@ Image decode_jpeg(const uint8_t* bytes, size_t size, const std::string& name, in
 // An empty IEND chunk: length, type, CRC.
 const uint8_t kPngEnd[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82};
 
-// stb_image's reason for the last failure; some are empty (an unknown chunk type of zeros).
+// stb_image's reason for the last failure, made printable: some quote the file's bytes (an
+// unknown PNG chunk's type) and some are empty.
 std::string stb_reason() {
   const char* reason = stbi_failure_reason();
-  return reason && std::isprint(static_cast<unsigned char>(reason[0]))
-             ? reason
-             : "corrupt or truncated data";
+  return reason && reason[0] ? engine::printable(reason) : "corrupt or truncated data";
 }
 
 struct StbFree {

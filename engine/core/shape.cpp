@@ -13,6 +13,18 @@ int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
+int64_t checked_numel(const Shape& shape, int64_t item_size, const std::string& what) {
+  for (int64_t s : shape) ENGINE_CHECK(s >= 0, what, ": negative size in shape ", shape_str(shape));
+  for (int64_t s : shape)
+    if (s == 0) return 0;
+  int64_t bytes = item_size;
+  for (int64_t s : shape)
+    ENGINE_CHECK(!__builtin_mul_overflow(bytes, s, &bytes) && bytes <= kMaxTensorBytes, what,
+                 ": shape ", shape_str(shape), " of ", item_size,
+                 "-byte elements is too large (over 2^48 bytes)");
+  return bytes / item_size;
+}
+
 Shape contiguous_strides(const Shape& shape) {
   Shape strides(shape.size());
   int64_t stride = 1;

@@ -11,6 +11,16 @@ namespace engine {
 using Shape = std::vector<int64_t>;
 
 int64_t shape_numel(const Shape& shape);
+
+// The most bytes one tensor may take: 2^48 (256 TiB), beyond any machine's memory, with room
+// for every product of its sizes, strides and item size to stay exact in 64 bits.
+constexpr int64_t kMaxTensorBytes = int64_t{1} << 48;
+
+// The element count of `shape`, every product checked: a negative size, or a count whose
+// `item_size`-byte elements pass kMaxTensorBytes, is an error naming `what` (the file, tensor or
+// op the shape came from). For shapes from files, configs and command lines, where a size can
+// be anything.
+int64_t checked_numel(const Shape& shape, int64_t item_size, const std::string& what);
 Shape contiguous_strides(const Shape& shape);
 std::string shape_str(const Shape& shape);  // "[2, 3]"
 

@@ -14,10 +14,11 @@
 namespace engine {
 
 namespace {
-// The bytes a contiguous tensor of `shape` needs; a negative size is an error naming `op`.
+// The bytes a contiguous tensor of `shape` needs; a negative or too large size is an error naming
+// `op`.
 size_t bytes_for(const char* op, const Shape& shape, DType dtype) {
-  for (int64_t s : shape) ENGINE_CHECK(s >= 0, op, ": negative size in shape ", shape_str(shape));
-  return shape_numel(shape) * dtype_size(dtype);
+  const int64_t item = static_cast<int64_t>(dtype_size(dtype));
+  return static_cast<size_t>(checked_numel(shape, item, op) * item);
 }
 
 Tensor over_storage(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype) {

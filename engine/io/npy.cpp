@@ -112,12 +112,8 @@ Tensor load_npy(const std::string& path) {
   ENGINE_CHECK(fortran == "False", path, ": .npy array is in Fortran order; save it in C order ",
                "(numpy.ascontiguousarray)");
   const Shape shape = parse_shape(header_value(header, "shape", path), path);
-  uint64_t count = 1;
-  for (int64_t d : shape) {
-    ENGINE_CHECK(d == 0 || count <= (uint64_t{1} << 40) / static_cast<uint64_t>(d), path,
-                 ": .npy shape ", shape_str(shape), " is too large");
-    count *= static_cast<uint64_t>(d);
-  }
+  const uint64_t count = static_cast<uint64_t>(
+      checked_numel(shape, static_cast<int64_t>(dtype_size(dtype)), path + ": .npy"));
   const uint64_t expected = count * dtype_size(dtype);
   ENGINE_CHECK(bytes.size() - data_start == expected, path, ": .npy data holds ",
                bytes.size() - data_start, " bytes, but shape ", shape_str(shape), " of ",

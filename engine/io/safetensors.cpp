@@ -144,14 +144,13 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
   entry.dtype = value["dtype"].get<std::string>();
   ENGINE_CHECK(file_dtype_size(entry.dtype) > 0, where, ": dtype ", entry.dtype,
                " is not supported (F64, F32, F16, BF16, I64, I32, U8, BOOL)");
-  uint64_t count = 1;
   for (const json& dim : value["shape"]) {
-    ENGINE_CHECK(dim.is_number_unsigned(), where, ": shape entries must be non-negative integers");
-    const uint64_t d = dim.get<uint64_t>();
-    ENGINE_CHECK(d == 0 || count <= (uint64_t{1} << 62) / d, where, ": shape is too large");
-    count *= d;
-    entry.shape.push_back(static_cast<int64_t>(d));
+    ENGINE_CHECK(dim.is_number_unsigned() && dim.get<uint64_t>() <= uint64_t{INT64_MAX}, where,
+                 ": shape entries must be non-negative integers");
+    entry.shape.push_back(dim.get<int64_t>());
   }
+  const int64_t item_size = static_cast<int64_t>(file_dtype_size(entry.dtype));
+  const uint64_t count = static_cast<uint64_t>(checked_numel(entry.shape, item_size, where));
   for (const json& offset : value["data_offsets"])
     ENGINE_CHECK(offset.is_number_unsigned(), where,
                  ": data_offsets must be non-negative integers");

@@ -118,6 +118,27 @@ TEST(Decode, ImagesOverThePixelLimitAreRefusedFromTheHeader) {
   write_bytes(dir / "huge.jpg", jpeg);
   expect_error([&] { read_image(dir / "huge.jpg"); },
                {dir / "huge.jpg", "60138x60138", "over the limit"});
+  // The largest sizes a PNG header can hold: their product passes 64 bits.
+  write_bytes(dir / "widest.png", png_header(4294967295u, 4294967295u));
+  expect_error([&] { read_image(dir / "widest.png"); },
+               {dir / "widest.png", "4294967295x4294967295", "over 2^63", "over the limit"});
+}
+
+// A decoder's message that quotes the file's bytes (here an unknown critical PNG chunk whose
+// type is "A" and three control bytes) shows them escaped, never raw.
+TEST(Decode, MessagesShowTheFilesBytesEscaped) {
+  TempDir dir;
+  std::string png = png_header(4, 4);
+  png += std::string("\0\0\0\0A\x01\x02\x1b\0\0\0\0", 12);  // empty chunk, CRC ignored
+  write_bytes(dir / "chunk.png", png);
+  try {
+    read_image(dir / "chunk.png");
+    ADD_FAILURE() << "no error";
+  } catch (const engine::Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("A\\x01\\x02\\x1B"), std::string::npos) << message;
+    for (const char c : message) EXPECT_GE(static_cast<unsigned char>(c), 0x20) << message;
+  }
 }
 
 TEST(Decode, PixelLimitIsConfigurable) {

@@ -96,6 +96,19 @@ TEST(Errors, WrongDtypes) {
   expect_error([] { zeros({2}).data<double>(); }, {"data", "f32", "f64"});
 }
 
+// Sizes are checked before anything is allocated: negative, and too large for 64-bit byte counts
+// (2^33 x 2^33 elements would wrap a plain product of sizes and item size).
+TEST(Errors, NegativeAndHugeShapes) {
+  expect_error([] { zeros({2, -1}); }, {"empty", "negative size", "[2, -1]"});
+  expect_error(
+      [] {
+        zeros({int64_t{1} << 33, int64_t{1} << 33});
+      },
+      {"empty", "[8589934592, 8589934592]", "too large"});
+  expect_error([] { Tensor::empty({int64_t{1} << 46, 8}, DType::F64); }, {"too large"});
+  EXPECT_EQ(Tensor::empty({0, int64_t{1} << 62}).numel(), 0);  // empty, whatever the other sizes
+}
+
 TEST(Errors, UndefinedTensorsAndDevices) {
   expect_error([] { add(Tensor(), zeros({1})); }, {"add", "undefined"});
 #ifndef ENGINE_HAVE_CUDA

@@ -118,6 +118,15 @@ TEST(Npy, UnsupportedAndCorruptFilesAreClearErrors) {
   expect_error([&] { load_npy(dir / "short.npy"); }, {"short.npy", "holds 21 bytes", "needs 24"});
   std::ofstream(dir / "header.npy", std::ios::binary) << bytes.substr(0, 40);
   expect_error([&] { load_npy(dir / "header.npy"); }, {"header.npy", "runs past the end"});
+  // A shape whose byte count wraps around 64 bits (2^31 x 2^31 x 2^2 elements of 4 bytes).
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2147483648, ";
+  header += "2147483648, 4), }";
+  header.resize(118, ' ');
+  header += '\n';
+  std::ofstream(dir / "wrap.npy", std::ios::binary)
+      << std::string("\x93NUMPY\x01\x00", 8) << static_cast<char>(header.size() & 0xff)
+      << static_cast<char>(header.size() >> 8) << header;
+  expect_error([&] { load_npy(dir / "wrap.npy"); }, {"wrap.npy", "too large"});
 }
 
 }  // namespace

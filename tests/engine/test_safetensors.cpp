@@ -203,6 +203,22 @@ TEST_F(Safetensors, CorruptFilesAreClearErrors) {
                                   R"({"t":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8));
       },
       {"shape.safetensors", "non-negative"});
+  // Shapes whose byte size wraps around 64 bits: [128, 2^55] of F32 is 2^64 bytes, which a
+  // wrapping product takes for the 0 bytes the file holds.
+  expect_error(
+      [&] {
+        load_safetensors(raw_file(
+            "wrap.safetensors",
+            R"({"t":{"dtype":"F32","shape":[128,36028797018963968],"data_offsets":[0,0]}})", 0));
+      },
+      {"wrap.safetensors", "'t'", "too large"});
+  expect_error(
+      [&] {
+        load_safetensors(raw_file(
+            "huge.safetensors",
+            R"({"t":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0));
+      },
+      {"huge.safetensors", "too large"});
   // A header length that runs past the end of the file.
   {
     std::ofstream out(dir_ / "length.safetensors", std::ios::binary);
