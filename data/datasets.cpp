@@ -5,11 +5,12 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
+#include "engine/io/input_file.h"
 #include "engine/ops/ops.h"
 
 namespace data {
@@ -54,10 +55,19 @@ std::vector<std::string> sorted_subfolders(const std::string& root, std::ostream
   return names;
 }
 
-void collect_folders(const fs::path& folder, std::vector<std::string>& folders) {
+// `folder` and its non-hidden sub-folders, symlinks followed as torchvision does; a link back
+// to a folder already on the way down (a loop, which would recurse forever) is an error.
+void collect_folders(const fs::path& folder, std::vector<std::string>& folders,
+                     std::vector<fs::path>& on_the_way) {
+  const fs::path real = fs::canonical(folder);
+  ENGINE_CHECK(std::find(on_the_way.begin(), on_the_way.end(), real) == on_the_way.end(),
+               folder.string(), ": a symbolic link loop (it leads back to ", real.string(), ")");
+  on_the_way.push_back(real);
   folders.push_back(folder.string());
   for (const fs::directory_entry& entry : fs::directory_iterator(folder))
-    if (entry.is_directory() && !hidden(entry.path())) collect_folders(entry.path(), folders);
+    if (entry.is_directory() && !hidden(entry.path()))
+      collect_folders(entry.path(), folders, on_the_way);
+  on_the_way.pop_back();
 }
 
 // The image files under a class folder, like torchvision: folders in sorted path order, files
@@ -66,14 +76,22 @@ void collect_folders(const fs::path& folder, std::vector<std::string>& folders) 
 std::vector<std::string> class_files(const std::string& folder, const ScanOptions& options,
                                      int64_t& skipped) {
   std::vector<std::string> folders;
-  collect_folders(folder, folders);
+  std::vector<fs::path> on_the_way;
+  collect_folders(folder, folders, on_the_way);
   std::sort(folders.begin(), folders.end());
   std::vector<std::string> files;
   for (const std::string& dir : folders) {
     std::vector<std::string> names;
-    for (const fs::directory_entry& entry : fs::directory_iterator(dir))
-      if (entry.is_regular_file() && !hidden(entry.path()))
+    for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
+      if (hidden(entry.path()) || entry.is_directory()) continue;
+      if (entry.is_regular_file()) {
         names.push_back(entry.path().filename().string());
+      } else {  // a FIFO, a device, a socket or a dangling link: never an image
+        bad_input(options, skipped,
+                  entry.path().string() + ": not a regular file (" +
+                      engine::file_kind(entry.path().string()) + ")");
+      }
+    }
     std::sort(names.begin(), names.end());
     for (const std::string& name : names) {
       const fs::path path = fs::path(dir) / name;
@@ -96,8 +114,7 @@ void add_class(Dataset& dataset, const std::string& folder, int64_t label,
 }
 
 std::vector<std::string> read_lines(const std::string& path) {
-  std::ifstream file(path);
-  ENGINE_CHECK(file, path, ": cannot open");
+  std::istringstream file(engine::read_input_file(path));
   std::vector<std::string> lines;
   std::string line;
   while (std::getline(file, line)) {
@@ -125,10 +142,9 @@ int64_t parse_index(const std::string& text) {
 }
 
 nlohmann::ordered_json read_json(const std::string& path) {
-  std::ifstream file(path);
-  ENGINE_CHECK(file, path, ": cannot open");
+  const std::string text = engine::read_input_file(path);
   try {
-    return nlohmann::ordered_json::parse(file);
+    return nlohmann::ordered_json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     engine::fail(path, ": invalid JSON: ", e.what());
   }
@@ -344,10 +360,15 @@ Dataset file_list(const std::string& csv_path, const ScanOptions& options) {
     const std::string label_text = strip(line.substr(comma + 1));
     const int64_t label = parse_index(label_text);
     ENGINE_CHECK(label >= 0, where, ": label '", label_text, "' is not a non-negative integer");
+    ENGINE_CHECK(label < kMaxClasses, where, ": label ", label, " is past the limit of ",
+                 kMaxClasses, " classes (a class is made for every label up to the largest)");
     const fs::path path =
         base / csv_field(line.substr(0, comma), where);  // an absolute path replaces the base
     if (!fs::is_regular_file(path)) {
-      bad_input(options, dataset.skipped_files, where + ": " + path.string() + ": no such file");
+      const std::string kind = engine::file_kind(path.string());
+      bad_input(options, dataset.skipped_files,
+                where + ": " + path.string() +
+                    (kind == "missing" ? ": no such file" : ": not a regular file (" + kind + ")"));
       continue;
     }
     dataset.samples.push_back({path.string(), label});

@@ -6,9 +6,10 @@
 // (sorted by bytes, like Python's sorted() on str); each class folder is walked recursively,
 // folders in sorted path order and files in sorted name order; files are chosen by extension
 // (case-insensitive: .jpg .jpeg .png .bmp .gif .ppm .pgm); names starting with '.' are ignored.
-// Bad input: a missing root is always an error; an empty class folder or a file with another
-// extension is an error naming the path under BadInputPolicy::Fail, and is warned about on the
-// log and left out under BadInputPolicy::Skip.
+// Bad input: a missing root is always an error; an empty class folder, a file with another
+// extension or an entry that is not a regular file (a FIFO, a device, a dangling link) is an
+// error naming the path under BadInputPolicy::Fail, and is warned about on the log and left out
+// under BadInputPolicy::Skip. A symbolic link loop is always an error.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +20,10 @@
 namespace data {
 
 enum class BadInputPolicy { Fail, Skip };
+
+// The most classes a dataset may have. A file list makes a class for every label up to its
+// largest, so one stray huge label would otherwise allocate without end.
+constexpr int64_t kMaxClasses = 1000000;
 
 // "fail" or "skip".
 BadInputPolicy parse_bad_input_policy(const std::string& name);

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "engine/core/printable.h"
+#include "engine/io/input_file.h"
 
 namespace data {
 
@@ -405,14 +406,13 @@ Image decode_image(const uint8_t* bytes, size_t size, const std::string& name, i
 }
 
 std::vector<uint8_t> read_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  ENGINE_CHECK(fd >= 0, path, ": cannot open: ", std::strerror(errno));
+  const int fd = engine::open_input_file(path);
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
   } closer{fd};
   struct stat info;
-  ENGINE_CHECK(::fstat(fd, &info) == 0 && S_ISREG(info.st_mode), path, ": not a regular file");
+  ENGINE_CHECK(::fstat(fd, &info) == 0, path, ": cannot read its size: ", std::strerror(errno));
   std::vector<uint8_t> bytes(static_cast<size_t>(info.st_size));
   size_t done = 0;
   while (done < bytes.size()) {

@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <numeric>
+#include <system_error>
 
 #include "engine/ops/ops.h"
 
@@ -23,20 +24,34 @@ Loader::Loader(const Dataset& dataset, LoaderOptions options)
                                          : options_.transform) {
   ENGINE_CHECK(options_.batch_size > 0, "Loader: batch size must be positive, got ",
                options_.batch_size);
-  ENGINE_CHECK(options_.workers > 0, "Loader: needs at least one worker, got ", options_.workers);
+  ENGINE_CHECK(options_.workers > 0 && options_.workers <= kMaxLoaderWorkers,
+               "Loader: workers must lie in 1..", kMaxLoaderWorkers, ", got ", options_.workers);
   ENGINE_CHECK(options_.prefetch_batches > 0, "Loader: prefetch must be at least one batch, got ",
                options_.prefetch_batches);
   ENGINE_CHECK(transform_.size > 0 && transform_.apply, "Loader: no transform");
-  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { work(); });
+  // A thread that cannot start (the process's thread or memory limits) is an error; the workers
+  // started before it are stopped first (a joinable std::thread destroyed would abort).
+  for (int i = 0; i < options_.workers; ++i) {
+    try {
+      workers_.emplace_back([this] { work(); });
+    } catch (const std::system_error& e) {
+      stop_workers();
+      engine::fail("Loader: cannot start worker thread ", i + 1, " of ", options_.workers, " (",
+                   e.what(), "); use fewer workers (data.workers)");
+    }
+  }
 }
 
-Loader::~Loader() {
+Loader::~Loader() { stop_workers(); }
+
+void Loader::stop_workers() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
   }
   work_ready_.notify_all();
   for (std::thread& worker : workers_) worker.join();
+  workers_.clear();
 }
 
 int64_t Loader::batches_per_epoch() const {

@@ -28,12 +28,16 @@
 
 namespace data {
 
+// The most decoding threads a loader starts: far more than decoding can use on any machine, and
+// few enough that a mistyped count fails with a message instead of exhausting the process.
+constexpr int kMaxLoaderWorkers = 256;
+
 struct LoaderOptions {
   int64_t batch_size = 128;
   bool shuffle = false;  // a new order every epoch, from (seed, epoch)
   bool drop_last = false;
   uint64_t seed = 0;
-  int workers = 2;
+  int workers = 2;  // 1..kMaxLoaderWorkers
   int prefetch_batches = 2;
   // Applied to every decoded image (after the dataset's border crop, e.g. ObjectNet's).
   ImageTransform transform = clip_transform(224);
@@ -72,6 +76,7 @@ class Loader {
   struct PendingBatch;
   void work();
   void end_epoch_locked();
+  void stop_workers();  // tells the workers to stop and joins them
   Batch finish(PendingBatch& pending);
   engine::Tensor batch_images(int64_t n) const;
 

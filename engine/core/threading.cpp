@@ -10,7 +10,8 @@
 namespace engine {
 
 void set_num_threads(int threads) {
-  ENGINE_CHECK(threads >= 1, "set_num_threads: need at least one thread, got ", threads);
+  ENGINE_CHECK(threads >= 1 && threads <= kMaxThreads, "threads must lie in 1..", kMaxThreads,
+               ", got ", threads);
   omp_set_num_threads(threads);
 }
 

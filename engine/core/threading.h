@@ -7,7 +7,11 @@
 
 namespace engine {
 
-void set_num_threads(int threads);
+// The most kernel threads the engine runs: more cannot help on any machine, and OpenMP fails
+// hard (not with an error) when it cannot start the threads it was asked for.
+constexpr int kMaxThreads = 1024;
+
+void set_num_threads(int threads);  // 1..kMaxThreads
 int get_num_threads();
 
 // Calls body(begin, end) over [0, n) in chunks of at least `grain` items, in parallel when

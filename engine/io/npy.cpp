@@ -3,11 +3,10 @@
 
 #include <cctype>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <vector>
 
 #include "engine/io/atomic_file.h"
+#include "engine/io/input_file.h"
 #include "engine/ops/ops.h"
 
 namespace engine {
@@ -79,10 +78,7 @@ Shape parse_shape(const std::string& text, const std::string& path) {
 }  // namespace
 
 Tensor load_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  ENGINE_CHECK(in.good(), path, ": cannot open");
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
-                                std::istreambuf_iterator<char>());
+  const std::string bytes = read_input_file(path);
   ENGINE_CHECK(bytes.size() >= 10 && std::memcmp(bytes.data(), kMagic, 6) == 0, path,
                ": not a .npy file (bad magic)");
   const int major = static_cast<unsigned char>(bytes[6]);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/io/atomic_file.h"
+#include "engine/io/input_file.h"
 #include "engine/ops/ops.h"
 
 namespace engine {
@@ -26,12 +27,11 @@ using json = nlohmann::json;
 class MappedFile {
  public:
   explicit MappedFile(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    ENGINE_CHECK(fd >= 0, path, ": cannot open: ", std::strerror(errno));
+    const int fd = open_input_file(path);
     struct stat info {};
-    if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+    if (::fstat(fd, &info) != 0) {
       ::close(fd);
-      fail(path, ": not a regular file");
+      fail(path, ": cannot read its size: ", std::strerror(errno));
     }
     size_ = static_cast<size_t>(info.st_size);
     if (size_ > 0) {

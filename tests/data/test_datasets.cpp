@@ -2,6 +2,8 @@
 // gives them (the expected orders were checked against torchvision's make_dataset), the ImageNet
 // variants, ObjectNet's mapping as WiSE-FT computes it, CSV file lists, the stratified split,
 // and bad input under both policies.
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <map>
 #include <sstream>
@@ -106,6 +108,32 @@ TEST(ImageFolder, SkipPolicyWarnsOncePerFileAndCounts) {
                 ": not an image file name (.jpg .jpeg .png .bmp .gif .ppm .pgm) (skipped)\n"
                 "warning: " +
                 dir / "set/dog" + ": empty class folder (no image files) (skipped)\n");
+}
+
+// Entries that can never be images are reported, not dropped: a FIFO (reading it would block),
+// a link to /dev/zero (it would never end) and a dangling link; a folder link that leads back up
+// is an error instead of an endless walk.
+TEST(ImageFolder, SpecialFilesAreBadInputAndLinkLoopsAnError) {
+  TempDir dir;
+  touch_image(dir, "set/cat/a.png");
+  ASSERT_EQ(::mkfifo((dir / "set/cat/fifo.png").c_str(), 0600), 0);
+  fs::create_symlink("/dev/zero", dir.path() / "set/cat/zero.png");
+  fs::create_symlink(dir.path() / "set/cat/gone.png", dir.path() / "set/cat/dangling.png");
+  expect_error([&] { image_folder(dir / "set"); }, {dir / "set/cat/", "not a regular file ("});
+  std::ostringstream log;
+  const Dataset dataset = image_folder(dir / "set", "", {BadInputPolicy::Skip, &log});
+  EXPECT_EQ(listing(dataset, dir), (Listing{{"set/cat/a.png", 0}}));
+  EXPECT_EQ(dataset.skipped_files, 3);
+  for (const std::string kind : {"fifo.png: not a regular file (a FIFO)",
+                                 "zero.png: not a regular file (a character device)",
+                                 "dangling.png: not a regular file (a dangling link)"})
+    EXPECT_NE(log.str().find(kind), std::string::npos) << log.str();
+  fs::create_directory_symlink(dir.path() / "set", dir.path() / "set/cat/up");
+  expect_error(
+      [&] {
+        image_folder(dir / "set", "", {BadInputPolicy::Skip, &log});
+      },
+      {dir / "set/cat/up", "symbolic link loop"});
 }
 
 TEST(ImageNetV2, FolderNamesAreClassIndices) {
@@ -245,6 +273,15 @@ TEST(FileList, ErrorsNameFileAndLine) {
   EXPECT_EQ(dataset.size(), 1);
   EXPECT_EQ(dataset.skipped_files, 1);
   EXPECT_NE(log.str().find("missing.csv:2"), std::string::npos) << log.str();
+  // A label that would make a class name for each of 10^18 classes.
+  write_bytes(dir / "huge.csv", "a.png,0\na.png,999999999999999999\n");
+  expect_error([&] { file_list(dir / "huge.csv"); },
+               {dir / "huge.csv" + ":2", "label 999999999999999999", "limit of 1000000 classes"});
+  // A listed path that is a FIFO is not a missing file, and is never opened.
+  ASSERT_EQ(::mkfifo((dir / "pipe.png").c_str(), 0600), 0);
+  write_bytes(dir / "pipe.csv", "pipe.png,0\n");
+  expect_error([&] { file_list(dir / "pipe.csv"); },
+               {dir / "pipe.csv" + ":1", "not a regular file (a FIFO)"});
 }
 
 Dataset labelled(const std::vector<int64_t>& class_sizes) {

@@ -2,6 +2,12 @@
 // seeded per-epoch order that does not depend on the number of workers; drop_last; failures
 // reach the consumer as engine::Error (fail) or are left out and counted (skip); ObjectNet's
 // border crop composes in front of the transform; destroying a loader mid-epoch does not hang.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <sstream>
 
 #include "data/loader.h"
@@ -173,6 +179,44 @@ TEST(Loader, FailPolicyErrorReachesTheConsumerAndEndsTheEpoch) {
   EXPECT_EQ(batch.indices.to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 2, 3}));
 }
 
+// Worker counts are bounded, and a worker thread that cannot start is an error, with the
+// workers started before it stopped: a joinable std::thread destroyed while unwinding would
+// abort the process ("terminate called without an active exception").
+TEST(Loader, WorkerCountsAreBounded) {
+  TempDir dir;
+  const Dataset dataset = make_dataset(dir, 2);
+  expect_error([&] { Loader(dataset, options(2, 0)); }, {"workers must lie in 1..256, got 0"});
+  expect_error([&] { Loader(dataset, options(2, 100000)); }, {"got 100000"});
+}
+
+// A thread's stack is address space: with the process's address space limited to a little more
+// than it uses, 200 workers' 8 MiB stacks cannot all start. Exits 0 when that is an engine::Error,
+// 2 when every worker started (run in a child process: the limit must not reach other tests).
+[[noreturn]] void start_workers_with_little_address_space(const Dataset& dataset) {
+  std::ifstream statm("/proc/self/statm");
+  long pages = 0;
+  statm >> pages;
+  const rlim_t limit = static_cast<rlim_t>(pages) * ::sysconf(_SC_PAGESIZE) + (64 << 20);
+  const struct rlimit address_space = {limit, limit};
+  ::setrlimit(RLIMIT_AS, &address_space);
+  try {
+    Loader loader(dataset, options(2, 200));
+    std::fprintf(stderr, "all workers started\n");
+    std::_Exit(2);
+  } catch (const engine::Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    std::_Exit(0);
+  }
+}
+
+TEST(LoaderDeathTest, AWorkerThatCannotStartIsAnErrorNotAnAbort) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  TempDir dir;
+  const Dataset dataset = make_dataset(dir, 2);
+  EXPECT_EXIT(start_workers_with_little_address_space(dataset), ::testing::ExitedWithCode(0),
+              "Loader: cannot start worker thread [0-9]+ of 200");
+}
+
 TEST(Loader, SkipPolicyLeavesOutFailuresWarnsOnceAndReportsTheTotal) {
   TempDir dir;
   Dataset dataset = make_dataset(dir, 10);
@@ -243,7 +287,7 @@ TEST(Loader, BadOptionsAndMisuse) {
   TempDir dir;
   const Dataset dataset = make_dataset(dir, 2);
   expect_error([&] { Loader(dataset, options(0, 1)); }, {"batch size must be positive"});
-  expect_error([&] { Loader(dataset, options(2, 0)); }, {"at least one worker"});
+  expect_error([&] { Loader(dataset, options(2, 0)); }, {"workers must lie in 1..256, got 0"});
   Loader loader(dataset, options(2, 1));
   Batch batch;
   expect_error([&] { loader.next(batch); }, {"call start_epoch"});

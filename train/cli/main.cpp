@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int threads = 0;
   app.add_option("--threads", threads, "CPU threads for the engine's kernels (default: all cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(1, engine::kMaxThreads));
   const std::vector<train::Command> commands = {
       train::add_demo_command(app),       train::add_train_command(app),
       train::add_eval_command(app),       train::add_wise_command(app),
