@@ -15,8 +15,11 @@ struct CliRun {
   std::string output;
 };
 
-inline CliRun cftrain(const std::string& args) {
-  const std::string command = std::string(CFTRAIN_BINARY) + " " + args + " 2>&1";
+// Runs under `timeout`: a command that hangs fails its test with status 124 instead of hanging
+// the suite.
+inline CliRun cftrain(const std::string& args, int timeout_seconds = 600) {
+  const std::string command = "timeout " + std::to_string(timeout_seconds) + " " +
+                              std::string(CFTRAIN_BINARY) + " " + args + " 2>&1";
   FILE* pipe = ::popen(command.c_str(), "r");
   std::string output;
   std::array<char, 4096> buffer;

@@ -136,6 +136,32 @@ TEST_F(ConfigTest, ErrorsNameTheKey) {
       {"missing.toml"});
 }
 
+// Every integer and number setting has a range, checked wherever the value comes from, NaN
+// included; the message names the key, its range and the value as written.
+TEST_F(ConfigTest, ValuesOutsideTheirRangeAreErrors) {
+  expect_error([&] { Config::load(write("w.toml", "[train]\nw_distill = -1.0\n")); },
+               {"w.toml", "train.w_distill must lie in [0, 1e+06], got -1"});
+  expect_error([&] { Config::load(write("n.toml", "[train]\nlr = nan\n")); },
+               {"n.toml", "train.lr must lie in (0, 10], got nan"});
+  expect_error([&] { Config::load("", {"data.limit=-5"}); },
+               {"--set", "data.limit must lie in [0, 1e+12], got -5"});
+  expect_error([&] { Config::load("", {"data.workers=100000"}); },
+               {"data.workers must lie in [1, 256], got 100000"});
+  expect_error([&] { Config::load("", {"train.pct_start=1.0"}); },
+               {"train.pct_start must lie in (0, 1), got 1"});
+  expect_error([&] { Config::load("", {"train.lr=inf"}); }, {"train.lr", "got inf"});
+  // Every key of a numeric type has a finite range that its default lies in.
+  const Config defaults = Config::load("");
+  for (const ConfigKey& key : config_schema()) {
+    if (key.type == ConfigType::Integer)
+      EXPECT_TRUE(key.range.contains(static_cast<double>(defaults.integer(key.key)))) << key.key;
+    if (key.type == ConfigType::Number) {
+      EXPECT_TRUE(key.range.contains(defaults.number(key.key))) << key.key;
+      EXPECT_LT(key.range.high, 1e300) << key.key << " has no upper bound";
+    }
+  }
+}
+
 TEST_F(ConfigTest, EveryShippedConfigurationIsValid) {
   const std::filesystem::path configs =
       std::filesystem::path(ENGINE_FIXTURE_DIR) / ".." / ".." / "train" / "configs";

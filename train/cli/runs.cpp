@@ -78,7 +78,11 @@ Command add_train_command(CLI::App& root) {
   keys << "\nSettings (section.key = default: meaning):\n";
   for (const ConfigKey& key : config_schema())
     keys << "  " << key.key << (key.default_value.empty() ? "" : " = " + key.default_value) << ": "
-         << key.help << "\n";
+         << key.help
+         << (key.type == ConfigType::Integer || key.type == ConfigType::Number
+                 ? " " + key.range.str()
+                 : "")
+         << "\n";
   app->footer(keys.str());
   return {app,
           [options] { train_from_config(options->config.load(), options->resume, std::cout); }};

@@ -8,7 +8,9 @@
 #include <sstream>
 
 #include "data/decode.h"
+#include "data/loader.h"
 #include "engine/core/error.h"
+#include "engine/io/input_file.h"
 
 namespace train {
 
@@ -24,35 +26,62 @@ const std::vector<ConfigKey>& config_schema() {
       {"data.train", T::String, "",
        "training ImageFolder root, a file list (.csv), or demo:finetune"},
       {"data.class_names", T::String, "\"\"", "optional class-name file for the training set"},
-      {"data.holdout", T::Integer, "10240",
-       "training images held out for validation (stratified, seeded)"},
-      {"data.limit", T::Integer, "0",
-       "use a seeded, class-stratified subset of N training images (0: all)"},
-      {"data.image_size", T::Integer, "224", "input size of the CLIP transform"},
-      {"data.workers", T::Integer, "2", "decoding threads of the loader"},
+      {"data.holdout",
+       T::Integer,
+       "10240",
+       "training images held out for validation (stratified, seeded)",
+       {0, 1e9}},
+      {"data.limit",
+       T::Integer,
+       "0",
+       "use a seeded, class-stratified subset of N training images (0: all)",
+       {0, 1e12}},
+      {"data.image_size", T::Integer, "224", "input size of the CLIP transform", {8, 4096}},
+      {"data.workers",
+       T::Integer,
+       "2",
+       "decoding threads of the loader",
+       {1, data::kMaxLoaderWorkers}},
       {"data.on_error", T::String, "\"fail\"",
        "unreadable training images (and the held-out validation ones): fail or skip"},
-      {"data.max_pixels", T::Integer, std::to_string(data::kDefaultMaxPixels),
-       "images with more pixels are refused as bad input (Pillow's limit)"},
+      {"data.max_pixels",
+       T::Integer,
+       std::to_string(data::kDefaultMaxPixels),
+       "images with more pixels are refused as bad input (Pillow's limit)",
+       {1, 4294967296.0}},
       {"train.mode", T::String, "\"ft_fd_mask\"", "ft, lp, ft_fd, ft_fd_mask, ft_kd or ft_kd_mask"},
       {"train.strategy", T::String, "\"ObjMaskSingleFill(0.3)\"",
        "masking strategy of the *_mask modes"},
       {"train.cam", T::String, "\"mmcam\"", "mmcam or gradcam"},
-      {"train.w_task", T::Number, "1.0", "weight of the cross-entropy loss"},
-      {"train.w_distill", T::Number, "30.0", "weight of the distillation loss"},
-      {"train.kd_temperature", T::Number, "10.0", "temperature of the ft_kd modes"},
-      {"train.lr", T::Number, "3e-5", "peak learning rate (one-cycle)"},
-      {"train.weight_decay", T::Number, "0.1", "AdamW weight decay (the lp mode always uses 0)"},
-      {"train.pct_start", T::Number, "0.02", "one-cycle warm-up fraction"},
-      {"train.epochs", T::Integer, "10", "epochs"},
-      {"train.batch", T::Integer, "128", "micro-batch size"},
-      {"train.accum", T::Integer, "4",
-       "micro-batches per optimizer step (global batch = batch x accum)"},
-      {"train.clip", T::Number, "1.0", "global gradient-norm limit"},
-      {"train.seed", T::Integer, "0",
-       "seed of the data order, masks, fills and the validation split"},
-      {"train.log_every", T::Integer, "10", "optimizer steps between progress lines"},
-      {"train.checkpoint_every", T::Integer, "500", "optimizer steps between `last` checkpoints"},
+      {"train.w_task", T::Number, "1.0", "weight of the cross-entropy loss", {0, 1e6}},
+      {"train.w_distill", T::Number, "30.0", "weight of the distillation loss", {0, 1e6}},
+      {"train.kd_temperature", T::Number, "10.0", "temperature of the ft_kd modes", {0, 1e4, true}},
+      {"train.lr", T::Number, "3e-5", "peak learning rate (one-cycle)", {0, 10, true}},
+      {"train.weight_decay",
+       T::Number,
+       "0.1",
+       "AdamW weight decay (the lp mode always uses 0)",
+       {0, 1e3}},
+      {"train.pct_start", T::Number, "0.02", "one-cycle warm-up fraction", {0, 1, true, true}},
+      {"train.epochs", T::Integer, "10", "epochs", {1, 1e6}},
+      {"train.batch", T::Integer, "128", "micro-batch size", {1, 1048576}},
+      {"train.accum",
+       T::Integer,
+       "4",
+       "micro-batches per optimizer step (global batch = batch x accum)",
+       {1, 1048576}},
+      {"train.clip", T::Number, "1.0", "global gradient-norm limit", {0, 1e12, true}},
+      {"train.seed",
+       T::Integer,
+       "0",
+       "seed of the data order, masks, fills and the validation split",
+       {0, 9.2e18}},
+      {"train.log_every", T::Integer, "10", "optimizer steps between progress lines", {0, 1e12}},
+      {"train.checkpoint_every",
+       T::Integer,
+       "500",
+       "optimizer steps between `last` checkpoints",
+       {0, 1e12}},
       {"run.device", T::String, "\"auto\"",
        "auto (the first GPU when there is one), cpu, cuda or cuda:N"},
       {"run.precision", T::String, "\"fp32\"",
@@ -62,7 +91,7 @@ const std::vector<ConfigKey>& config_schema() {
        "where checkpoints, metrics and the resolved config go"},
       {"eval.checkpoint", T::String, "\"\"",
        "checkpoint to evaluate (default: run.dir/best.safetensors)"},
-      {"eval.batch", T::Integer, "256", "evaluation batch size"},
+      {"eval.batch", T::Integer, "256", "evaluation batch size", {1, 1048576}},
       {"eval.on_error", T::String, "\"fail\"",
        "unreadable images of eval sets and wise sweeps: fail (an accuracy over fewer images is "
        "never silent) or skip"},
@@ -70,6 +99,19 @@ const std::vector<ConfigKey>& config_schema() {
        "[[eval.datasets]] tables: name, kind, root (and wnids, class_names)"},
   };
   return keys;
+}
+
+bool ConfigRange::contains(double value) const {
+  return (low_open ? value > low : value >= low) && (high_open ? value < high : value <= high);
+}
+
+std::string ConfigRange::str() const {
+  auto number = [](double v) {
+    std::ostringstream out;
+    out << v;
+    return out.str();
+  };
+  return (low_open ? "(" : "[") + number(low) + ", " + number(high) + (high_open ? ")" : "]");
 }
 
 namespace {
@@ -110,6 +152,20 @@ bool has_type(const toml::node& node, ConfigType type) {
       return node.is_array_of_tables();
   }
   return false;
+}
+
+// Refuses an integer or number outside its key's range (NaN included), naming `where` it came from.
+void check_range(const ConfigKey& spec, const toml::node& value, const std::string& where) {
+  if (spec.type != ConfigType::Integer && spec.type != ConfigType::Number) return;
+  if (value.is_integer()) {
+    const int64_t v = *value.value<int64_t>();
+    ENGINE_CHECK(spec.range.contains(static_cast<double>(v)), where, ": ", spec.key,
+                 " must lie in ", spec.range.str(), ", got ", v);
+  } else {
+    const double v = *value.value<double>();
+    ENGINE_CHECK(spec.range.contains(v), where, ": ", spec.key, " must lie in ", spec.range.str(),
+                 ", got ", v);
+  }
 }
 
 // Sets `key` (a.b) in `table` to a copy of `value`, creating the section; numbers given as
@@ -155,13 +211,7 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
 
   std::map<std::string, std::string> vars;
   if (!path.empty()) {
-    toml::table file;
-    try {
-      file = toml::parse_file(path);
-    } catch (const toml::parse_error& e) {
-      const auto& where = e.source().begin;
-      fail(path, ":", where.line, ":", where.column, ": ", e.description());
-    }
+    const toml::table file = parse_toml(engine::read_input_file(path), path);
     for (auto&& [section, content] : file) {
       const std::string name(section.str());
       if (name == "vars") {
@@ -181,6 +231,7 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
         ENGINE_CHECK(spec != nullptr, path, ": unknown key '", key, "'");
         ENGINE_CHECK(has_type(value, spec->type), path, ": ", key, " must be ",
                      type_name(spec->type));
+        check_range(*spec, value, path);
         assign(resolved, *spec, value);
       }
     }
@@ -209,6 +260,7 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
     }
     ENGINE_CHECK(has_type(*parsed["v"].node(), spec->type), "--set ", key, ": '", raw, "' is not ",
                  type_name(spec->type));
+    check_range(*spec, *parsed["v"].node(), "--set");
     assign(resolved, *spec, *parsed["v"].node());
   }
 

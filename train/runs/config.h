@@ -1,8 +1,9 @@
 // Configuration of `cftrain train` and `cftrain eval`: TOML files (train/configs/), every key
 // known with its type and default (the paper's reference settings, train/README.md "Optimisation"),
 // variables written ${NAME} (from the file's [vars] table, --var NAME=VALUE or the environment),
-// command-line overrides `--set section.key=value`. Unknown keys, wrong types and undefined
-// variables are errors naming the key. The resolved configuration is written to the run directory.
+// command-line overrides `--set section.key=value`. Unknown keys, wrong types, values outside a
+// key's range and undefined variables are errors naming the key. The resolved configuration is
+// written to the run directory.
 #pragma once
 
 #include <cstdint>
@@ -15,11 +16,21 @@ namespace train {
 
 enum class ConfigType { String, Integer, Number, Boolean, TableList };
 
+// The values an integer or number setting may take: [low, high], with either end open on
+// request. NaN lies in no range.
+struct ConfigRange {
+  double low = -1e300, high = 1e300;
+  bool low_open = false, high_open = false;
+  bool contains(double value) const;
+  std::string str() const;  // "[1, 256]", "(0, 1)"
+};
+
 struct ConfigKey {
   std::string key;  // "section.name"
   ConfigType type;
   std::string default_value;  // as written in TOML; empty = none
   std::string help;
+  ConfigRange range = {};  // integers and numbers
 };
 
 // Every key a configuration may hold.
