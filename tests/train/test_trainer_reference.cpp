@@ -1,8 +1,12 @@
 // The training loop against computations written out in the test, not against itself: the first
 // two optimizer steps replayed by hand (gradients from method_losses, then the global norm, the
 // clip factor, the one-cycle rate and beta1, and AdamW's formula in double), for plain
-// fine-tuning and for the method with its random masks.
+// fine-tuning and for the method with its random masks; the gradients accumulated over two
+// micro-batches against the gradient of the mean loss over the large batch, and the trainer's
+// logged gradient norm against it.
 #include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "test_util.h"
@@ -241,6 +245,78 @@ TEST(TrainerReference, FirstStepsOfTheMethodMatchAHandReplay) {
   config.method.w_distill = 1.0;
   const models::Classifier teacher = tiny_model(1);
   expect_two_steps_match_the_replay(config, tiny_model(2), &teacher);
+}
+
+// Gradient accumulation, on the gradients themselves (AdamW would hide a constant factor in the
+// weights, and so would a binding clip). With accum = 2 the gradients after the two
+// micro-batches of 8 images, each backward of loss / 2 (method_step with the scale
+// train_micro_batch passes), equal the gradient of the mean loss over the 16 images, with the
+// same masks (each image's from its own CAM, the permutation of images 8..15 from micro-batch
+// 1's stream), tower and head. And the trainer uses that scale: the gradient norm it logs for
+// its first step (taken before clipping) is the norm of that large-batch gradient; without the
+// 1 / accum it would be twice as large. Tolerance: the two sides sum the same f32 terms in
+// another order (16 rows at once against 8 + 8) through the tower, which moves a gradient by
+// up to about 1e-7 of its tensor's largest element (allowed: 1e-5 of it plus 1e-6 of the
+// largest), and the norm by about 1e-8 of itself (allowed: 1e-6).
+TEST(TrainerReference, AccumulatedGradientsAreTheLargeBatchMeanGradient) {
+  testing_util::TempDir dir;
+  const DemoData data = tiny_data(32);
+  const models::Classifier teacher = tiny_model(1), initial = tiny_model(2);
+  TrainConfig config;
+  config.method.mode = TrainMode::FT_FD_MASK;
+  config.method.strategy = parse_mask_strategy("ObjMaskSingleFill(0.3)");
+  config.method.w_distill = 1.0;
+  config.accum = 2;
+  config.epochs = 1;
+  config.seed = 5;
+  config.log_every = 1;
+  config.log_epochs = false;
+  config.run_dir = dir / "accum";
+  TensorBatches by8(data.images, data.labels, 8, 3);
+  by8.start_epoch(0, 0);
+  Tensor x0, y0, x1, y1;  // the first step's micro-batches: (8, 3, 32, 32), (8)
+  ASSERT_TRUE(by8.next(x0, y0));
+  ASSERT_TRUE(by8.next(x1, y1));
+
+  // The large batch (16, 3, 32, 32): the mean loss, masks as the two micro-batches draw them.
+  const Tensor images = cat({x0, x1}, 0), labels = cat({y0, y1}, 0);
+  const models::Classifier large = models::clone_classifier(initial);
+  method_losses(config.method, large, &teacher, images, labels, [&](const Tensor& cam) {
+    std::vector<int64_t> perm;  // (16): micro-batch 0's permutation, then micro-batch 1's + 8
+    for (uint64_t b = 0; b < 2; ++b) {
+      Generator stream(config.seed, kMaskStream + b);
+      for (const int64_t i : randperm(8, stream).to_vector<int64_t>())
+        perm.push_back(i + 8 * static_cast<int64_t>(b));
+    }
+    Counterfactual cf;
+    cf.images = single_fill(images, gt(cam, 0.3), from_vector(perm, {16}), 4);
+    return cf;
+  }).loss.backward();
+
+  const models::Classifier accumulated = models::clone_classifier(initial);
+  for (int64_t b = 0; b < 2; ++b) {
+    Generator masks(config.seed, kMaskStream + static_cast<uint64_t>(b));
+    method_step(config.method, accumulated, &teacher, b == 0 ? x0 : x1, b == 0 ? y0 : y1, masks,
+                1.0 / config.accum);
+  }
+  const std::vector<Tensor> expected = trained_parameters(large),
+                            actual = trained_parameters(accumulated);
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const Tensor& g = expected[i].grad();
+    EXPECT_ALL_CLOSE(actual[i].grad(), g, 1e-5, 1e-6 * amax(abs(g)).item<float>())
+        << "parameter " << i;
+  }
+
+  models::Classifier student = models::clone_classifier(initial);
+  std::ostringstream log;
+  run_training(config, student, &teacher, by8, nullptr, log);
+  std::ifstream metrics(dir / "accum/metrics.jsonl");
+  std::string line;
+  ASSERT_TRUE(std::getline(metrics, line));
+  const nlohmann::json first = nlohmann::json::parse(line);
+  ASSERT_EQ(first.at("step"), 1) << line;
+  const double norm = global_norm(gradients(large));
+  EXPECT_NEAR(first.at("grad_norm").get<double>(), norm, 1e-6 * norm) << line;
 }
 
 }  // namespace
