@@ -3,12 +3,14 @@
 // clip factor, the one-cycle rate and beta1, and AdamW's formula in double), for plain
 // fine-tuning and for the method with its random masks; the gradients accumulated over two
 // micro-batches against the gradient of the mean loss over the large batch, and the trainer's
-// logged gradient norm against it.
+// logged gradient norm against it; and a whole run bitwise the same at one and at three threads.
 #include <cmath>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "engine/core/threading.h"
 #include "test_util.h"
 #include "train/demo/demo_data.h"
 #include "train/loop/trainer.h"
@@ -317,6 +319,71 @@ TEST(TrainerReference, AccumulatedGradientsAreTheLargeBatchMeanGradient) {
   ASSERT_EQ(first.at("step"), 1) << line;
   const double norm = global_norm(gradients(large));
   EXPECT_NEAR(first.at("grad_norm").get<double>(), norm, 1e-6 * norm) << line;
+}
+
+// Sets the engine's thread count for a scope.
+class ThreadCount {
+ public:
+  explicit ThreadCount(int threads) : before_(get_num_threads()) { set_num_threads(threads); }
+  ~ThreadCount() { set_num_threads(before_); }
+
+ private:
+  int before_;
+};
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The step records of a metrics log without the measured speed.
+std::vector<std::string> step_records(const std::string& path) {
+  std::vector<std::string> records;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);)
+    if (line.find("\"type\":\"step\"") != std::string::npos)
+      records.push_back(line.substr(0, line.find(",\"images_per_s\"")));
+  return records;
+}
+
+// The kernels split their work into fixed chunks, never by the thread count, so a whole run of
+// the method (2 epochs of 4 steps: CAMs, masks, fills, teacher, backward, clip, AdamW) at one
+// thread and at three gives the same bits: the `last` checkpoint (weights, AdamW moments,
+// position) byte for byte, every step's logged losses and gradient norm, and the student's
+// weights. A reduction or GEMM split by thread would change the roundings, and the bits.
+TEST(TrainerReference, AWholeRunIsTheSameAtOneAndThreeThreads) {
+  testing_util::TempDir dir;
+  const DemoData data = tiny_data(64);
+  const models::Classifier teacher = tiny_model(1);
+  TrainConfig config;
+  config.method.mode = TrainMode::FT_FD_MASK;
+  config.method.strategy = parse_mask_strategy("ObjMaskSingleFill(0.3)");
+  config.method.w_distill = 1.0;
+  config.lr = 1e-3;
+  config.epochs = 2;
+  config.seed = 5;
+  config.log_every = 1;
+  config.log_epochs = false;
+  std::vector<models::Classifier> students;
+  for (const int threads : {1, 3}) {
+    const ThreadCount count(threads);
+    config.run_dir = dir / ("threads" + std::to_string(threads));
+    students.push_back(tiny_model(2));
+    TensorBatches batches(data.images, data.labels, 16, 3);  // 4 steps per epoch
+    std::ostringstream log;
+    run_training(config, students.back(), &teacher, batches, nullptr, log);
+  }
+  const std::string one = file_bytes(dir / "threads1/last.safetensors"),
+                    three = file_bytes(dir / "threads3/last.safetensors");
+  EXPECT_FALSE(one.empty());
+  EXPECT_TRUE(one == three) << "the checkpoints differ";
+  const std::vector<std::string> records = step_records(dir / "threads1/metrics.jsonl");
+  EXPECT_EQ(records.size(), 8u);
+  EXPECT_EQ(records, step_records(dir / "threads3/metrics.jsonl"));
+  const std::vector<Tensor> a = trained_parameters(students[0]),
+                            b = trained_parameters(students[1]);
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_EQ(a[i].to_vector<float>(), b[i].to_vector<float>()) << "parameter " << i;
 }
 
 }  // namespace
