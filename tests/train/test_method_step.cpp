@@ -1,7 +1,10 @@
 // The method's step (FT + FD on ObjMaskSingleFill counterfactuals) against a PyTorch fixture of
 // the same step on the tiny CLIP with the mask and permutation given: the CAM-derived mask, the
-// loss terms and every gradient. The NoFill strategies' key masks and dropped tokens reach both
-// teacher and student. Also: the modes' parsing and their teacher requirements.
+// loss terms and every gradient; the same for the other modes and strategies on a smaller CLIP
+// (ft_kd, ft_kd_mask, a GradCAM mask, CtxMask, MultiFill, the NoFill key masks and token
+// dropping) with their permutations, donors and kept tokens given. The NoFill strategies' key
+// masks and dropped tokens reach both teacher and student. Also: the modes' parsing and their
+// teacher requirements.
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -197,6 +200,132 @@ TEST(MethodStep, RandomMasksAndFillsOnCudaMatchTheCpu) {
     EXPECT_NEAR(terms[1].task, terms[0].task, 1e-4 * terms[0].task) << strategy;
     EXPECT_ALL_CLOSE(grads[1], grads[0], 1e-3, 1e-5) << strategy;
   }
+}
+
+// --- The other modes and strategies against PyTorch (clip_micro_method.safetensors) ----------
+
+const char* const kMicro = "clip_micro_method.safetensors";
+
+// The fixture's smaller CLIP ("teacher" or "student"): a width-32 tower with 2 layers and 2
+// heads (too narrow for the checkpoint loader's heads = width / 64) and its head.
+models::Classifier micro_clip(const std::string& who) {
+  auto visual = std::make_shared<models::VisionTransformer>(
+      models::VisionConfig{32, 2, 2, 8, 4, 16}, nn::Init::for_loading());
+  std::map<std::string, Tensor> state;
+  for (const auto& [name, p] : visual->named_parameters())
+    state[name] = clone(fixture(kMicro, who + ".visual." + name));  // never the cached fixture
+  visual->load_state_dict(state);
+  return {visual, std::make_shared<models::ZeroShotHead>(clone(fixture(kMicro, who + ".head")))};
+}
+
+// One step of `mode` with `strategy` and `cam` on the fixture's images, its randomness replaced by
+// the fixture's case `name` (permutation, donors or kept tokens), against PyTorch: the mask the
+// student's CAM gives, the counterfactual pixels, the loss terms and the gradient of every
+// student parameter. The gradients' tolerances are those of FtFdObjMaskSingleFillMatchesPyTorch
+// (an f32 step against an f64 reference). A wrong loss (KL direction, temperature, MSE for KD), a
+// wrong CAM, threshold direction, fill or forward option changes the mask, the counterfactual,
+// the terms or the gradients far beyond them.
+void expect_step_matches_pytorch(const std::string& name, const char* mode, const char* strategy,
+                                 const char* cam) {
+  SCOPED_TRACE(name);
+  const models::Classifier teacher = micro_clip("teacher"), student = micro_clip("student");
+  MethodConfig config;
+  config.mode = parse_train_mode(mode);
+  config.strategy = parse_mask_strategy(strategy);
+  config.cam = parse_cam_method(cam);
+  const Tensor images = fixture(kMicro, "images"), labels = fixture(kMicro, "labels");
+  const int64_t n = images.shape()[0], grid = 4;
+  bool made = false;
+  const StepLosses losses =
+      method_losses(config, student, &teacher, images, labels, [&](const Tensor& normalized_cam) {
+        made = true;
+        const MaskStrategy& s = config.strategy;
+        Counterfactual cf;
+        cf.images = images;
+        if (s.mask == MaskKind::Rand && s.fill == FillKind::NoFill) {
+          cf.options.keep_patches = fixture(kMicro, name + ".keep");  // (N, 4) patch indices
+          return cf;
+        }
+        Generator unused(0);  // Obj/CtxMask draw nothing
+        const Tensor mask = patch_mask(s, normalized_cam, n, grid * grid, unused);  // (N, P)
+        EXPECT_EQ(mask.to_vector<bool>(), fixture(kMicro, name + ".mask").to_vector<bool>());
+        if (s.fill == FillKind::NoFill) {
+          cf.options.masked_patches = mask;
+          return cf;
+        }
+        cf.images = s.fill == FillKind::SingleFill
+                        ? single_fill(images, mask, fixture(kMicro, name + ".perm"), grid)
+                        : fill_from_sources(images, fixture(kMicro, name + ".source"), grid);
+        EXPECT_EQ(cf.images.to_vector<float>(),
+                  fixture(kMicro, name + ".counterfactual").to_vector<float>());
+        return cf;
+      });
+  EXPECT_EQ(made, config.masks()) << "the counterfactual is made exactly when the mode masks";
+  // The terms to 1e-5 of their size, as FtFdObjMaskSingleFillMatchesPyTorch; but KD's distill
+  // term is T^2 times differences of f32 log-probabilities, which lie in (-4, 0) here (5
+  // classes, |logits| / T < 1.1: head rows of norm <= 10.8), where an ulp is 2^-22: good to
+  // about 2 ulp, so to T^2 * 2 * 2^-22 = 4.8e-5 (6e-4 of the term; a swapped KL moves it by
+  // 5e-4 here, a missing T^2 or a wrong temperature by far more). The loss adds the task's
+  // tolerance and w_distill times the distill's.
+  const double task = fixture(kMicro, name + ".task").item<double>(),
+               distill = fixture(kMicro, name + ".distill").item<double>(),
+               loss = fixture(kMicro, name + ".loss").item<double>();
+  const bool kd = config.mode == TrainMode::FT_KD || config.mode == TrainMode::FT_KD_MASK;
+  const double t = config.kd_temperature;
+  const double distill_tolerance = kd ? t * t * 2 * std::ldexp(1.0, -22) : 1e-5 * distill;
+  EXPECT_NEAR(losses.task.item<float>(), task, 1e-5 * task);
+  EXPECT_NEAR(losses.distill.item<float>(), distill, distill_tolerance);
+  EXPECT_NEAR(losses.loss.item<float>(), loss, 1e-5 * task + config.w_distill * distill_tolerance);
+  losses.loss.backward();
+  for (const auto& [param, p] : student.visual->named_parameters()) {
+    const Tensor expected = fixture(kMicro, name + ".grad.visual." + param);
+    EXPECT_ALL_CLOSE(p.grad(), expected, 1e-4, 1e-4 * amax(abs(expected)).item<float>()) << param;
+  }
+  EXPECT_ALL_CLOSE(student.head->weight.grad(), fixture(kMicro, name + ".grad.head.weight"), 1e-4,
+                   1e-6);
+  EXPECT_ALL_CLOSE(student.head->bias.grad(), fixture(kMicro, name + ".grad.head.bias"), 1e-4,
+                   1e-6);
+  for (const Tensor& p : teacher.visual->parameters())
+    EXPECT_FALSE(p.grad().defined()) << "the teacher stays frozen";
+}
+
+// ft_kd: CE + 30 T^2 KL(teacher || student) at T = 10 on the clean logits.
+TEST(MethodStep, FtKdMatchesPyTorch) {
+  expect_step_matches_pytorch("kd", "ft_kd", "ObjMaskSingleFill(0.3)", "mmcam");
+}
+
+// ft_kd_mask: the same KL on the logits of ObjMaskSingleFill(0.3) counterfactuals.
+TEST(MethodStep, FtKdMaskMatchesPyTorch) {
+  expect_step_matches_pytorch("kd_mask", "ft_kd_mask", "ObjMaskSingleFill(0.3)", "mmcam");
+}
+
+// The mask from the student's GradCAM (the last block's ln_1) instead of MMCAM.
+TEST(MethodStep, GradCamMaskedStepMatchesPyTorch) {
+  expect_step_matches_pytorch("gradcam", "ft_fd_mask", "ObjMaskSingleFill(0.3)", "gradcam");
+}
+
+// CtxMask: the patches whose CAM is <= 0.5 are refilled.
+TEST(MethodStep, CtxMaskSingleFillMatchesPyTorch) {
+  expect_step_matches_pytorch("ctx", "ft_fd_mask", "CtxMaskSingleFill(0.5)", "mmcam");
+}
+
+// MultiFill: each masked patch from its own donor image.
+TEST(MethodStep, ObjMaskMultiFillMatchesPyTorch) {
+  expect_step_matches_pytorch("multifill", "ft_fd_mask", "ObjMaskMultiFill(0.6)", "mmcam");
+}
+
+// NoFill with Obj/CtxMask: the masked patches are attention key masks in teacher and student.
+TEST(MethodStep, ObjMaskNoFillKeyMaskMatchesPyTorch) {
+  expect_step_matches_pytorch("obj_nofill", "ft_fd_mask", "ObjMaskNoFill(0.3)", "mmcam");
+}
+
+TEST(MethodStep, CtxMaskNoFillKeyMaskMatchesPyTorch) {
+  expect_step_matches_pytorch("ctx_nofill", "ft_fd_mask", "CtxMaskNoFill(0.6)", "mmcam");
+}
+
+// RandMaskNoFill(0.75): only the class token and the 4 kept patch tokens go through the blocks.
+TEST(MethodStep, RandMaskNoFillTokenDroppingMatchesPyTorch) {
+  expect_step_matches_pytorch("rand_nofill", "ft_fd_mask", "RandMaskNoFill(0.75)", "mmcam");
 }
 
 }  // namespace
