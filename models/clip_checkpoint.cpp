@@ -131,8 +131,8 @@ SafetensorsContents load_vision_tensors(const std::string& path) {
   return prefixed ? load_safetensors(path, true, is_vision) : load_safetensors(path);
 }
 
-// Shapes do not tell the number of heads: a checkpoint written by save_classifier records it;
-// otherwise CLIP's convention (width / 64) stands.
+// Shapes do not tell the number of heads: a checkpoint written by save_classifier or
+// weights/convert_clip.py records it; otherwise CLIP's convention (width / 64) stands.
 void apply_recorded_heads(VisionConfig& config, const std::map<std::string, std::string>& metadata,
                           const std::string& path) {
   const auto it = metadata.find("heads");
@@ -143,6 +143,14 @@ void apply_recorded_heads(VisionConfig& config, const std::map<std::string, std:
                ": metadata 'heads' = '", it->second, "' is not a positive divisor of the width ",
                config.width);
   config.heads = heads;
+}
+
+// infer_vision_config leaves the heads at 0 for a width that is not a multiple of 64; without a
+// recorded count the checkpoint cannot be read.
+void require_heads(const VisionConfig& config, const std::string& path) {
+  ENGINE_CHECK(config.heads > 0, path, ": the width ", config.width,
+               " is not a multiple of CLIP's head size 64 and the file does not record its head ",
+               "count (metadata 'heads')");
 }
 
 }  // namespace
@@ -157,6 +165,7 @@ std::shared_ptr<VisionTransformer> load_visual_tower(const std::string& path, in
     fail(path, ": ", e.what());
   }
   apply_recorded_heads(config, contents.metadata, path);
+  require_heads(config, path);
   ENGINE_CHECK(image_size == 0 || config.image_size() == image_size, path,
                ": the checkpoint's positional embedding ", "is for ", config.image_size(),
                " px images (", config.grid, "x", config.grid, " patches of ", config.patch,
@@ -214,9 +223,15 @@ ClassifierCheckpoint load_classifier(const std::string& path) {
       out.training_state[name] = std::move(t);
   }
   ENGINE_CHECK(head.count("weight"), path, ": not a classifier checkpoint (no head.weight)");
+  VisionConfig config;
   try {
-    VisionConfig config = infer_vision_config(visual);
-    apply_recorded_heads(config, out.metadata, path);
+    config = infer_vision_config(visual);
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
+  apply_recorded_heads(config, out.metadata, path);  // its messages name the file already
+  require_heads(config, path);
+  try {
     out.classifier.visual = std::make_shared<VisionTransformer>(config, nn::Init::for_loading());
     out.classifier.visual->adopt_state_dict(std::move(visual));
     const double scale =

@@ -1,7 +1,7 @@
 // The CLIP visual tower against an independent PyTorch reference (tests/fixtures/
 // make_clip_fixtures.py): both checkpoint layouts, features, logits, attention, masked and
 // dropped tokens, and every parameter gradient of a cross-entropy loss; plus a full-size
-// ViT-B/16 and the loader's errors.
+// ViT-B/16, the loader's errors and recorded head counts.
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -224,6 +224,30 @@ TEST_F(ClipCheckpointErrors, ClassifierCheckpointRoundTrip) {
   // A plain CLIP checkpoint is not a classifier.
   expect_error([] { load_classifier(fixture_path("clip_tiny_openai.safetensors")); },
                {"no head.weight"});
+}
+
+TEST_F(ClipCheckpointErrors, RecordedHeadsAllowAWidthThatIsNotAMultipleOf64) {
+  // 3 heads of 32 on a width of 96: only the recorded count makes the file readable.
+  Generator gen(1);
+  const Classifier odd{
+      std::make_shared<VisionTransformer>(VisionConfig{96, 1, 3, 8, 4, 16}, nn::Init::random(gen)),
+      std::make_shared<ZeroShotHead>(randn({5, 16}, gen), 1.0)};
+  const std::string path = dir_ / "odd.safetensors";
+  save_classifier(path, odd, {}, {});
+  const Tensor x = randn({2, 3, 32, 32}, gen);
+  const ClassifierCheckpoint back = load_classifier(path);
+  EXPECT_EQ(back.classifier.visual->config(), odd.visual->config());
+  EXPECT_EQ(back.classifier.logits(x).to_vector<float>(), odd.logits(x).to_vector<float>());
+  const auto tower = load_visual_tower(path, 32);
+  EXPECT_EQ(tower->config().heads, 3);
+  EXPECT_EQ(tower->forward(x).features.to_vector<float>(),
+            odd.visual->forward(x).features.to_vector<float>());
+  // Without the record there is no head count to use.
+  std::map<std::string, Tensor> unrecorded;
+  for (const auto& [name, t] : odd.visual->named_parameters()) unrecorded["visual." + name] = t;
+  expect_error([&] { load_visual_tower(write("unrecorded.safetensors", unrecorded), 32); },
+               {"unrecorded.safetensors", "the width 96 is not a multiple of CLIP's head size 64",
+                "does not record its head count"});
 }
 
 }  // namespace
