@@ -1,8 +1,12 @@
 // Checkpoint name maps and classifier checkpoints.
 #include "models/clip_checkpoint.h"
 
+#include <cmath>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iomanip>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 #include <vector>
@@ -131,8 +135,8 @@ SafetensorsContents load_vision_tensors(const std::string& path) {
   return prefixed ? load_safetensors(path, true, is_vision) : load_safetensors(path);
 }
 
-// Shapes do not tell the number of heads: a checkpoint written by save_classifier records it;
-// otherwise CLIP's convention (width / 64) stands.
+// Shapes do not tell the number of heads: a checkpoint written by save_classifier or
+// weights/convert_clip.py records it; otherwise CLIP's convention (width / 64) stands.
 void apply_recorded_heads(VisionConfig& config, const std::map<std::string, std::string>& metadata,
                           const std::string& path) {
   const auto it = metadata.find("heads");
@@ -145,10 +149,101 @@ void apply_recorded_heads(VisionConfig& config, const std::map<std::string, std:
   config.heads = heads;
 }
 
+// A field of a HuggingFace config: its value, or transformers' default when it is left out
+// (save_pretrained omits the fields that equal their defaults).
+struct ConfigField {
+  std::string name;  // as written in messages, e.g. "vision_config.hidden_size"
+  nlohmann::json value;
+  bool given;
+  std::string text() const {
+    return given ? name + " = " + value.dump()
+                 : name + " (absent: transformers' default " + value.dump() + ")";
+  }
+};
+
+ConfigField config_field(const nlohmann::json& object, const std::string& prefix,
+                         const std::string& key, nlohmann::json fallback) {
+  const bool given = object.contains(key);
+  return {prefix + key, given ? object.at(key) : std::move(fallback), given};
+}
+
+// A HuggingFace model.safetensors states its sizes in the config.json beside it: transformers'
+// CLIPConfig (the vision fields under "vision_config", projection_dim at the top) or, for
+// CLIPVisionModel(WithProjection), the vision fields at the top. The heads, which shapes cannot
+// tell, are taken from it; every other size must agree with the tensors, and the activation
+// must be the tower's QuickGELU. Without a config.json the config stays as it is.
+void apply_huggingface_config(VisionConfig& config,
+                              const std::map<std::string, std::string>& metadata,
+                              const std::string& path) {
+  const std::filesystem::path config_path =
+      std::filesystem::path(path).parent_path() / "config.json";
+  const std::string file = config_path.string();
+  std::error_code error;
+  const auto status = std::filesystem::status(config_path, error);
+  if (status.type() == std::filesystem::file_type::not_found) return;
+  std::ifstream in(config_path);
+  ENGINE_CHECK(!error && std::filesystem::is_regular_file(status) && in, file, ": cannot be read");
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    fail(file, ": not valid JSON (", e.what(), ")");
+  }
+  ENGINE_CHECK(json.is_object(), file, ": not a JSON object");
+  const bool nested = json.contains("vision_config");
+  const nlohmann::json& vision = nested ? json.at("vision_config") : json;
+  ENGINE_CHECK(vision.is_object(), file, ": vision_config is not a JSON object");
+  const std::string prefix = nested ? "vision_config." : "";
+  auto size = [&](const nlohmann::json& object, const std::string& field_prefix,
+                  const std::string& key, int64_t fallback) {
+    ConfigField field = config_field(object, field_prefix, key, fallback);
+    ENGINE_CHECK(field.value.is_number_integer() && field.value.get<int64_t>() > 0, file, ": ",
+                 field.text(), " is not a positive integer");
+    return field;
+  };
+  auto expect = [&](const ConfigField& field, int64_t actual, const std::string& what) {
+    ENGINE_CHECK(field.value.get<int64_t>() == actual, file, ": ", field.text(),
+                 " contradicts the ", what, " ", actual, " of ", path);
+  };
+  // CLIPVisionConfig's defaults (ViT-B/32), and CLIPConfig's projection_dim.
+  expect(size(vision, prefix, "hidden_size", 768), config.width, "width");
+  expect(size(vision, prefix, "num_hidden_layers", 12), config.layers, "layers");
+  expect(size(vision, prefix, "patch_size", 32), config.patch, "patch size");
+  expect(size(vision, prefix, "image_size", 224), config.image_size(), "image size");
+  expect(size(vision, prefix, "num_channels", 3), 3, "input channels");
+  expect(size(json, "", "projection_dim", 512), config.output_dim, "projection's output size");
+  const ConfigField mlp = size(vision, prefix, "intermediate_size", 3072);
+  ENGINE_CHECK(mlp.value.get<int64_t>() == 4 * config.width, file, ": ", mlp.text(),
+               " is not 4 x the width ", config.width, ", the only MLP size the C++ tower has");
+  const ConfigField act = config_field(vision, prefix, "hidden_act", "quick_gelu");
+  ENGINE_CHECK(act.value == "quick_gelu", file, ": ", act.text(),
+               ": the C++ tower has only CLIP's quick_gelu");
+  const ConfigField eps = config_field(vision, prefix, "layer_norm_eps", 1e-5);
+  ENGINE_CHECK(eps.value.is_number() && std::abs(eps.value.get<double>() - 1e-5) <= 1e-12, file,
+               ": ", eps.text(), ": the C++ tower's LayerNorm epsilon is 1e-05");
+  const ConfigField heads_field = size(vision, prefix, "num_attention_heads", 12);
+  const int64_t heads = heads_field.value.get<int64_t>();
+  ENGINE_CHECK(config.width % heads == 0, file, ": ", heads_field.text(),
+               " does not divide the width ", config.width);
+  ENGINE_CHECK(!metadata.count("heads") || config.heads == heads, file, ": ", heads_field.text(),
+               " contradicts the metadata 'heads' = '",
+               metadata.count("heads") ? metadata.at("heads") : "", "' of ", path);
+  config.heads = heads;
+}
+
+// infer_vision_config leaves the heads at 0 for a width that is not a multiple of 64; without a
+// recorded count the checkpoint cannot be read.
+void require_heads(const VisionConfig& config, const std::string& path) {
+  ENGINE_CHECK(config.heads > 0, path, ": the width ", config.width,
+               " is not a multiple of CLIP's head size 64 and the file does not record its head ",
+               "count (metadata 'heads', or a HuggingFace config.json beside it)");
+}
+
 }  // namespace
 
 std::shared_ptr<VisionTransformer> load_visual_tower(const std::string& path, int64_t image_size) {
   SafetensorsContents contents = load_vision_tensors(path);
+  const bool huggingface = is_huggingface(contents.tensors);
   std::map<std::string, Tensor> state = visual_state_from(std::move(contents.tensors), path);
   VisionConfig config;
   try {
@@ -157,6 +252,8 @@ std::shared_ptr<VisionTransformer> load_visual_tower(const std::string& path, in
     fail(path, ": ", e.what());
   }
   apply_recorded_heads(config, contents.metadata, path);
+  if (huggingface) apply_huggingface_config(config, contents.metadata, path);
+  require_heads(config, path);
   ENGINE_CHECK(image_size == 0 || config.image_size() == image_size, path,
                ": the checkpoint's positional embedding ", "is for ", config.image_size(),
                " px images (", config.grid, "x", config.grid, " patches of ", config.patch,
@@ -214,9 +311,15 @@ ClassifierCheckpoint load_classifier(const std::string& path) {
       out.training_state[name] = std::move(t);
   }
   ENGINE_CHECK(head.count("weight"), path, ": not a classifier checkpoint (no head.weight)");
+  VisionConfig config;
   try {
-    VisionConfig config = infer_vision_config(visual);
-    apply_recorded_heads(config, out.metadata, path);
+    config = infer_vision_config(visual);
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
+  apply_recorded_heads(config, out.metadata, path);  // its messages name the file already
+  require_heads(config, path);
+  try {
     out.classifier.visual = std::make_shared<VisionTransformer>(config, nn::Init::for_loading());
     out.classifier.visual->adopt_state_dict(std::move(visual));
     const double scale =

@@ -35,9 +35,10 @@ struct VisionConfig {
 // ViT-B/16 at 224 px: the method's backbone.
 VisionConfig vit_b16();
 
-// Infers the sizes from OpenAI-named shapes (no prefix); heads = width / 64 (CLIP's head size;
-// classifier checkpoints record the actual count). Throws naming the missing or inconsistent
-// tensors.
+// Infers the sizes from OpenAI-named shapes (no prefix). Heads cannot be read from shapes: heads =
+// width / 64 (CLIP's head size), or 0 when the width is not a multiple of 64; the loaders then
+// take the count the checkpoint records (clip_checkpoint.h) and refuse a 0 left unfilled. Throws
+// naming the missing or inconsistent tensors.
 VisionConfig infer_vision_config(const std::map<std::string, Tensor>& state);
 
 struct VisionForwardOptions {

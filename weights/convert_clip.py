@@ -6,7 +6,10 @@ Sources:
   - an OpenAI CLIP .pt (TorchScript archive as released, or a plain state dict),
   - an open_clip checkpoint (state dict, optionally under "state_dict", "module." prefixes),
   - a HuggingFace transformers CLIPModel directory (config.json with model.safetensors or
-    pytorch_model.bin; its vocab.json / merges.txt serve as the tokenizer).
+    pytorch_model.bin; its vocab.json / merges.txt serve as the tokenizer), or a vision-only one
+    (CLIPVisionModelWithProjection: the visual tower alone, so no zero-shot head).
+
+Every error in the input is one line `error: ...` and exit status 1, before anything is written.
 
 Examples:
   convert_clip.py ViT-B-16.pt --out clip_vit_b16.safetensors
@@ -37,14 +40,30 @@ import safetensors_io  # noqa: E402
 
 
 def fail(message):
-    sys.exit(f"error: {message}")
+    """The converter's only way out on bad input: one line `error: ...`, exit status 1."""
+    sys.exit("error: " + " ".join(str(message).split()))
 
 
 # --- reading sources ------------------------------------------------------------------------
 
+class Source:
+    """A checkpoint read and renamed: the state dict in OpenAI names, the BPE merges file or None,
+    the visual tower's attention heads when the source states them (a HuggingFace config) or
+    None, and a HuggingFace config with its path when it describes a text tower (read only for
+    a zero-shot head) or None."""
+
+    def __init__(self, state, merges=None, heads=None, text_config=None):
+        self.state, self.merges, self.heads, self.text_config = state, merges, heads, text_config
+
+
+def state_dict_of(value, path):
+    """A {str: tensor} dict, or a one-line error naming the file."""
+    if not isinstance(value, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in value.items()):
+        fail(f"{path}: does not hold a state dict of tensors")
+    return value
+
+
 def read_source(path):
-    """Returns (state dict in OpenAI names, BPE merges file or None, the visual tower's attention
-    heads when the source says (HuggingFace configs) or None)."""
     if os.path.isdir(path):
         return read_huggingface(path)
     if not os.path.isfile(path):
@@ -55,24 +74,79 @@ def read_source(path):
         try:
             state = torch.load(path, map_location="cpu")
         except Exception as e:
-            fail(f"{path}: not a TorchScript archive or PyTorch checkpoint ({e})")
+            fail(f"{path}: not a TorchScript archive or PyTorch checkpoint ({type(e).__name__}: {e})")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        fail(f"{path}: does not hold a state dict of tensors")
+    state = state_dict_of(state, path)
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
     if not any(k.startswith("visual.") for k in state):
         fail(f"{path}: no 'visual.' parameters: not a CLIP checkpoint in OpenAI/open_clip layout")
     if "visual.conv1.weight" not in state:
         fail(f"{path}: the visual tower is not a Vision Transformer (no visual.conv1.weight)")
-    return {k: v for k, v in state.items() if k not in ("input_resolution", "context_length", "vocab_size")}, None, None
+    state = {k: v for k, v in state.items() if k not in ("input_resolution", "context_length", "vocab_size")}
+    visual_sizes(state, path)
+    return Source(state)
+
+
+def visual_sizes(state, source, names=None):
+    """The visual tower's sizes read off its shapes, as infer_vision_config in models/clip_vit.cpp
+    reads them: {width, patch, image_size, output_dim, layers, mlp}. A shape that does not fit is
+    an error naming the tensor (`names` maps OpenAI names to the source's own)."""
+    name = lambda n: (names or {}).get(n, n)  # noqa: E731
+    for key in ("visual.conv1.weight", "visual.positional_embedding", "visual.proj"):
+        if key not in state:
+            fail(f"{source}: no {name(key)}")
+    conv, pos, proj = state["visual.conv1.weight"], state["visual.positional_embedding"], state["visual.proj"]
+    if conv.dim() != 4 or conv.shape[1] != 3 or conv.shape[2] != conv.shape[3]:
+        fail(f"{source}: {name('visual.conv1.weight')} has shape {list(conv.shape)}, expected (width, 3, patch, patch)")
+    width, patch = conv.shape[0], conv.shape[2]
+    grid = int(round(max(pos.shape[0] - 1, 0) ** 0.5)) if pos.dim() == 2 else 0
+    if pos.dim() != 2 or pos.shape[1] != width or grid * grid + 1 != pos.shape[0]:
+        fail(f"{source}: {name('visual.positional_embedding')} has shape {list(pos.shape)}, expected "
+             f"(grid * grid + 1, {width})")
+    if proj.dim() != 2 or proj.shape[0] != width:
+        fail(f"{source}: {name('visual.proj')} has shape {list(proj.shape)}, expected ({width}, output dim)")
+    block = re.compile(r"visual\.transformer\.resblocks\.(\d+)\.")
+    indices = [int(m.group(1)) for m in map(block.match, state) if m]
+    if not indices:
+        fail(f"{source}: the visual tower has no transformer blocks")
+    fc = state.get("visual.transformer.resblocks.0.mlp.c_fc.weight")
+    return {"width": width, "patch": patch, "image_size": patch * grid, "output_dim": proj.shape[1],
+            "layers": 1 + max(indices), "mlp": fc.shape[0] if fc is not None and fc.dim() == 2 else None}
+
+
+def read_json(path):
+    """A JSON object from a file; one that cannot be read or is not a JSON object is an error."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except OSError as e:
+        fail(f"{path}: cannot be read ({e.strerror or e})")
+    except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
+        fail(f"{path}: not valid JSON ({e})")
+    if not isinstance(value, dict):
+        fail(f"{path}: not a JSON object")
+    return value
 
 
 HF_LAYER = {"self_attn.out_proj": "attn.out_proj", "layer_norm1": "ln_1", "layer_norm2": "ln_2",
             "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj"}
+HF_VISION = {"vision_model.embeddings.class_embedding": "visual.class_embedding",
+             "vision_model.embeddings.patch_embedding.weight": "visual.conv1.weight",
+             "vision_model.embeddings.position_embedding.weight": "visual.positional_embedding",
+             "vision_model.pre_layrnorm.weight": "visual.ln_pre.weight",
+             "vision_model.pre_layrnorm.bias": "visual.ln_pre.bias",
+             "vision_model.post_layernorm.weight": "visual.ln_post.weight",
+             "vision_model.post_layernorm.bias": "visual.ln_post.bias"}
+HF_TEXT = {"text_model.embeddings.token_embedding.weight": "token_embedding.weight",
+           "text_model.embeddings.position_embedding.weight": "positional_embedding",
+           "text_model.final_layer_norm.weight": "ln_final.weight",
+           "text_model.final_layer_norm.bias": "ln_final.bias", "logit_scale": "logit_scale"}
+# Stored (out, in) by HuggingFace, (in, out) by OpenAI.
+HF_PROJECTIONS = {"visual_projection.weight": "visual.proj", "text_projection.weight": "text_projection"}
 
 
-def hf_tower(hf, source, target):
+def hf_tower(hf, source, target, weights):
     """Maps one HF encoder (vision_model.encoder / text_model.encoder) onto OpenAI resblocks."""
     out = {}
     layer = re.compile(re.escape(source) + r"\.layers\.(\d+)\.(.+)\.(weight|bias)$")
@@ -80,55 +154,137 @@ def hf_tower(hf, source, target):
     for name, t in hf.items():
         m = layer.match(name)
         if not m:
+            if name.startswith(source + "."):
+                fail(f"{weights}: unexpected HuggingFace key {name}")
             continue
         index, part, kind = m.groups()
         prefix = f"{target}.resblocks.{index}."
         if part in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"):
-            qkv.setdefault((prefix, kind), {})[part[10]] = t
+            qkv.setdefault((f"{source}.layers.{index}.self_attn", prefix, kind), {})[part[10]] = t
         elif part in HF_LAYER:
             out[prefix + HF_LAYER[part] + "." + kind] = t
         else:
-            fail(f"unexpected HuggingFace key {name}")
-    for (prefix, kind), parts in qkv.items():
+            fail(f"{weights}: unexpected HuggingFace key {name}")
+    for (hf_prefix, prefix, kind), parts in qkv.items():
+        missing = [f"{hf_prefix}.{which}_proj.{kind}" for which in "qkv" if which not in parts]
+        if missing:
+            fail(f"{weights}: missing {', '.join(missing)}")
+        if not parts["q"].shape == parts["k"].shape == parts["v"].shape or parts["q"].dim() not in (1, 2):
+            fail(f"{weights}: {hf_prefix}.{{q,k,v}}_proj.{kind} have shapes "
+                 f"{[list(parts[w].shape) for w in 'qkv']}, expected three equal ones")
         out[prefix + "attn.in_proj_" + kind] = torch.cat([parts["q"], parts["k"], parts["v"]])
     return out
 
 
+def read_hf_weights(directory):
+    """The tensors of a HuggingFace directory (model.safetensors, else pytorch_model.bin) and the
+    file they came from."""
+    weights = os.path.join(directory, "model.safetensors")
+    if os.path.isfile(weights):
+        try:
+            return state_dict_of(safetensors_io.load(weights), weights), weights
+        except Exception as e:  # anything that does not parse as safetensors
+            fail(f"{weights}: not a readable safetensors file ({type(e).__name__}: {e})")
+    weights = os.path.join(directory, "pytorch_model.bin")
+    if os.path.isfile(weights):
+        try:
+            hf = torch.load(weights, map_location="cpu")
+        except Exception as e:
+            fail(f"{weights}: not a PyTorch checkpoint ({type(e).__name__}: {e})")
+        return state_dict_of(hf, weights), weights
+    fail(f"{directory}: neither model.safetensors nor pytorch_model.bin")
+
+
+def config_field(config, prefix, key, default, config_path, integer=True):
+    """(value, text for messages) of a HuggingFace config field; a field left out has transformers'
+    default (save_pretrained omits the fields that equal their defaults)."""
+    given = key in config
+    value = config[key] if given else default
+    text = (f"{prefix}{key} = {json.dumps(value)}" if given
+            else f"{prefix}{key} (absent: transformers' default {json.dumps(value)})")
+    if integer and (type(value) is not int or value <= 0):
+        fail(f"{config_path}: {text} is not a positive integer")
+    return value, text
+
+
+def hf_vision_heads(config, config_path, sizes, weights):
+    """The visual tower's heads from a HuggingFace config (transformers' CLIPConfig, the vision
+    fields under vision_config, or CLIPVisionModel(WithProjection)'s, the vision fields at the
+    top), after checking every size it states against the tensors and the activation, as
+    apply_huggingface_config in models/clip_checkpoint.cpp does."""
+    nested = "vision_config" in config
+    vision, prefix = (config["vision_config"], "vision_config.") if nested else (config, "")
+    if not isinstance(vision, dict):
+        fail(f"{config_path}: vision_config is not a JSON object")
+    # CLIPVisionConfig's defaults (ViT-B/32), and CLIPConfig's projection_dim.
+    for fields, pre, key, default, actual, what in (
+            (vision, prefix, "hidden_size", 768, sizes["width"], "width"),
+            (vision, prefix, "num_hidden_layers", 12, sizes["layers"], "layers"),
+            (vision, prefix, "patch_size", 32, sizes["patch"], "patch size"),
+            (vision, prefix, "image_size", 224, sizes["image_size"], "image size"),
+            (vision, prefix, "num_channels", 3, 3, "input channels"),
+            (vision, prefix, "intermediate_size", 3072, sizes["mlp"], "MLP size"),
+            (config, "", "projection_dim", 512, sizes["output_dim"], "projection's output size")):
+        value, text = config_field(fields, pre, key, default, config_path)
+        if actual is not None and value != actual:
+            fail(f"{config_path}: {text} contradicts the {what} {actual} of {weights}")
+    act, text = config_field(vision, prefix, "hidden_act", "quick_gelu", config_path, integer=False)
+    if act != "quick_gelu":
+        fail(f"{config_path}: {text}: only CLIP's quick_gelu is supported")
+    eps, text = config_field(vision, prefix, "layer_norm_eps", 1e-5, config_path, integer=False)
+    if type(eps) not in (int, float) or abs(eps - 1e-5) > 1e-12:
+        fail(f"{config_path}: {text}: the C++ tower's LayerNorm epsilon is 1e-05")
+    heads, text = config_field(vision, prefix, "num_attention_heads", 12, config_path)
+    if sizes["width"] % heads:
+        fail(f"{config_path}: {text} does not divide the width {sizes['width']}")
+    return heads
+
+
+def hf_text_heads(config, config_path):
+    """The text tower's heads from a CLIPConfig's text_config (transformers' default 8); its
+    activation must be quick_gelu, the one encode_text computes."""
+    text_config = config.get("text_config", {})
+    if not isinstance(text_config, dict):
+        fail(f"{config_path}: text_config is not a JSON object")
+    act, text = config_field(text_config, "text_config.", "hidden_act", "quick_gelu", config_path, integer=False)
+    if act != "quick_gelu":
+        fail(f"{config_path}: {text}: only CLIP's quick_gelu is supported")
+    return config_field(text_config, "text_config.", "num_attention_heads", 8, config_path)[0]
+
+
 def read_huggingface(directory):
+    """A transformers CLIPModel directory, or a vision-only one (CLIPVisionModelWithProjection:
+    vision_model.* and visual_projection, no text model)."""
     config_path = os.path.join(directory, "config.json")
     if not os.path.isfile(config_path):
         fail(f"{directory}: no config.json: not a HuggingFace model directory")
-    with open(config_path) as f:
-        config = json.load(f)
-    act = config.get("vision_config", {}).get("hidden_act", "quick_gelu")
-    if act != "quick_gelu":
-        fail(f"{directory}: hidden_act {act}; only CLIP's quick_gelu is supported")
-    weights = os.path.join(directory, "model.safetensors")
-    if os.path.isfile(weights):
-        hf = safetensors_io.load(weights)
-    elif os.path.isfile(os.path.join(directory, "pytorch_model.bin")):
-        hf = torch.load(os.path.join(directory, "pytorch_model.bin"), map_location="cpu")
-    else:
-        fail(f"{directory}: neither model.safetensors nor pytorch_model.bin")
-    v, t = "vision_model.", "text_model."
-    state = {
-        "visual.class_embedding": hf[v + "embeddings.class_embedding"],
-        "visual.conv1.weight": hf[v + "embeddings.patch_embedding.weight"],
-        "visual.positional_embedding": hf[v + "embeddings.position_embedding.weight"],
-        "visual.ln_pre.weight": hf[v + "pre_layrnorm.weight"], "visual.ln_pre.bias": hf[v + "pre_layrnorm.bias"],
-        "visual.ln_post.weight": hf[v + "post_layernorm.weight"], "visual.ln_post.bias": hf[v + "post_layernorm.bias"],
-        "visual.proj": hf["visual_projection.weight"].t().contiguous(),
-        "token_embedding.weight": hf[t + "embeddings.token_embedding.weight"],
-        "positional_embedding": hf[t + "embeddings.position_embedding.weight"],
-        "ln_final.weight": hf[t + "final_layer_norm.weight"], "ln_final.bias": hf[t + "final_layer_norm.bias"],
-        "text_projection": hf["text_projection.weight"].t().contiguous(),
-        "logit_scale": hf["logit_scale"],
-    }
-    state.update(hf_tower(hf, v + "encoder", "visual.transformer"))
-    state.update(hf_tower(hf, t + "encoder", "transformer"))
+    config = read_json(config_path)
+    hf, weights = read_hf_weights(directory)
+    has_text = any(k.startswith("text_model.") for k in hf)
+    required = list(HF_VISION) + ["visual_projection.weight"]
+    required += list(HF_TEXT) + ["text_projection.weight"] if has_text else []
+    missing = [name for name in required if name not in hf]
+    if missing:
+        fail(f"{weights}: missing {', '.join(missing)}"
+             + (" (a CLIPVisionModel without projection gives no CLIP features)" if missing == ["visual_projection.weight"] else ""))
+    if not any(k.startswith("vision_model.encoder.layers.") for k in hf):
+        fail(f"{weights}: no vision_model.encoder.layers")
+    state = {ours: hf[theirs] for theirs, ours in HF_VISION.items()}
+    state.update(hf_tower(hf, "vision_model.encoder", "visual.transformer", weights))
+    if has_text:
+        state.update({ours: hf[theirs] for theirs, ours in HF_TEXT.items()})
+        state.update(hf_tower(hf, "text_model.encoder", "transformer", weights))
+    for theirs, ours in HF_PROJECTIONS.items():
+        if theirs in hf:
+            if hf[theirs].dim() != 2:
+                fail(f"{weights}: {theirs} has shape {list(hf[theirs].shape)}, expected (output dim, width)")
+            state[ours] = hf[theirs].t().contiguous()
+    sizes = visual_sizes(state, weights, {ours: theirs for theirs, ours in HF_VISION.items()}
+                         | {"visual.proj": "visual_projection.weight (transposed)"})
+    heads = hf_vision_heads(config, config_path, sizes, weights)
     merges = os.path.join(directory, "merges.txt")
-    heads = config.get("vision_config", {}).get("num_attention_heads", 12)  # transformers' default
-    return state, merges if os.path.isfile(merges) else None, heads
+    return Source(state, merges if os.path.isfile(merges) else None, heads,
+                  (config, config_path) if has_text else None)
 
 
 # --- the CLIP tokenizer (byte-level BPE, as OpenAI's simple_tokenizer) ------------------------
@@ -203,11 +359,50 @@ class Tokenizer:
         return result
 
 
+def read_tokenizer(path):
+    if not os.path.isfile(path):
+        fail(f"{path}: no such tokenizer vocabulary file")
+    try:
+        return Tokenizer(path)
+    except (OSError, EOFError, ValueError) as e:  # unreadable, a broken .gz, not UTF-8 text
+        fail(f"{path}: not a BPE merges file ({type(e).__name__}: {e})")
+
+
 # --- the text tower (OpenAI CLIP's encode_text) -----------------------------------------------
 
-def encode_text(state, tokens):
+TEXT_TOWER = ("token_embedding.weight", "positional_embedding", "ln_final.weight", "ln_final.bias",
+              "text_projection", "logit_scale")
+
+
+def text_heads(source, path):
+    """The text tower's attention heads (a HuggingFace config's, else width / 64 as in OpenAI
+    CLIP), after checking that the tower is all there: a zero-shot head needs it."""
+    state = source.state
+    if "token_embedding.weight" not in state:
+        fail(f"{path}: has no text tower (a vision-only model), and a zero-shot head "
+             "(--classnames, --templates, --head-out) needs one")
+    missing = [k for k in TEXT_TOWER if k not in state]
+    if not any(k.startswith("transformer.resblocks.") for k in state):
+        missing.append("transformer.resblocks.*")
+    if missing:
+        fail(f"{path}: the text tower lacks {', '.join(missing)}")
+    embedding = state["token_embedding.weight"]
+    if embedding.dim() != 2:
+        fail(f"{path}: token_embedding.weight has shape {list(embedding.shape)}, expected (vocabulary, width)")
+    width = embedding.shape[1]
+    if source.text_config:
+        heads = hf_text_heads(*source.text_config)
+    elif width % 64:
+        fail(f"{path}: the text width {width} is not a multiple of CLIP's head size 64")
+    else:
+        heads = width // 64
+    if width % heads:
+        fail(f"{path}: {heads} attention heads do not divide the text width {width}")
+    return heads
+
+
+def encode_text(state, tokens, heads):
     width = state["token_embedding.weight"].shape[1]
-    heads = width // 64
     context = state["positional_embedding"].shape[0]
     layers = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("transformer.resblocks."))
     x = state["token_embedding.weight"][tokens] + state["positional_embedding"]
@@ -227,14 +422,14 @@ def encode_text(state, tokens):
     return x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)] @ state["text_projection"]
 
 
-def zero_shot_head(state, tokenizer, classnames, templates):
+def zero_shot_head(state, tokenizer, classnames, templates, heads):
     state = {k: v.float() for k, v in state.items()}
     context = state["positional_embedding"].shape[0]
     rows = []
     with torch.no_grad():
         for name in classnames:
             prompts = [template.replace("{}", name) for template in templates]
-            embeddings = F.normalize(encode_text(state, tokenizer.tokenize(prompts, context)), dim=-1)
+            embeddings = F.normalize(encode_text(state, tokenizer.tokenize(prompts, context), heads), dim=-1)
             rows.append(F.normalize(embeddings.mean(dim=0), dim=0))
     return torch.stack(rows) * state["logit_scale"].exp()
 
@@ -242,8 +437,11 @@ def zero_shot_head(state, tokenizer, classnames, templates):
 def read_lines(path, what):
     if not os.path.isfile(path):
         fail(f"{path}: no such {what} file")
-    with open(path, encoding="utf-8") as f:
-        lines = [line.strip() for line in f if line.strip()]
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line.strip() for line in f if line.strip()]
+    except (OSError, ValueError) as e:  # unreadable, not UTF-8 text
+        fail(f"{path}: cannot be read as a {what} file ({type(e).__name__}: {e})")
     if not lines:
         fail(f"{path}: the {what} file is empty")
     return lines
@@ -251,7 +449,8 @@ def read_lines(path, what):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("source", help="OpenAI .pt, open_clip checkpoint, or HuggingFace CLIPModel directory")
+    parser.add_argument("source", help="OpenAI .pt, open_clip checkpoint, or HuggingFace CLIPModel (or "
+                        "CLIPVisionModelWithProjection) directory")
     parser.add_argument("--out", required=True, help="output .safetensors (OpenAI names)")
     parser.add_argument("--dtype", choices=("f32", "f16"), default="f32", help="stored precision (default f32)")
     parser.add_argument("--classnames", help="text file, one class name per line")
@@ -265,34 +464,59 @@ def main():
     if any(head_args) and not all(head_args):
         fail("--classnames, --templates and --head-out go together")
 
-    state, merges, source_heads = read_source(args.source)
+    source = read_source(args.source)
+    state = source.state
     width = state["visual.conv1.weight"].shape[0]
-    heads = args.heads or source_heads or width // 64
+    if args.heads is not None:
+        heads = args.heads
+    elif source.heads is not None:
+        heads = source.heads
+    elif width % 64 == 0:
+        heads = width // 64
+    else:
+        fail(f"{args.source}: the visual width {width} is not a multiple of CLIP's head size 64: "
+             "give the attention heads with --heads")
     if heads <= 0 or width % heads:
         fail(f"{args.source}: {heads} attention heads do not divide the visual width {width}")
-    if args.head_out:  # every input checked before anything is written
-        if "token_embedding.weight" not in state:
-            fail(f"{args.source}: has no text tower, so no zero-shot head can be computed")
-        merges = args.bpe or merges
+    for target in (args.out, args.head_out):
+        if target and not os.path.isdir(os.path.dirname(os.path.abspath(target))):
+            fail(f"{target}: no such directory {os.path.dirname(os.path.abspath(target))}")
+    head = None
+    if args.head_out:  # every input checked, and the head computed, before anything is written
+        heads_text = text_heads(source, args.source)
+        merges = args.bpe or source.merges
         if not merges:
             fail("the tokenizer vocabulary is needed: pass --bpe bpe_simple_vocab_16e6.txt.gz")
+        tokenizer = read_tokenizer(merges)
         classnames = read_lines(args.classnames, "class-name")
         templates = read_lines(args.templates, "template")
         if not all("{}" in t for t in templates):
             fail(f"{args.templates}: every template needs a '{{}}' for the class name")
+        try:
+            head = zero_shot_head(state, tokenizer, classnames, templates, heads_text)
+        except (KeyError, IndexError, RuntimeError, ValueError) as e:  # tensors whose shapes do not fit
+            fail(f"{args.source}: the text tower's tensors do not fit together ({type(e).__name__}: {e})")
     dtype = torch.float16 if args.dtype == "f16" else torch.float32
     converted = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
     # Shapes do not tell the number of heads: the file records it for the C++ loader.
-    safetensors_io.save(args.out, converted, {"source": os.path.basename(os.path.normpath(args.source)),
-                                              "converter": "weights/convert_clip.py", "heads": heads}, quiet=True)
+    try:
+        safetensors_io.save(args.out, converted, {"source": os.path.basename(os.path.normpath(args.source)),
+                                                  "converter": "weights/convert_clip.py", "heads": heads}, quiet=True)
+    except OSError as e:
+        fail(f"{args.out}: cannot be written ({e.strerror or e})")
     print(f"wrote {args.out}: {len(converted)} tensors ({args.dtype}, {heads} visual attention heads)")
-    if args.head_out:
-        head = zero_shot_head(state, Tokenizer(merges), classnames, templates)
+    if head is not None:
         temporary = args.head_out + ".tmp"
-        with open(temporary, "wb") as f:  # written whole, then renamed: never half a head
-            np.save(f, head.numpy().astype(np.float32))
-        os.replace(temporary, args.head_out)
+        try:
+            with open(temporary, "wb") as f:  # written whole, then renamed: never half a head
+                np.save(f, head.numpy().astype(np.float32))
+            os.replace(temporary, args.head_out)
+        except OSError as e:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+            fail(f"{args.head_out}: cannot be written ({e.strerror or e})")
         print(f"wrote {args.head_out}: head of {head.shape[0]} classes x {head.shape[1]} dims")
+
 
 if __name__ == "__main__":
     main()

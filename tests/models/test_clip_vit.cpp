@@ -1,10 +1,13 @@
 // The CLIP visual tower against an independent PyTorch reference (tests/fixtures/
 // make_clip_fixtures.py): both checkpoint layouts, features, logits, attention, masked and
 // dropped tokens, and every parameter gradient of a cross-entropy loss; plus a full-size
-// ViT-B/16 and the loader's errors.
+// ViT-B/16, the loader's errors, recorded head counts and the config.json beside a HuggingFace
+// model.safetensors.
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "engine/io/safetensors.h"
@@ -15,6 +18,7 @@ namespace {
 
 using namespace engine;
 using namespace models;
+using testing_util::all_close;
 using testing_util::expect_error;
 using testing_util::fixture;
 
@@ -224,6 +228,166 @@ TEST_F(ClipCheckpointErrors, ClassifierCheckpointRoundTrip) {
   // A plain CLIP checkpoint is not a classifier.
   expect_error([] { load_classifier(fixture_path("clip_tiny_openai.safetensors")); },
                {"no head.weight"});
+}
+
+TEST_F(ClipCheckpointErrors, RecordedHeadsAllowAWidthThatIsNotAMultipleOf64) {
+  // 3 heads of 32 on a width of 96: only the recorded count makes the file readable.
+  Generator gen(1);
+  const Classifier odd{
+      std::make_shared<VisionTransformer>(VisionConfig{96, 1, 3, 8, 4, 16}, nn::Init::random(gen)),
+      std::make_shared<ZeroShotHead>(randn({5, 16}, gen), 1.0)};
+  const std::string path = dir_ / "odd.safetensors";
+  save_classifier(path, odd, {}, {});
+  const Tensor x = randn({2, 3, 32, 32}, gen);
+  const ClassifierCheckpoint back = load_classifier(path);
+  EXPECT_EQ(back.classifier.visual->config(), odd.visual->config());
+  EXPECT_EQ(back.classifier.logits(x).to_vector<float>(), odd.logits(x).to_vector<float>());
+  const auto tower = load_visual_tower(path, 32);
+  EXPECT_EQ(tower->config().heads, 3);
+  EXPECT_EQ(tower->forward(x).features.to_vector<float>(),
+            odd.visual->forward(x).features.to_vector<float>());
+  // Without the record there is no head count to use.
+  std::map<std::string, Tensor> unrecorded;
+  for (const auto& [name, t] : odd.visual->named_parameters()) unrecorded["visual." + name] = t;
+  expect_error([&] { load_visual_tower(write("unrecorded.safetensors", unrecorded), 32); },
+               {"unrecorded.safetensors", "the width 96 is not a multiple of CLIP's head size 64",
+                "does not record its head count"});
+}
+
+// A HuggingFace model.safetensors given directly takes its head count from the config.json
+// beside it. The fixture clip_tiny_hf_narrow.safetensors (width 64, 2 layers, 4 heads of 16,
+// patch 8, 32 px, out 16) is copied into a temporary directory as model.safetensors.
+class HuggingFaceConfig : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::filesystem::copy_file(fixture_path("clip_tiny_hf_narrow.safetensors"), weights_);
+  }
+  // transformers' CLIPModel config of the fixture (vision_config nested, projection_dim on top).
+  static nlohmann::json clip_config() {
+    return {{"architectures", {"CLIPModel"}},
+            {"model_type", "clip"},
+            {"projection_dim", 16},
+            {"vision_config",
+             {{"hidden_size", 64},
+              {"intermediate_size", 256},
+              {"num_hidden_layers", 2},
+              {"num_attention_heads", 4},
+              {"patch_size", 8},
+              {"image_size", 32},
+              {"hidden_act", "quick_gelu"},
+              {"layer_norm_eps", 1e-5}}}};
+  }
+  // CLIPVisionModelWithProjection's config: the vision fields at the top.
+  static nlohmann::json vision_only_config() {
+    nlohmann::json config = clip_config()["vision_config"];
+    config["architectures"] = {"CLIPVisionModelWithProjection"};
+    config["model_type"] = "clip_vision_model";
+    config["projection_dim"] = 16;
+    return config;
+  }
+  void write_config(const std::string& text) { std::ofstream(dir_ / "config.json") << text; }
+  // The one-line message of the refusal to load the weights beside `config`.
+  std::string refusal(const std::string& config) {
+    write_config(config);
+    try {
+      load_visual_tower(weights_, 32);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "(loaded)";
+  }
+  testing_util::TempDir dir_;
+  const std::string weights_ = dir_ / "model.safetensors";
+};
+
+TEST_F(HuggingFaceConfig, HeadsComeFromTheConfigBesideTheWeights) {
+  const Tensor images = fixture("clip_tiny_hf_narrow_io.safetensors", "images");
+  const Tensor expected = fixture("clip_tiny_hf_narrow_io.safetensors", "features");
+  // No config.json: CLIP's width / 64 = 1 head, which is not this model.
+  const auto guessed = load_visual_tower(weights_, 32);
+  EXPECT_EQ(guessed->config().heads, 1);
+  EXPECT_FALSE(all_close(guessed->forward(images).features, expected, 1e-3, 1e-3));
+  // A CLIPModel config, a CLIPVisionModelWithProjection config, and one that leaves out the
+  // fields whose transformers' defaults hold (hidden_act, layer_norm_eps, num_channels).
+  nlohmann::json defaults = clip_config();
+  defaults["vision_config"].erase("hidden_act");
+  defaults["vision_config"].erase("layer_norm_eps");
+  for (const nlohmann::json& config : {clip_config(), vision_only_config(), defaults}) {
+    write_config(config.dump());
+    const auto model = load_visual_tower(weights_, 32);
+    EXPECT_EQ(model->config().describe(), (VisionConfig{64, 2, 4, 8, 4, 16}).describe())
+        << config.dump();
+    EXPECT_ALL_CLOSE(model->forward(images).features, expected, 1e-5, 1e-6);
+  }
+}
+
+TEST_F(HuggingFaceConfig, AConfigThatContradictsTheWeightsIsRefused) {
+  struct Case {
+    const char* field;  // in vision_config
+    nlohmann::json value;
+    std::string message;
+  };
+  const Case cases[] = {
+      {"hidden_size", 96, "vision_config.hidden_size = 96 contradicts the width 64 of "},
+      {"num_hidden_layers", 3, "vision_config.num_hidden_layers = 3 contradicts the layers 2 of "},
+      {"patch_size", 16, "vision_config.patch_size = 16 contradicts the patch size 8 of "},
+      {"image_size", 224, "vision_config.image_size = 224 contradicts the image size 32 of "},
+      {"intermediate_size", 128, "vision_config.intermediate_size = 128 is not 4 x the width 64"},
+      {"num_attention_heads", 5,
+       "vision_config.num_attention_heads = 5 does not divide the "
+       "width 64"},
+      {"num_attention_heads", "4",
+       "vision_config.num_attention_heads = \"4\" is not a positive "
+       "integer"},
+      {"num_attention_heads", 0,
+       "vision_config.num_attention_heads = 0 is not a positive "
+       "integer"},
+      {"hidden_act", "gelu",
+       "vision_config.hidden_act = \"gelu\": the C++ tower has only CLIP's "
+       "quick_gelu"},
+      {"layer_norm_eps", 1e-6,
+       "vision_config.layer_norm_eps = 1e-06: the C++ tower's LayerNorm "
+       "epsilon is 1e-05"}};
+  for (const Case& c : cases) {
+    nlohmann::json config = clip_config();
+    config["vision_config"][c.field] = c.value;
+    const std::string message = refusal(config.dump());
+    EXPECT_NE(message.find(dir_ / "config.json: " + c.message), std::string::npos) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  }
+  nlohmann::json projection = clip_config();
+  projection["projection_dim"] = 32;
+  EXPECT_NE(
+      refusal(projection.dump())
+          .find("projection_dim = 32 contradicts the projection's output size 16 of " + weights_),
+      std::string::npos);
+  // A field left out means transformers' default, as save_pretrained writes configs.
+  nlohmann::json partial = clip_config();
+  partial["vision_config"].erase("hidden_size");
+  EXPECT_NE(refusal(partial.dump())
+                .find("vision_config.hidden_size (absent: transformers' default 768) contradicts "
+                      "the width 64"),
+            std::string::npos);
+  // A vision-only config names its fields without the prefix.
+  nlohmann::json vision_only = vision_only_config();
+  vision_only["hidden_act"] = "gelu";
+  EXPECT_NE(refusal(vision_only.dump()).find("config.json: hidden_act = \"gelu\""),
+            std::string::npos);
+  // Not JSON, not an object, a vision_config that is not one.
+  EXPECT_NE(refusal("{\"vision_config\": ").find("config.json: not valid JSON"), std::string::npos);
+  EXPECT_NE(refusal("[1, 2]").find("config.json: not a JSON object"), std::string::npos);
+  EXPECT_NE(
+      refusal("{\"vision_config\": 4}").find("config.json: vision_config is not a JSON object"),
+      std::string::npos);
+  // Heads recorded in the file's metadata must agree with the config.
+  save_safetensors(weights_,
+                   load_safetensors(fixture_path("clip_tiny_hf_narrow.safetensors")).tensors,
+                   {{"heads", "2"}});
+  EXPECT_NE(refusal(clip_config().dump())
+                .find("vision_config.num_attention_heads = 4 contradicts the metadata 'heads' = "
+                      "'2' of " +
+                      weights_),
+            std::string::npos);
 }
 
 }  // namespace

@@ -2,8 +2,10 @@
 """Round trip of weights/convert_clip.py, run by ctest with Debian's PyTorch: a tiny random CLIP
 (OpenAI layout as a plain state dict, a TorchScript archive and an open_clip training
 checkpoint, and the same weights as HuggingFace directories with model.safetensors or
-pytorch_model.bin) is converted, loaded by `cftrain embed`, and the features and zero-shot logits
-are compared with the independent PyTorch reference (tests/fixtures/clip_reference.py). Where
+pytorch_model.bin, CLIPModel or vision-only) is converted, loaded by `cftrain embed`, and the
+features and zero-shot logits are compared with the independent PyTorch reference
+(tests/fixtures/clip_reference.py); malformed input of every kind must be refused in one
+`error:` line, with no traceback and no output file. Where
 HuggingFace transformers is installed, a tiny transformers.CLIPModel is converted too and
 `cftrain embed` is compared with its get_image_features. Exits 77 (skipped) when PyTorch is not
 installed.
@@ -11,12 +13,15 @@ installed.
     test_convert_clip.py --cftrain build/cftrain
 """
 import argparse
+import contextlib
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import traceback
 
 try:
     import numpy as np
@@ -32,6 +37,7 @@ sys.path.insert(0, os.path.join(ROOT, "weights"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
 import safetensors_io  # noqa: E402
 from clip_reference import TextTransformer, VisionTransformer, perturb_norms_and_biases  # noqa: E402
+import convert_clip  # noqa: E402
 from convert_clip import Tokenizer  # noqa: E402
 
 CONVERTER = os.path.join(ROOT, "weights", "convert_clip.py")
@@ -46,6 +52,28 @@ def check(condition, message):
 
 def run(*args):
     return subprocess.run([str(a) for a in args], capture_output=True, text=True)
+
+
+def convert_in_process(*args):
+    """weights/convert_clip.py run in this process, for the many refusals (a process each would
+    import PyTorch each time): a CompletedProcess with the exit status and stderr the interpreter
+    would give, a traceback included for any exception other than SystemExit."""
+    argv, stderr = sys.argv, io.StringIO()
+    sys.argv = [CONVERTER] + [str(a) for a in args]
+    try:
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            convert_clip.main()
+        code = 0
+    except SystemExit as e:  # sys.exit("error: ...") prints the message and exits with 1
+        if isinstance(e.code, str):
+            stderr.write(e.code + "\n")
+        code = 1 if isinstance(e.code, str) else (e.code or 0)
+    except Exception:
+        stderr.write(traceback.format_exc())
+        code = 1
+    finally:
+        sys.argv = argv
+    return subprocess.CompletedProcess(args, code, "", stderr.getvalue())
 
 
 def close(a, b, rtol, atol):
@@ -69,9 +97,13 @@ def write_merges(path):
         f.write("#version: 0.2\nc a\nca t</w>\nd o\ndo g</w>\n")
 
 
-def hf_directory(directory, state, merges, weights_file="model.safetensors", heads=1):
-    """The same weights as a HuggingFace CLIPModel directory; weights_file is model.safetensors
-    or (older transformers) pytorch_model.bin."""
+def hf_directory(directory, state, merges, weights_file="model.safetensors", heads=1, text_heads=1,
+                 vision_only=False, nested=True):
+    """The same weights as a HuggingFace directory with a config.json stating every size, as
+    transformers writes them: a CLIPModel (vision_config and text_config nested), or with
+    vision_only the visual tower alone as CLIPVisionModelWithProjection (its fields at the top
+    unless nested; no text model, no merges.txt). weights_file is model.safetensors or (older
+    transformers) pytorch_model.bin. Returns the config."""
     os.makedirs(directory)
     hf = {"visual_projection.weight": state["visual.proj"].t(), "logit_scale": state["logit_scale"],
           "text_projection.weight": state["text_projection"].t(),
@@ -103,15 +135,46 @@ def hf_directory(directory, state, merges, weights_file="model.safetensors", hea
                     module, kind = rest.rsplit(".", 1)
                     hf[f"{prefix}{parts[module]}.{kind}"] = t
                 break
+    width, _, patch, _ = state["visual.conv1.weight"].shape
+    grid = int(round((state["visual.positional_embedding"].shape[0] - 1) ** 0.5))
+    layers = 1 + max(int(k.split(".")[3]) for k in state if k.startswith("visual.transformer.resblocks."))
+    vision = {"hidden_size": width, "intermediate_size": 4 * width, "num_hidden_layers": layers,
+              "num_attention_heads": heads, "patch_size": patch, "image_size": patch * grid,
+              "hidden_act": "quick_gelu", "layer_norm_eps": 1e-05}
+    projection_dim = state["visual.proj"].shape[1]
+    if vision_only:
+        hf = {k: v for k, v in hf.items() if k.startswith("vision_model.") or k == "visual_projection.weight"}
+        config = {"architectures": ["CLIPVisionModelWithProjection"], "model_type": "clip_vision_model",
+                  "projection_dim": projection_dim}
+        config.update({"vision_config": vision} if nested else vision)
+    else:
+        text_width = state["token_embedding.weight"].shape[1]
+        config = {"architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": projection_dim,
+                  "vision_config": vision,
+                  "text_config": {"hidden_size": text_width, "num_attention_heads": text_heads, "hidden_act": "quick_gelu"}}
     if weights_file.endswith(".bin"):
         torch.save(hf, os.path.join(directory, weights_file))
     else:
         safetensors_io.save(os.path.join(directory, weights_file), hf, quiet=True)
-    with open(os.path.join(directory, "config.json"), "w") as f:
-        json.dump({"architectures": ["CLIPModel"],
-                   "vision_config": {"hidden_act": "quick_gelu", "num_attention_heads": heads}}, f)
-    with open(merges) as src, open(os.path.join(directory, "merges.txt"), "w") as dst:
-        dst.write(src.read())
+    write_json(os.path.join(directory, "config.json"), config)
+    if not vision_only:
+        with open(merges) as src, open(os.path.join(directory, "merges.txt"), "w") as dst:
+            dst.write(src.read())
+    return config
+
+
+def write_json(path, value):
+    with open(path, "w") as f:
+        json.dump(value, f)
+
+
+def refused(result, fragment, what, output=None):
+    """A refusal as the converter promises it: non-zero exit, one line `error: ...` naming
+    `fragment`, no Python traceback, and no output file."""
+    lines = result.stderr.strip().splitlines()
+    check(result.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
+          and "Traceback" not in result.stderr and not (output and os.path.exists(output)),
+          f"{what} is refused in one line: {result.stderr.strip()!r}")
 
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -151,6 +214,174 @@ def check_transformers(cftrain, path):
           "cftrain embed matches transformers CLIPModel.get_image_features (max |diff| "
           + (f"{np.abs(features - reference).max():.2e}" if features is not None and features.shape == reference.shape
              else "n/a") + "): " + result.stderr.strip())
+
+
+def check_vision_only(cftrain, path, narrow_state, narrow_features, merges):
+    """A vision-only HuggingFace directory (CLIPVisionModelWithProjection: no text model) converts
+    to the visual tower with the config's heads, and its model.safetensors also loads directly
+    with the config.json beside it; a zero-shot head needs a text tower and is refused."""
+    hf_directory(path("hf_vision"), narrow_state, merges, heads=4, vision_only=True, nested=False)
+    result = run(sys.executable, CONVERTER, path("hf_vision"), "--out", path("hf_vision.safetensors"))
+    check(result.returncode == 0, "convert a vision-only HuggingFace directory: " + result.stderr.strip())
+    converted = safetensors_io.load(path("hf_vision.safetensors")) if result.returncode == 0 else {}
+    check(sorted(converted) == sorted(k for k in narrow_state if k.startswith("visual."))
+          and safetensors_io.metadata(path("hf_vision.safetensors")).get("heads") == "4",
+          "vision-only: the visual tower alone, with the config's 4 heads recorded")
+    result, features = embed(cftrain, path("hf_vision.safetensors"), path("x.npy"), path("e_vision.npy"))
+    check(features is not None and close(features, narrow_features, 1e-5, 1e-6),
+          "vision-only conversion: cftrain embed matches the PyTorch reference: " + result.stderr.strip())
+    # The same config with the vision fields under vision_config converts to the same file.
+    hf_directory(path("hf_vision_nested"), narrow_state, merges, heads=4, vision_only=True, nested=True)
+    result = run(sys.executable, CONVERTER, path("hf_vision_nested"), "--out", path("hf_vision_nested.safetensors"))
+    check(result.returncode == 0 and same_tensors(path("hf_vision.safetensors"), path("hf_vision_nested.safetensors")),
+          "vision-only with vision_config nested converts the same: " + result.stderr.strip())
+    # model.safetensors given to cftrain directly: the C++ loader reads config.json beside it.
+    result, features = embed(cftrain, os.path.join(path("hf_vision"), "model.safetensors"), path("x.npy"),
+                             path("e_direct.npy"))
+    check(features is not None and close(features, narrow_features, 1e-5, 1e-6),
+          "a HuggingFace model.safetensors loaded directly takes the config's 4 heads: " + result.stderr.strip())
+    result = run(sys.executable, CONVERTER, path("hf_vision"), "--out", path("hf_vision_head.safetensors"),
+                 "--classnames", path("classes.txt"), "--templates", path("templates.txt"),
+                 "--head-out", path("hf_vision_head.npy"), "--bpe", merges)
+    refused(result, "a zero-shot head (--classnames, --templates, --head-out) needs one",
+            "a head for a vision-only model", path("hf_vision_head.safetensors"))
+    check(not os.path.exists(path("hf_vision_head.npy")), "no head file is written for a vision-only model")
+
+
+def check_text_heads(path, state, merges, tokenizer, vocab):
+    """The head of a HuggingFace directory is computed with its text_config's heads, here 4 of 16
+    (width / 64 would be one)."""
+    text = TextTransformer(vocab=vocab, context=16, width=64, layers=2, heads=4, output_dim=24)
+    perturb_norms_and_biases(text)
+    text_state = dict(state, **text.state_dict())
+    hf_directory(path("hf_text4"), text_state, merges, text_heads=4)
+    result = run(sys.executable, CONVERTER, path("hf_text4"), "--out", path("hf_text4.safetensors"), "--classnames",
+                 path("classes.txt"), "--templates", path("templates.txt"), "--head-out", path("hf_text4_head.npy"))
+    check(result.returncode == 0, "convert a HuggingFace directory whose text heads are 16 wide: " + result.stderr.strip())
+    with torch.no_grad():
+        rows = [F.normalize(F.normalize(text(tokenizer.tokenize([f"a {name}.", f"a photo of a {name}"], 16)), dim=-1)
+                            .mean(0), dim=0) for name in ("cat", "dog", "ca")]
+        head = (torch.stack(rows) * np.exp(2.0)).numpy()
+    check(result.returncode == 0 and close(np.load(path("hf_text4_head.npy")), head, 1e-5, 1e-6),
+          "the head uses text_config.num_attention_heads")
+
+
+def check_width_96(cftrain, path, images):
+    """A width that is not a multiple of 64 (3 heads of 32) needs --heads; recorded, it loads."""
+    wide = VisionTransformer(width=96, layers=2, heads=3, patch=8, grid=4, output_dim=24)
+    perturb_norms_and_biases(wide)
+    torch.save({"visual." + k: v for k, v in wide.state_dict().items()}, path("wide.pt"))
+    result = run(sys.executable, CONVERTER, path("wide.pt"), "--out", path("wide_guess.safetensors"))
+    refused(result, "the visual width 96 is not a multiple of CLIP's head size 64: give the attention heads with "
+            "--heads", "a width not a multiple of 64 without --heads", path("wide_guess.safetensors"))
+    result = run(sys.executable, CONVERTER, path("wide.pt"), "--out", path("wide.safetensors"), "--heads", "3")
+    check(result.returncode == 0 and safetensors_io.metadata(path("wide.safetensors")).get("heads") == "3",
+          "a width of 96 converts with --heads 3: " + result.stderr.strip())
+    with torch.no_grad():
+        reference = wide(images)[0].numpy()
+    result, features = embed(cftrain, path("wide.safetensors"), path("x.npy"), path("e_wide.npy"))
+    check(features is not None and close(features, reference, 1e-5, 1e-6),
+          "width 96 with 3 recorded heads: cftrain embed matches the PyTorch reference: " + result.stderr.strip())
+
+
+def check_malformed(path, state, narrow_state, merges):
+    """Bad input of every kind: one `error:` line, no traceback, no output file. A few cases run
+    the converter as a process; the rest run the same code in this process."""
+    def refuse(source, fragment, what, *extra, process=False):
+        out = path("malformed.safetensors")
+        if os.path.exists(out):  # left by a case that was not refused
+            os.remove(out)
+        if process:
+            result = run(sys.executable, CONVERTER, source, "--out", out, *extra)
+        else:
+            result = convert_in_process(source, "--out", out, *extra)
+        refused(result, fragment, what, out)
+
+    def directory(name, **options):
+        hf_directory(path(name), narrow_state, merges, heads=4, **options)
+        return path(name)
+
+    def edit_weights(source, change):
+        weights = os.path.join(source, "model.safetensors")
+        tensors = safetensors_io.load(weights)
+        change(tensors)
+        safetensors_io.save(weights, tensors, quiet=True)
+
+    source = directory("bad_missing")
+    edit_weights(source, lambda t: t.pop("vision_model.post_layernorm.bias"))
+    refuse(source, "model.safetensors: missing vision_model.post_layernorm.bias", "a missing tensor", process=True)
+    source = directory("bad_missing_vision", vision_only=True)
+    edit_weights(source, lambda t: t.pop("visual_projection.weight"))
+    refuse(source, "missing visual_projection.weight (a CLIPVisionModel without projection",
+           "a vision model without projection")
+    source = directory("bad_qkv")
+    edit_weights(source, lambda t: t.pop("vision_model.encoder.layers.1.self_attn.k_proj.bias"))
+    refuse(source, "missing vision_model.encoder.layers.1.self_attn.k_proj.bias", "a missing k projection")
+    source = directory("bad_text", vision_only=False)
+    edit_weights(source, lambda t: t.pop("text_model.final_layer_norm.weight"))
+    refuse(source, "missing text_model.final_layer_norm.weight", "a text tower missing a tensor")
+    source = directory("bad_shape")
+    edit_weights(source, lambda t: t.update({"vision_model.embeddings.position_embedding.weight": torch.zeros(16, 64)}))
+    refuse(source, "position_embedding.weight has shape [16, 64]", "a positional embedding of no square grid")
+    source = directory("bad_safetensors")
+    with open(os.path.join(source, "model.safetensors"), "wb") as f:
+        f.write(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    refuse(source, "model.safetensors: not a readable safetensors file", "a broken model.safetensors")
+    source = directory("bad_bin", weights_file="pytorch_model.bin")
+    with open(os.path.join(source, "pytorch_model.bin"), "w") as f:
+        f.write("not a checkpoint")
+    refuse(source, "pytorch_model.bin: not a PyTorch checkpoint", "a broken pytorch_model.bin", process=True)
+    source = directory("bad_json")
+    with open(os.path.join(source, "config.json"), "w") as f:
+        f.write('{"vision_config": {"hidden_size": 64,')
+    refuse(source, "config.json: not valid JSON", "a config that is not JSON", process=True)
+    source = directory("bad_json_list")
+    write_json(os.path.join(source, "config.json"), [1, 2])
+    refuse(source, "config.json: not a JSON object", "a config that is not an object")
+    # Every field is checked by the C++ loader's test (HuggingFaceConfig); a few of them here.
+    for field, value, message in (("hidden_size", 96, "vision_config.hidden_size = 96 contradicts the width 64"),
+                                  ("num_hidden_layers", 3, "vision_config.num_hidden_layers = 3 contradicts the layers 2"),
+                                  ("num_attention_heads", 5, "vision_config.num_attention_heads = 5 does not divide the width 64"),
+                                  ("num_attention_heads", "4", 'vision_config.num_attention_heads = "4" is not a positive integer'),
+                                  ("hidden_act", "gelu", 'vision_config.hidden_act = "gelu": only CLIP\'s quick_gelu')):
+        source = directory(f"bad_config_{field}_{value}")
+        config = json.load(open(os.path.join(source, "config.json")))
+        config["vision_config"][field] = value
+        write_json(os.path.join(source, "config.json"), config)
+        refuse(source, message, f"a config with {field} {value!r}")
+    source = directory("bad_projection_dim")
+    config = json.load(open(os.path.join(source, "config.json")))
+    config["projection_dim"] = 32
+    write_json(os.path.join(source, "config.json"), config)
+    refuse(source, "projection_dim = 32 contradicts the projection's output size 24", "a wrong projection_dim")
+    source = directory("bad_absent", vision_only=True, nested=False)
+    config = json.load(open(os.path.join(source, "config.json")))
+    del config["hidden_size"]
+    write_json(os.path.join(source, "config.json"), config)
+    refuse(source, "hidden_size (absent: transformers' default 768) contradicts the width 64",
+           "a config leaving out a size that is not transformers' default")
+
+    # OpenAI-layout state dicts and the options.
+    torch.save([1, 2], path("list.pt"))
+    refuse(path("list.pt"), "list.pt: does not hold a state dict of tensors", "a checkpoint that is a list")
+    torch.save(dict(state, **{"visual.conv1.weight": torch.zeros(64, 3, 8)}), path("conv3d.pt"))
+    refuse(path("conv3d.pt"), "visual.conv1.weight has shape [64, 3, 8], expected (width, 3, patch, patch)",
+           "a patch embedding of the wrong rank")
+    refuse(path("tiny.pt"), "0 attention heads do not divide the visual width 64", "--heads 0", "--heads", "0")
+    result = run(sys.executable, CONVERTER, path("tiny.pt"), "--out", path("no_such_dir/x.safetensors"))
+    refused(result, "no_such_dir/x.safetensors: no such directory", "an output in a missing directory")
+    head_options = ("--classnames", path("classes.txt"), "--templates", path("templates.txt"), "--head-out",
+                    path("malformed.npy"))
+    refuse(path("tiny.pt"), "no_such_merges.txt: no such tokenizer vocabulary file", "a missing --bpe file",
+           *head_options, "--bpe", path("no_such_merges.txt"))
+    with open(path("binary_classes.txt"), "wb") as f:
+        f.write(b"\xff\xfe\x00cat\n")
+    refuse(path("tiny.pt"), "binary_classes.txt: cannot be read as a class-name file", "a class-name file that is not UTF-8",
+           "--classnames", path("binary_classes.txt"), *head_options[2:], "--bpe", merges)
+    text_less = {k: v for k, v in state.items() if k != "ln_final.bias"}
+    torch.save(text_less, path("text_less.pt"))
+    refuse(path("text_less.pt"), "the text tower lacks ln_final.bias", "a head from a text tower missing a tensor",
+           *head_options, "--bpe", merges)
 
 
 def main():
@@ -287,16 +518,20 @@ def main():
     check(result.returncode != 0 and "5 attention heads do not divide the visual width 64" in result.stderr
           and not os.path.exists(path("bad.safetensors")), "heads that do not divide the width are refused")
 
+    check_vision_only(args.cftrain, path, narrow_state, narrow_features, merges)
+    check_text_heads(path, state, merges, tokenizer, vocab)
+    check_width_96(args.cftrain, path, images)
+    check_malformed(path, state, narrow_state, merges)
+
     check_transformers(args.cftrain, path)
 
     # Bad input: one clear error line, non-zero exit, no output file.
     result = run(sys.executable, CONVERTER, path("missing.pt"), "--out", path("m.safetensors"))
-    check(result.returncode != 0 and "missing.pt: no such file" in result.stderr, "missing source is an error")
+    refused(result, "missing.pt: no such file", "a missing source")
     with open(path("junk.pt"), "w") as f:
         f.write("not a checkpoint")
     result = run(sys.executable, CONVERTER, path("junk.pt"), "--out", path("j.safetensors"))
-    check(result.returncode != 0 and "junk.pt" in result.stderr and not os.path.exists(path("j.safetensors")),
-          "a non-checkpoint is an error")
+    refused(result, "junk.pt: not a TorchScript archive or PyTorch checkpoint", "a non-checkpoint", path("j.safetensors"))
     result = run(sys.executable, CONVERTER, path("tiny.pt"), "--out", path("x.safetensors"), "--head-out", path("h.npy"))
     check(result.returncode != 0 and "go together" in result.stderr, "head options must come together")
     with open(path("bad_templates.txt"), "w") as f:
