@@ -143,40 +143,38 @@ void Loader::work() {
 }
 
 bool Loader::next(Batch& batch) {
-  for (;;) {
-    std::shared_ptr<PendingBatch> pending;
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      ENGINE_CHECK(active_, "Loader::next: no epoch in progress (call start_epoch)");
-      if (consumed_ * options_.batch_size >= samples_) {
-        if (skipped_ > 0)
-          *options_.log << "loader: " << skipped_ << " of " << samples_
-                        << " images skipped this epoch (" << dataset_.root << ")\n";
-        end_epoch_locked();
-        return false;
-      }
-      batch_ready_.wait(lock, [&] {
-        const auto it = pending_.find(consumed_);
-        return it != pending_.end() && it->second->remaining == 0;
-      });
-      pending = pending_[consumed_];
-      pending_.erase(consumed_);
-      ++consumed_;
-      for (size_t i = 0; i < pending->errors.size(); ++i) {
-        if (pending->errors[i].empty()) continue;
-        if (options_.on_bad_input == BadInputPolicy::Fail) {
-          end_epoch_locked();
-          engine::fail(pending->errors[i]);
-        }
-        ++skipped_;
-        if (warned_.insert(dataset_.samples[pending->indices[i]].path).second)
-          *options_.log << "warning: " << pending->errors[i] << " (skipped)\n";
-      }
+  std::shared_ptr<PendingBatch> pending;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    ENGINE_CHECK(active_, "Loader::next: no epoch in progress (call start_epoch)");
+    if (consumed_ * options_.batch_size >= samples_) {
+      if (skipped_ > 0)
+        *options_.log << "loader: " << skipped_ << " of " << samples_
+                      << " images skipped this epoch (" << dataset_.root << ")\n";
+      end_epoch_locked();
+      return false;
     }
-    work_ready_.notify_all();  // the window moved on
-    batch = finish(*pending);
-    if (batch.labels.numel() > 0) return true;  // a batch of failures only: go on to the next
+    batch_ready_.wait(lock, [&] {
+      const auto it = pending_.find(consumed_);
+      return it != pending_.end() && it->second->remaining == 0;
+    });
+    pending = pending_[consumed_];
+    pending_.erase(consumed_);
+    ++consumed_;
+    for (size_t i = 0; i < pending->errors.size(); ++i) {
+      if (pending->errors[i].empty()) continue;
+      if (options_.on_bad_input == BadInputPolicy::Fail) {
+        end_epoch_locked();
+        engine::fail(pending->errors[i]);
+      }
+      ++skipped_;
+      if (warned_.insert(dataset_.samples[pending->indices[i]].path).second)
+        *options_.log << "warning: " << pending->errors[i] << " (skipped)\n";
+    }
   }
+  work_ready_.notify_all();  // the window moved on
+  batch = finish(*pending);  // empty when every image of the batch failed
+  return true;
 }
 
 // Room for `n` transformed images: f32 (n, 3, S, S), pinned when asked.

@@ -6,8 +6,10 @@
 //
 // Bad images: under BadInputPolicy::Fail (the default, for evaluation) the first failure of a
 // batch reaches the consumer as an engine::Error naming the file, and the epoch ends; under Skip
-// a failed image is left out of its batch (which is then smaller), warned about once per file
-// on the log, and counted; the count is reported on the log at the end of the epoch. drop_last
+// a failed image is left out of its batch (which is then smaller, or empty when every image of
+// it failed), warned about once per file on the log, and counted; the count is reported on the
+// log at the end of the epoch. Batch i of an epoch is always the i-th batch next() returns, empty
+// or not, so a run resumed at batch i sees the batches an uninterrupted one would. drop_last
 // leaves out the epoch's final partial batch only, not a batch that skipped images made smaller.
 #pragma once
 
@@ -65,7 +67,7 @@ class Loader {
   // Starts epoch `epoch` at batch `first_batch` (the earlier batches are not read: how a
   // resumed run continues), abandoning the unfinished part of the current epoch.
   void start_epoch(int64_t epoch, int64_t first_batch = 0);
-  // The epoch's next batch; false at its end.
+  // The epoch's next batch (empty when Skip left out all of its images); false at its end.
   bool next(Batch& batch);
 
   int64_t batches_per_epoch() const;

@@ -2,11 +2,13 @@
 #include "engine/io/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include "engine/core/error.h"
 
@@ -51,6 +53,24 @@ void write_file_atomically(const std::string& path, const std::function<void(int
     ::fsync(dir);
     ::close(dir);
   }
+}
+
+int remove_stale_temporaries(const std::string& folder) {
+  int removed = 0;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(folder, error)) {
+    const std::string name = entry.path().filename().string();
+    const size_t mark = name.rfind(".tmp.");
+    if (mark == std::string::npos || mark + 5 == name.size()) continue;
+    const std::string digits = name.substr(mark + 5);
+    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t writer = static_cast<pid_t>(std::stol(digits));
+    // kill(pid, 0) checks for the process without signalling it; ESRCH: there is none.
+    if (writer > 0 && ::kill(writer, 0) != 0 && errno == ESRCH &&
+        std::filesystem::remove(entry.path(), error))
+      ++removed;
+  }
+  return removed;
 }
 
 }  // namespace engine

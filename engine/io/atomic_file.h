@@ -14,4 +14,9 @@ void write_file_atomically(const std::string& path, const std::function<void(int
 // Writes all of `size` bytes to fd or throws naming `path`.
 void write_all(int fd, const void* data, size_t size, const std::string& path);
 
+// Removes from `folder` the temporary files of atomic writes (`<name>.tmp.<pid>`) whose writer
+// process no longer runs (it was killed mid-write); returns how many. Temporaries of live
+// processes are kept.
+int remove_stale_temporaries(const std::string& folder);
+
 }  // namespace engine

@@ -217,6 +217,31 @@ TEST(LoaderDeathTest, AWorkerThatCannotStartIsAnErrorNotAnAbort) {
               "Loader: cannot start worker thread [0-9]+ of 200");
 }
 
+// A batch whose every image fails under Skip comes back empty in its place, so batch i of the
+// epoch is always the i-th one returned and a run resumed at batch i reads what an
+// uninterrupted run would (a skipped batch once shifted every later batch by one).
+TEST(Loader, ABatchOfFailuresOnlyIsReturnedEmptyInItsPlace) {
+  TempDir dir;
+  Dataset dataset = make_dataset(dir, 12);
+  for (int i = 4; i < 8; ++i) data_testing::write_bytes(dataset.samples[i].path, "corrupt");
+  std::ostringstream log;
+  LoaderOptions o = options(4, 2);
+  o.on_bad_input = BadInputPolicy::Skip;
+  o.log = &log;
+  Loader loader(dataset, o);
+  const std::vector<Batch> batches = epoch(loader, 0);
+  ASSERT_EQ(batches.size(), 3u);
+  EXPECT_EQ(batches[0].indices.to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(batches[1].images.shape(), (engine::Shape{0, 3, kSize, kSize}));
+  EXPECT_EQ(batches[1].labels.numel(), 0);
+  EXPECT_EQ(batches[2].indices.to_vector<int64_t>(), (std::vector<int64_t>{8, 9, 10, 11}));
+  // Starting at batch 2 gives batch 2, as the uninterrupted epoch did.
+  loader.start_epoch(0, 2);
+  Batch resumed;
+  ASSERT_TRUE(loader.next(resumed));
+  EXPECT_EQ(resumed.indices.to_vector<int64_t>(), (std::vector<int64_t>{8, 9, 10, 11}));
+}
+
 TEST(Loader, SkipPolicyLeavesOutFailuresWarnsOnceAndReportsTheTotal) {
   TempDir dir;
   Dataset dataset = make_dataset(dir, 10);

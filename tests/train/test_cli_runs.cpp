@@ -115,11 +115,72 @@ TEST_F(CliRuns, KilledRunResumesToTheSameResult) {
   const auto fresh =
       cftrain("train --config " + config + " --set run.dir=" + dir_ / "b" + " --set train.lr=0.5");
   EXPECT_EQ(fresh.status, 1);
-  EXPECT_NE(fresh.output.find("already holds a run"), std::string::npos) << fresh.output;
+  EXPECT_NE(
+      fresh.output.find(
+          "holds an earlier run (last.safetensors, best.safetensors, metrics.jsonl, config.toml)"),
+      std::string::npos)
+      << fresh.output;
   EXPECT_EQ(read_text(dir_ / "b/config.toml"), resolved);
   const auto again =
       cftrain("train --config " + config + " --set run.dir=" + dir_ / "b" + " --resume");
   EXPECT_EQ(again.status, 0) << again.output;
+}
+
+// A second run on a directory in use is refused, naming the process that holds it, and leaves
+// the first run undisturbed; an earlier run's files stop a fresh run (whichever of them is
+// there) unless --overwrite replaces them.
+TEST_F(CliRuns, OneRunADirectoryAndEarlierRunsAreNotReplacedSilently) {
+  const std::string config = write_config();
+  // A long run (100 epochs), killed once the second run has been refused.
+  const pid_t first = ::fork();
+  if (first == 0) {
+    const std::string set = "run.dir=" + dir_ / "c";
+    ::execl(CFTRAIN_BINARY, CFTRAIN_BINARY, "train", "--config", config.c_str(), "--set",
+            set.c_str(), "--set", "train.epochs=100", (char*)nullptr);
+    ::_exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (count_lines(dir_ / "c/metrics.jsonl", "\"type\":\"step\"") < 9 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto second = cftrain("train --config " + config + " --set run.dir=" + dir_ / "c" +
+                              " --set train.epochs=100 --overwrite");
+  const bool first_still_running = ::waitpid(first, nullptr, WNOHANG) == 0;
+  ::kill(first, SIGKILL);
+  ::waitpid(first, nullptr, 0);
+  ASSERT_TRUE(first_still_running) << "the first run ended before the second was tried";
+  EXPECT_EQ(second.status, 1) << second.output;
+  EXPECT_NE(second.output.find("run directory " + dir_ / "c" +
+                               " is in use by another cftrain run (process " +
+                               std::to_string(first) + ")"),
+            std::string::npos)
+      << second.output;
+  EXPECT_GE(count_lines(dir_ / "c/metrics.jsonl", "\"type\":\"step\""), 9)
+      << "the refused run removed the first run's files";
+
+  // Any one file of an earlier run stops a fresh run.
+  for (const char* name : {"best.safetensors", "metrics.jsonl", "config.toml"}) {
+    std::filesystem::create_directories(dir_ / "d");
+    std::filesystem::copy_file(dir_ / ("c/" + std::string(name)),
+                               dir_ / ("d/" + std::string(name)));
+    const auto fresh = cftrain("train --config " + config + " --set run.dir=" + dir_ / "d");
+    EXPECT_EQ(fresh.status, 1) << fresh.output;
+    EXPECT_NE(fresh.output.find(std::string("holds an earlier run (") + name + ")"),
+              std::string::npos)
+        << fresh.output;
+    std::filesystem::remove(dir_ / ("d/" + std::string(name)));
+  }
+  // The killed run's directory, replaced by a run with other settings.
+  const auto replaced =
+      cftrain("train --config " + config + " --set run.dir=" + dir_ / "c" + " --overwrite");
+  EXPECT_EQ(replaced.status, 0) << replaced.output;
+  EXPECT_NE(replaced.output.find("--overwrite: removed last.safetensors, best.safetensors, "
+                                 "metrics.jsonl, config.toml from " +
+                                 dir_ / "c"),
+            std::string::npos)
+      << replaced.output;
+  EXPECT_EQ(count_lines(dir_ / "c/metrics.jsonl", "\"type\":\"step\""), 16);
+  EXPECT_NE(cftrain("train --config " + config + " --resume --overwrite").status, 0);
 }
 
 TEST_F(CliRuns, DeviceAndPrecisionSettingsAreChecked) {

@@ -153,8 +153,9 @@ TEST_F(ConfigTest, ValuesOutsideTheirRangeAreErrors) {
   // Every key of a numeric type has a finite range that its default lies in.
   const Config defaults = Config::load("");
   for (const ConfigKey& key : config_schema()) {
-    if (key.type == ConfigType::Integer)
+    if (key.type == ConfigType::Integer) {
       EXPECT_TRUE(key.range.contains(static_cast<double>(defaults.integer(key.key)))) << key.key;
+    }
     if (key.type == ConfigType::Number) {
       EXPECT_TRUE(key.range.contains(defaults.number(key.key))) << key.key;
       EXPECT_LT(key.range.high, 1e300) << key.key << " has no upper bound";

@@ -2,12 +2,22 @@
 // gradient accumulation equals the large batch, a NaN stops the run and keeps the last good
 // checkpoint, best/last checkpoints and the metrics log; every field of the progress lines;
 // WiSE-FT interpolation is exact.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
@@ -17,6 +27,7 @@
 #include "test_util.h"
 #include "train/demo/demo_data.h"
 #include "train/eval/wise.h"
+#include "train/loop/metrics_log.h"
 #include "train/loop/trainer.h"
 
 namespace {
@@ -147,7 +158,140 @@ TEST_F(Trainer, ResumingAfterACrashReproducesTheUninterruptedRun) {
   models::Classifier again = models::clone_classifier(teacher);
   testing_util::expect_error(
       [&] { run_training(method_config(dir_ / "b"), again, &teacher, batches, nullptr, log); },
-      {"already holds a run", "--resume"});
+      {"holds an earlier run (last.safetensors, metrics.jsonl)", "--resume", "--overwrite"});
+}
+
+// A batch source whose batch `empty_at` of every epoch has lost all its images, as the loader
+// returns a batch whose every image was skipped as bad input.
+class WithAnEmptyBatch : public Wrapped {
+ public:
+  WithAnEmptyBatch(BatchSource& inner, int64_t empty_at) : Wrapped(inner), empty_at_(empty_at) {}
+  void start_epoch(int64_t epoch, int64_t skip) override {
+    Wrapped::start_epoch(epoch, skip);
+    position_ = skip;
+  }
+  bool next(Tensor& images, Tensor& labels) override {
+    const bool ok = Wrapped::next(images, labels);
+    if (ok && position_++ == empty_at_) {
+      images = narrow(images, 0, 0, 0);
+      labels = narrow(labels, 0, 0, 0);
+    }
+    return ok;
+  }
+
+ private:
+  int64_t empty_at_, position_ = 0;
+};
+
+// An empty micro-batch (every image skipped) is a micro-batch with nothing to learn: no NaN, the
+// epoch keeps its length, and a run resumed after it equals the uninterrupted one.
+TEST_F(Trainer, AnEmptyBatchIsSkippedAndResumesExactly) {
+  const DemoData data = tiny_data(96);
+  const models::Classifier teacher = tiny_model(1);
+  std::ostringstream log;
+  TensorBatches batches(data.images, data.labels, 16, 3);  // 6 micro-batches, 3 steps per epoch
+  WithAnEmptyBatch holed(batches, 2);
+  models::Classifier uninterrupted = models::clone_classifier(teacher);
+  const TrainResult whole =
+      run_training(method_config(dir_ / "a"), uninterrupted, &teacher, holed, nullptr, log);
+  EXPECT_EQ(whole.optimizer_steps, 6);
+  for (const EpochRecord& e : whole.epochs) EXPECT_TRUE(std::isfinite(e.train_loss));
+  models::Classifier interrupted = models::clone_classifier(teacher);
+  Crashing crashing(holed, 9);  // in the second epoch, after its empty batch
+  EXPECT_THROW(
+      run_training(method_config(dir_ / "b"), interrupted, &teacher, crashing, nullptr, log),
+      std::runtime_error);
+  models::Classifier resumed = models::clone_classifier(teacher);
+  run_training(method_config(dir_ / "b"), resumed, &teacher, holed, nullptr, log, true);
+  for (const auto& [name, p] : uninterrupted.visual->named_parameters())
+    EXPECT_EQ(p.to_vector<float>(), resumed.visual->state_dict().at(name).to_vector<float>())
+        << name;
+}
+
+// The run directory's lock: held by someone else (here this test, through its own open file
+// description, as another process would), a run is refused naming the holder's recorded pid;
+// released, the same run goes ahead.
+TEST_F(Trainer, ALockedRunDirectoryIsRefused) {
+  const DemoData data = tiny_data(32);
+  models::Classifier model = tiny_model(3);
+  std::filesystem::create_directories(dir_ / "locked");
+  const std::string lock = dir_ / "locked/.lock";
+  const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  ASSERT_EQ(::write(fd, "4242", 4), 4);
+  TensorBatches batches(data.images, data.labels, 16, 0);
+  std::ostringstream log;
+  expect_error(
+      [&] { run_training(ft_config(1, dir_ / "locked"), model, nullptr, batches, nullptr, log); },
+      {"run directory " + dir_ / "locked", "in use by another cftrain run (process 4242)"});
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "locked/metrics.jsonl"));
+  ::close(fd);
+  EXPECT_EQ(run_training(ft_config(1, dir_ / "locked"), model, nullptr, batches, nullptr, log)
+                .optimizer_steps,
+            2);
+}
+
+// Temporary files of checkpoint writers that were killed (their pid no longer runs) are removed
+// when a run starts in the directory; a live writer's are kept.
+TEST_F(Trainer, StaleTemporariesOfKilledWritersAreRemoved) {
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);  // a pid that ran and is gone
+  std::filesystem::create_directories(dir_ / "stale");
+  const std::string dead = dir_ / ("stale/last.safetensors.tmp." + std::to_string(child));
+  const std::string live = dir_ / ("stale/best.safetensors.tmp." + std::to_string(::getpid()));
+  std::ofstream(dead) << "a checkpoint cut short";
+  std::ofstream(live) << "being written";
+  const DemoData data = tiny_data(32);
+  models::Classifier model = tiny_model(3);
+  TensorBatches batches(data.images, data.labels, 16, 0);
+  std::ostringstream log;
+  run_training(ft_config(1, dir_ / "stale"), model, nullptr, batches, nullptr, log);
+  EXPECT_FALSE(std::filesystem::exists(dead));
+  EXPECT_TRUE(std::filesystem::exists(live));
+  EXPECT_NE(log.str().find("removed 1 temporary file(s) of an interrupted run"), std::string::npos)
+      << log.str();
+}
+
+// Appending a metrics record to a full disk (here: a file-size limit, in a child process) stops
+// with an error instead of leaving a cut record for the next one to be glued to; the run's
+// resumption then drops the cut record and keeps every complete one.
+[[noreturn]] void append_past_a_size_limit(const std::string& run_dir) {
+  MetricsLog metrics(run_dir, 0);
+  metrics.write({{"type", "step"}, {"step", 1}, {"loss", 0.5}});
+  ::signal(SIGXFSZ, SIG_IGN);  // a write past the limit then fails with EFBIG instead
+  struct rlimit limit {};
+  ::getrlimit(RLIMIT_FSIZE, &limit);
+  const rlim_t unlimited = limit.rlim_cur;
+  limit.rlim_cur = static_cast<rlim_t>(std::filesystem::file_size(run_dir + "/metrics.jsonl") + 20);
+  ::setrlimit(RLIMIT_FSIZE, &limit);
+  std::string message = "no error";
+  try {
+    metrics.write({{"type", "step"}, {"step", 2}, {"loss", 0.25}, {"note", std::string(64, 'x')}});
+  } catch (const engine::Error& e) {
+    message = e.what();
+  }
+  limit.rlim_cur = unlimited;  // the limit would cut the message too (stderr is a file here)
+  ::setrlimit(RLIMIT_FSIZE, &limit);
+  std::fprintf(stderr, "%s\n", message.c_str());
+  std::_Exit(message == "no error" ? 2 : 0);
+}
+
+TEST(MetricsLogDeathTest, AFailedAppendIsAnErrorAndResumingDropsTheCutRecord) {
+  GTEST_FLAG_SET(death_test_style, "fast");  // a fork: the child writes into this test's folder
+  testing_util::TempDir dir;
+  EXPECT_EXIT(append_past_a_size_limit(dir.path().string()), ::testing::ExitedWithCode(0),
+              "metrics.jsonl: write failed: File too large");
+  std::ifstream cut(dir / "metrics.jsonl");
+  const std::string written((std::istreambuf_iterator<char>(cut)),
+                            std::istreambuf_iterator<char>());
+  // The second record was cut at the limit, 20 bytes in, with no newline after it.
+  EXPECT_EQ(written, "{\"type\":\"step\",\"step\":1,\"loss\":0.5}\n{\"type\":\"step\",\"step");
+  MetricsLog resumed(dir.path().string(), 1);
+  std::ifstream kept(dir / "metrics.jsonl");
+  const std::string left((std::istreambuf_iterator<char>(kept)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(left, "{\"type\":\"step\",\"step\":1,\"loss\":0.5}\n");
 }
 
 // A number written as the progress line writes it: fixed (or scientific) with `digits` digits.

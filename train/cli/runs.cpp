@@ -66,14 +66,18 @@ std::vector<double> parse_alphas(const std::string& text) {
 Command add_train_command(CLI::App& root) {
   struct Options {
     ConfigOptions config;
-    bool resume = false;
+    bool resume = false, overwrite = false;
   };
   auto options = std::make_shared<Options>();
   CLI::App* app =
       root.add_subcommand("train", "Fine-tune CLIP with the method (or a baseline) as configured");
   options->config.add_to(app, true);
-  app->add_flag("--resume", options->resume,
-                "Continue the run in run.dir from its last checkpoint");
+  CLI::Option* resume = app->add_flag("--resume", options->resume,
+                                      "Continue the run in run.dir from its last checkpoint");
+  app->add_flag("--overwrite", options->overwrite,
+                "Start afresh in a run.dir that holds an earlier run, removing its checkpoints, "
+                "metrics, config and evaluation")
+      ->excludes(resume);
   std::ostringstream keys;
   keys << "\nSettings (section.key = default: meaning):\n";
   for (const ConfigKey& key : config_schema())
@@ -84,8 +88,12 @@ Command add_train_command(CLI::App& root) {
                  : "")
          << "\n";
   app->footer(keys.str());
-  return {app,
-          [options] { train_from_config(options->config.load(), options->resume, std::cout); }};
+  return {app, [options] {
+            const RunStart start = options->resume      ? RunStart::Resume
+                                   : options->overwrite ? RunStart::Overwrite
+                                                        : RunStart::Fresh;
+            train_from_config(options->config.load(), start, std::cout);
+          }};
 }
 
 Command add_eval_command(CLI::App& root) {

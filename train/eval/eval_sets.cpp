@@ -77,6 +77,7 @@ EvalScore evaluate_dataset(const models::Classifier& model, const std::string& n
   const auto start = std::chrono::steady_clock::now();
   data::Batch batch;
   while (loader.next(batch)) {
+    if (batch.labels.numel() == 0) continue;     // every image of it was skipped
     Tensor logits = model.logits(batch.images);  // (B, classes)
     if (sublist.defined()) logits = index_select(logits, 1, sublist);
     const std::vector<int64_t> best = argmax(logits, 1).to_vector<int64_t>();

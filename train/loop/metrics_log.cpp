@@ -1,11 +1,18 @@
 // The metrics log of a training run (see metrics_log.h).
 #include "train/loop/metrics_log.h"
 
-#include <fstream>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
 #include <vector>
 
 #include "engine/core/error.h"
 #include "engine/io/atomic_file.h"
+#include "engine/io/input_file.h"
 
 namespace train {
 
@@ -13,7 +20,7 @@ MetricsLog::MetricsLog(const std::string& run_dir, int64_t resumed_step) {
   if (run_dir.empty()) return;
   path_ = run_dir + "/metrics.jsonl";
   std::vector<std::string> kept;
-  std::ifstream in(path_);
+  std::istringstream in(std::filesystem::exists(path_) ? engine::read_input_file(path_) : "");
   for (std::string line; std::getline(in, line);) {
     // A record cut short (the run was killed while writing it) does not parse: dropped.
     const nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
@@ -29,9 +36,19 @@ MetricsLog::MetricsLog(const std::string& run_dir, int64_t resumed_step) {
 
 void MetricsLog::write(const nlohmann::ordered_json& record) {
   if (path_.empty()) return;
-  std::ofstream out(path_, std::ios::app);
-  out << record.dump() << "\n";
-  ENGINE_CHECK(out.good(), path_, ": cannot append metrics");
+  // One write of the whole line, checked, and a checked close: a full disk stops the run here
+  // instead of leaving a cut record for the next one to be glued to. A cut record is dropped when
+  // the run resumes (it does not parse).
+  const std::string line = record.dump() + "\n";
+  const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  ENGINE_CHECK(fd >= 0, path_, ": cannot open to append metrics: ", std::strerror(errno));
+  try {
+    engine::write_all(fd, line.data(), line.size(), path_);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ENGINE_CHECK(::close(fd) == 0, path_, ": cannot append metrics: ", std::strerror(errno));
 }
 
 }  // namespace train

@@ -9,10 +9,12 @@
 #include <iomanip>
 #include <sstream>
 
+#include "engine/io/atomic_file.h"
 #include "nn/lr_schedule.h"
 #include "train/common/format_guard.h"
 #include "train/loop/checkpoints.h"
 #include "train/loop/metrics_log.h"
+#include "train/loop/run_directory.h"
 
 namespace train {
 
@@ -92,6 +94,7 @@ class TrainingRun {
         data_(data),
         validate_(validate),
         log_(log),
+        lock_(config.run_dir),
         steps_per_epoch_(data.batches_per_epoch() / config.accum),
         total_steps_(steps_per_epoch_ * config.epochs),
         params_(trained_parameters(config, student)),
@@ -124,6 +127,7 @@ class TrainingRun {
   BatchSource& data_;
   const Validator& validate_;
   std::ostream& log_;
+  const RunDirectoryLock lock_;  // held from before the directory is read until the run ends
   const int64_t steps_per_epoch_, total_steps_;
   const NamedParameters params_;
   const std::vector<Tensor> tensors_;
@@ -148,7 +152,13 @@ class TrainingRun {
   // A fresh run starts at zero in a new run directory; --resume continues from `last` when there
   // is one.
   Position start_position(bool resume) {
-    if (!config_.run_dir.empty()) std::filesystem::create_directories(config_.run_dir);
+    if (!config_.run_dir.empty()) {
+      std::filesystem::create_directories(config_.run_dir);
+      // What a writer killed mid-checkpoint left behind (a full-size temporary file).
+      if (const int stale = remove_stale_temporaries(config_.run_dir); stale > 0)
+        log_ << "removed " << stale << " temporary file(s) of an interrupted run from "
+             << config_.run_dir << "\n";
+    }
     if (!resume) check_run_dir_is_new(config_.run_dir);
     Position at;
     if (resume && checkpoints_.restore(at)) {
@@ -189,6 +199,9 @@ class TrainingRun {
     Tensor images, labels;
     ENGINE_CHECK(data_.next(images, labels), "train: the batch source ended early at batch ", b,
                  " of epoch ", epoch + 1);
+    // Every image of the batch was skipped as bad input (data.on_error = "skip"): it still
+    // counts as a micro-batch, so positions (and a resumed run) match the loader's batches.
+    if (labels.numel() == 0) return;
     images = images.to(student_.device());
     labels = labels.to(student_.device());
     // Masks and fills depend only on the seed and the micro-batch's place in the run.
@@ -227,9 +240,10 @@ class TrainingRun {
   // The progress line and the metrics record of the step just taken (the epoch's running means).
   void log_step(int64_t epoch, double lr, double norm) {
     const EpochSums& sums = at_.sums;
-    const double loss = sums.loss / sums.micro_batches, task = sums.task / sums.micro_batches,
-                 distill = sums.distill / sums.micro_batches;
-    const double accuracy = static_cast<double>(sums.correct) / sums.seen;
+    const double batches = static_cast<double>(std::max<int64_t>(sums.micro_batches, 1));
+    const double loss = sums.loss / batches, task = sums.task / batches,
+                 distill = sums.distill / batches;
+    const double accuracy = static_cast<double>(sums.correct) / std::max<int64_t>(sums.seen, 1);
     const double per_second = interval_images_ / std::max(seconds_since(interval_start_), 1e-9);
     const double eta = seconds_since(run_start_) / steps_this_run_ * (total_steps_ - at_.step);
     log_ << "epoch " << epoch + 1 << "/" << config_.epochs << "  step " << at_.step << "/"
@@ -301,13 +315,6 @@ class TrainingRun {
 };
 
 }  // namespace
-
-void check_run_dir_is_new(const std::string& run_dir) {
-  const std::string last = run_dir + "/last.safetensors";
-  ENGINE_CHECK(run_dir.empty() || !std::filesystem::exists(last), "train: ", run_dir,
-               " already holds a run (last.safetensors); pass --resume to continue it or choose "
-               "a new run directory");
-}
 
 TrainResult run_training(const TrainConfig& config, models::Classifier& student,
                          const models::Classifier* teacher, BatchSource& data,

@@ -49,13 +49,10 @@ struct TrainResult {
   int64_t optimizer_steps = 0;
 };
 
-// Refuses a run directory that already holds a run (its last.safetensors): only --resume may
-// continue it. An empty run_dir is always new.
-void check_run_dir_is_new(const std::string& run_dir);
-
 // Trains `student` in place (the last state; the best is in run_dir/best.safetensors when a
 // validator and a run_dir are given). `teacher` is used by the distilling modes; with `resume`,
-// continues from run_dir/last.safetensors when it exists.
+// continues from run_dir/last.safetensors when it exists, and without it refuses a run_dir that
+// holds an earlier run's files. The run holds an exclusive lock on run_dir while it lasts.
 TrainResult run_training(const TrainConfig& config, models::Classifier& student,
                          const models::Classifier* teacher, BatchSource& data,
                          const Validator& validate, std::ostream& log, bool resume = false);

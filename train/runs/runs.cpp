@@ -104,11 +104,16 @@ engine::Device configure_device(const Config& config, std::ostream& log) {
   return device;
 }
 
-void train_from_config(const Config& config, bool resume, std::ostream& log) {
+void train_from_config(const Config& config, RunStart start, std::ostream& log) {
   const TrainConfig settings = trainer_config(config);
-  std::filesystem::create_directories(settings.run_dir);
+  const bool resume = start == RunStart::Resume;
+  const RunDirectoryLock lock(settings.run_dir);
   const std::string resolved = settings.run_dir + "/config.toml";
-  if (!resume) check_run_dir_is_new(settings.run_dir);  // before config.toml, which a resume checks
+  if (start == RunStart::Overwrite) remove_earlier_run(settings.run_dir, log);
+  // The directory holds no earlier run (checked here, before this run's config.toml is written)
+  // or the run being resumed: either way the trainer continues the run in it, from `last` when
+  // there is one.
+  if (!resume) check_run_dir_is_new(settings.run_dir);
   if (resume && std::filesystem::exists(resolved)) {
     ENGINE_CHECK(Config::load(resolved).hash() == config.hash(), resolved,
                  ": the run was started with another ",
@@ -147,7 +152,7 @@ void train_from_config(const Config& config, bool resume, std::ostream& log) {
     Validator validate;
     if (!val_index.empty())
       validate = [&](const models::Classifier& m) { return accuracy(m, val_images, val_labels); };
-    run_training(settings, student, teacher, batches, validate, log, resume);
+    run_training(settings, student, teacher, batches, validate, log, /*resume=*/true);
     return;
   }
 
@@ -188,7 +193,7 @@ void train_from_config(const Config& config, bool resume, std::ostream& log) {
     validate = [&](const models::Classifier& m) {
       return evaluate_dataset(m, "validation", split.validation, eval).accuracy / 100.0;
     };
-  run_training(settings, student, teacher, batches, validate, log, resume);
+  run_training(settings, student, teacher, batches, validate, log, /*resume=*/true);
 }
 
 EvalOptions eval_options(const Config& config, int image_size, std::ostream* log) {

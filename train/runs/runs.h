@@ -9,6 +9,7 @@
 
 #include "models/classifier.h"
 #include "train/eval/eval_sets.h"
+#include "train/loop/run_directory.h"
 #include "train/runs/config.h"
 
 namespace train {
@@ -19,7 +20,10 @@ models::Classifier load_zero_shot(const Config& config, std::ostream& log);
 // The device of run.device, with run.precision set for it (tf32 and bf16 need CUDA); logged.
 engine::Device configure_device(const Config& config, std::ostream& log);
 
-void train_from_config(const Config& config, bool resume, std::ostream& log);
+// Trains as configured in run.dir, holding its lock from before anything there is read or
+// written: a fresh run refuses an earlier run's files, `Resume` continues from `last`
+// (with the same configuration), `Overwrite` removes the earlier run first.
+void train_from_config(const Config& config, RunStart start, std::ostream& log);
 
 // The evaluation settings of `config` (eval.batch, data.workers, data.on_error) for a model of
 // `image_size` px inputs; progress and warnings go to `log` (none when null).
