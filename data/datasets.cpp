@@ -10,7 +10,7 @@
 #include <set>
 #include <sstream>
 
-#include "engine/io/input_file.h"
+#include "engine/io/user_files.h"
 #include "engine/ops/ops.h"
 
 namespace data {
@@ -219,6 +219,7 @@ Dataset image_folder(const std::string& root, const std::string& class_names_fil
                  " class names for ", dataset.class_names.size(), " class folders in ", root);
     dataset.class_names = std::move(names);
   }
+  dataset.logit_classes = static_cast<int64_t>(dataset.class_names.size());
   return dataset;
 }
 
@@ -234,6 +235,7 @@ Dataset imagenet_v2(const std::string& root, const ScanOptions& options) {
   Dataset dataset;
   dataset.root = root;
   dataset.class_names = number_names(1000);
+  dataset.logit_classes = 1000;
   for (const auto& [index, name] : folders)
     add_class(dataset, (fs::path(root) / name).string(), index, options);
   return dataset;
@@ -247,6 +249,7 @@ Dataset imagenet_subset(const std::string& root, const std::vector<std::string>&
   Dataset dataset;
   dataset.root = root;
   dataset.class_names = reference_wnids;
+  dataset.logit_classes = static_cast<int64_t>(reference_wnids.size());
   const std::vector<std::string> folders = sorted_subfolders(root);
   ENGINE_CHECK(!folders.empty(), root, ": no class folders");
   for (const std::string& folder : folders) {
@@ -323,6 +326,7 @@ Dataset objectnet(const std::string& root, const ScanOptions& options) {
   Dataset dataset;
   dataset.root = root;
   dataset.border_crop = 2;
+  dataset.logit_classes = static_cast<int64_t>(names.size());  // the ImageNet classes
   std::set<int64_t> sublist;
   const fs::path images = fs::path(root) / "images";
   ENGINE_CHECK(fs::is_directory(images), images.string(), ": no such directory");

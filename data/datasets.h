@@ -51,6 +51,10 @@ struct Dataset {
   std::vector<std::vector<int64_t>> label_targets;
   // Pixels removed from every side of an image before the transform (ObjectNet: 2).
   int border_crop = 0;
+  // How many classes (logits) a model scoring this dataset must have: the class folders, or the
+  // reference classes that labels and targets index (1000 for the ImageNet variants). 0 for a
+  // file list, whose labels may be any part of a model's classes.
+  int64_t logit_classes = 0;
   // Files left out while scanning (BadInputPolicy::Skip).
   int64_t skipped_files = 0;
 

@@ -4,15 +4,16 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 #include <vector>
 
+#include "engine/core/printable.h"
 #include "engine/io/npy.h"
 #include "engine/io/safetensors.h"
+#include "engine/io/user_files.h"
 
 namespace models {
 
@@ -181,11 +182,10 @@ void apply_huggingface_config(VisionConfig& config,
   std::error_code error;
   const auto status = std::filesystem::status(config_path, error);
   if (status.type() == std::filesystem::file_type::not_found) return;
-  std::ifstream in(config_path);
-  ENGINE_CHECK(!error && std::filesystem::is_regular_file(status) && in, file, ": cannot be read");
+  const std::string text = read_input_file(file);  // a FIFO or device is refused, never read
   nlohmann::json json;
   try {
-    json = nlohmann::json::parse(in);
+    json = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     fail(file, ": not valid JSON (", e.what(), ")");
   }
@@ -239,6 +239,33 @@ void require_heads(const VisionConfig& config, const std::string& path) {
                "count (metadata 'heads', or a HuggingFace config.json beside it)");
 }
 
+// Weights that are NaN or infinite would give an accuracy, features or a training run that mean
+// nothing: refused, naming the file and the tensor.
+void check_finite(const std::map<std::string, Tensor>& tensors, const std::string& path,
+                  const std::string& prefix = "") {
+  for (const auto& [name, t] : tensors)
+    if (is_floating(t.dtype()) && t.numel() > 0)
+      ENGINE_CHECK(std::isfinite(amax(abs(t.to(DType::F32))).item<float>()), path, ": tensor '",
+                   prefix, name, "' holds NaN or infinite values");
+}
+
+// A classifier's head scale, recorded as text: a finite positive number.
+double head_scale(const std::map<std::string, std::string>& metadata, const std::string& path) {
+  const auto it = metadata.find("head_scale");
+  if (it == metadata.end()) return 1.0;
+  size_t used = 0;
+  double scale = 0;
+  try {
+    scale = std::stod(it->second, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  ENGINE_CHECK(used > 0 && used == it->second.size() && std::isfinite(scale) && scale > 0, path,
+               ": metadata 'head_scale' = '", printable(it->second),
+               "' is not a finite positive number");
+  return scale;
+}
+
 }  // namespace
 
 std::shared_ptr<VisionTransformer> load_visual_tower(const std::string& path, int64_t image_size) {
@@ -258,6 +285,7 @@ std::shared_ptr<VisionTransformer> load_visual_tower(const std::string& path, in
                ": the checkpoint's positional embedding ", "is for ", config.image_size(),
                " px images (", config.grid, "x", config.grid, " patches of ", config.patch,
                " px); ", image_size, " px input is not supported");
+  check_finite(state, path);
   auto model = std::make_shared<VisionTransformer>(config, nn::Init::for_loading());
   try {
     model->adopt_state_dict(std::move(state));
@@ -275,6 +303,7 @@ Classifier load_classifier_or_zero_shot(const std::string& weights, const std::s
                    head.shape()[1] == classifier.visual->config().output_dim,
                head_npy, ": expected a float32 (classes, ", classifier.visual->config().output_dim,
                ") head, got ", dtype_name(head.dtype()), " ", shape_str(head.shape()));
+  check_finite({{"head", head}}, head_npy);
   classifier.head = std::make_shared<ZeroShotHead>(head);
   return classifier;
 }
@@ -319,11 +348,12 @@ ClassifierCheckpoint load_classifier(const std::string& path) {
   }
   apply_recorded_heads(config, out.metadata, path);  // its messages name the file already
   require_heads(config, path);
+  check_finite(visual, path, "visual.");
+  check_finite(head, path, "head.");
+  const double scale = head_scale(out.metadata, path);
   try {
     out.classifier.visual = std::make_shared<VisionTransformer>(config, nn::Init::for_loading());
     out.classifier.visual->adopt_state_dict(std::move(visual));
-    const double scale =
-        out.metadata.count("head_scale") ? std::stod(out.metadata.at("head_scale")) : 1.0;
     out.classifier.head = std::make_shared<ZeroShotHead>(head.at("weight"), scale);
     out.classifier.head->adopt_state_dict(std::move(head));
   } catch (const Error& e) {

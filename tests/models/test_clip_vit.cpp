@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "engine/io/npy.h"
 #include "engine/io/safetensors.h"
 #include "models/clip_checkpoint.h"
 #include "test_util.h"
@@ -228,6 +229,46 @@ TEST_F(ClipCheckpointErrors, ClassifierCheckpointRoundTrip) {
   // A plain CLIP checkpoint is not a classifier.
   expect_error([] { load_classifier(fixture_path("clip_tiny_openai.safetensors")); },
                {"no head.weight"});
+}
+
+// Weights that would give an accuracy or features meaning nothing are refused at loading: a NaN
+// or infinite value in any tensor, and a head scale that is not a finite positive number (it
+// failed with a bare "stod", or loaded as NaN).
+TEST_F(ClipCheckpointErrors, NonFiniteWeightsAndHeadScalesAreRefused) {
+  auto poisoned = state_;
+  Tensor bias = poisoned.at("visual.ln_pre.bias").clone();
+  Tensor entry = narrow(bias, 0, 3, 1);
+  fill_(entry, std::nan(""));
+  poisoned["visual.ln_pre.bias"] = bias;
+  expect_error([&] { load_visual_tower(write("nan.safetensors", poisoned), 32); },
+               {"nan.safetensors", "tensor 'ln_pre.bias' holds NaN or infinite values"});
+  Generator gen(2);
+  Classifier model{
+      std::make_shared<VisionTransformer>(VisionConfig{64, 1, 1, 8, 4, 16}, nn::Init::random(gen)),
+      std::make_shared<ZeroShotHead>(randn({6, 16}, gen), 10.0)};
+  const std::string path = dir_ / "inf_head.safetensors";
+  {
+    NoGradGuard no_grad;
+    Tensor row = narrow(model.head->weight, 0, 2, 1);
+    fill_(row, INFINITY);
+  }
+  save_classifier(path, model, {}, {});
+  expect_error([&] { load_classifier(path); },
+               {"inf_head.safetensors", "tensor 'head.weight' holds NaN or infinite values"});
+  std::map<std::string, Tensor> tensors = load_safetensors(path).tensors;
+  tensors["head.weight"] = randn({6, 16}, gen);
+  for (const std::string& scale : {"abc", "nan", "-1", "10x", ""})
+    expect_error(
+        [&] {
+          load_classifier(write("scale.safetensors", tensors, {{"head_scale", scale}}));
+        },
+        {"scale.safetensors", "metadata 'head_scale' = '" + scale + "'",
+         "not a finite positive number"});
+  const std::string head = dir_ / "nan_head.npy";
+  save_npy(head, full({5, 32}, std::nan("")));
+  expect_error(
+      [&] { load_classifier_or_zero_shot(fixture_path("clip_tiny_openai.safetensors"), head); },
+      {"nan_head.npy", "holds NaN or infinite values"});
 }
 
 TEST_F(ClipCheckpointErrors, RecordedHeadsAllowAWidthThatIsNotAMultipleOf64) {

@@ -4,6 +4,7 @@
 // the score; ImageNet-R/-A's restriction to the classes present, on a case where it decides.
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "data/decode.h"
 #include "data/transform.h"
@@ -122,6 +123,92 @@ TEST(EvalSets, RestrictedLogitsDecideImageNetRAndA) {
   data::Dataset unrestricted = dataset;
   unrestricted.class_sublist.clear();
   EXPECT_DOUBLE_EQ(train::evaluate_dataset(model, "r", unrestricted, options).accuracy, 0.0);
+}
+
+// `count` random 32 x 32 PNGs under root/<class>/ for each class folder name.
+void write_folder_dataset(const std::string& root, const std::vector<std::string>& classes,
+                          int count, Generator& gen) {
+  for (const std::string& name : classes) {
+    std::filesystem::create_directories(root + "/" + name);
+    for (int i = 0; i < count; ++i) {
+      train::Canvas canvas(32, 32);
+      canvas.image(0, 0, rand({3, 32, 32}, gen), 1);
+      canvas.save_png(root + "/" + name + "/" + std::to_string(i) + ".png");
+    }
+  }
+}
+
+train::EvalOptions small_options() {
+  train::EvalOptions options;
+  options.batch = 4;
+  options.image_size = 32;
+  options.workers = 1;
+  return options;
+}
+
+// A head of another class count than the dataset's labels gives no accuracy: with 5 classes on
+// 3 class folders (or file-list labels up to 8) every prediction would be scored anyway.
+TEST(EvalSets, AHeadOfAnotherClassCountIsRefused) {
+  testing_util::TempDir dir;
+  Generator gen(3);
+  write_folder_dataset(dir / "three", {"a", "b", "c"}, 1, gen);
+  const models::Classifier model = tiny_clip::classifier();  // 5 classes
+  const data::Dataset folders =
+      train::open_eval_dataset({"three", "imagefolder", dir / "three", "", ""}, {});
+  testing_util::expect_error(
+      [&] { train::evaluate_dataset(model, "three", folders, small_options()); },
+      {"three: the model has 5 classes but the dataset's labels are 3 classes"});
+  std::ofstream(dir / "list.csv") << dir / "three/a/0.png"
+                                  << ",7\n";
+  const data::Dataset listed =
+      train::open_eval_dataset({"list", "filelist", dir / "list.csv", "", ""}, {});
+  testing_util::expect_error(
+      [&] { train::evaluate_dataset(model, "list", listed, small_options()); },
+      {"list: the model has 5 classes but the dataset's labels are up to 8 classes"});
+  // A file list whose labels are some of the model's classes is scored.
+  std::ofstream(dir / "some.csv") << dir / "three/a/0.png"
+                                  << ",2\n";
+  const data::Dataset some =
+      train::open_eval_dataset({"some", "filelist", dir / "some.csv", "", ""}, {});
+  EXPECT_EQ(train::evaluate_dataset(model, "some", some, small_options()).images, 1);
+}
+
+// Results are handed over after every dataset (so a later failure loses none), the JSON is valid
+// whatever bytes the names hold, CSV fields with commas are quoted, and two datasets of one name
+// are refused before anything is scored (their results would collapse into one).
+TEST(EvalSets, ResultsSurviveALaterFailureAndAnyNames) {
+  testing_util::TempDir dir;
+  Generator gen(4);
+  write_folder_dataset(dir / "five", {"a", "b", "c", "d", "e"}, 1, gen);
+  const models::Classifier model = tiny_clip::classifier();
+  const std::string odd_name = "caf\xE9, latin-1";  // not UTF-8, and a comma
+  const std::vector<train::EvalDatasetSpec> specs = {
+      {odd_name, "imagefolder", dir / "five", "", ""},
+      {"gone", "imagefolder", dir / "missing", "", ""}};
+  std::vector<train::EvalTable> handed;
+  testing_util::expect_error(
+      [&] {
+        train::evaluate_all(model, specs, small_options(),
+                            [&](const train::EvalTable& t) { handed.push_back(t); });
+      },
+      {"missing", "no such directory"});
+  ASSERT_EQ(handed.size(), 1u);
+  EXPECT_FALSE(handed[0].complete);
+  const nlohmann::json json = nlohmann::json::parse(handed[0].json());  // throws if invalid
+  EXPECT_FALSE(json.at("complete").get<bool>());
+  EXPECT_EQ(json.at("datasets").begin().key(), "caf\xEF\xBF\xBD, latin-1");  // U+FFFD
+  EXPECT_EQ(json.at("datasets").begin()->at("images"), 5);
+  const std::string csv = handed[0].csv();
+  EXPECT_EQ(csv.substr(csv.find('\n') + 1, odd_name.size() + 6), "\"" + odd_name + "\",ID,");
+  std::vector<train::EvalDatasetSpec> twice = {specs[0], specs[0]};
+  handed.clear();
+  testing_util::expect_error(
+      [&] {
+        train::evaluate_all(model, twice, small_options(),
+                            [&](const train::EvalTable& t) { handed.push_back(t); });
+      },
+      {"entries 1 and 2 are both named 'caf\\xE9, latin-1'"});
+  EXPECT_TRUE(handed.empty());
 }
 
 }  // namespace

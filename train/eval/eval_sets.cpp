@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "engine/core/printable.h"
 #include "train/common/format_guard.h"
 
 namespace train {
@@ -55,6 +56,14 @@ data::Dataset open_eval_dataset(const EvalDatasetSpec& spec, const data::ScanOpt
 EvalScore evaluate_dataset(const models::Classifier& model, const std::string& name,
                            const data::Dataset& dataset, const EvalOptions& options) {
   ENGINE_CHECK(dataset.size() > 0, name, ": no images");
+  // A head of another class count would still give an accuracy, of predictions that mean nothing.
+  const int64_t classes = model.head->weight.shape()[0];
+  const int64_t needed = dataset.logit_classes > 0
+                             ? dataset.logit_classes
+                             : static_cast<int64_t>(dataset.class_names.size());
+  ENGINE_CHECK(dataset.logit_classes > 0 ? classes == needed : classes >= needed, name, ": the ",
+               "model has ", classes, " classes but the dataset's labels are ",
+               dataset.logit_classes > 0 ? "" : "up to ", needed, " classes (", dataset.root, ")");
   data::LoaderOptions loading;
   loading.batch_size = options.batch;
   loading.workers = options.workers;
@@ -115,8 +124,8 @@ void EvalTable::print(std::ostream& out) const {
       << std::setw(10) << "images"
       << "\n";
   for (size_t i = 0; i < scores.size(); ++i) {
-    out << std::left << std::setw(24) << (scores[i].name + (i == 0 ? " (ID)" : "")) << std::right
-        << std::fixed << std::setprecision(2) << std::setw(10) << scores[i].accuracy
+    out << std::left << std::setw(24) << (printable(scores[i].name) + (i == 0 ? " (ID)" : ""))
+        << std::right << std::fixed << std::setprecision(2) << std::setw(10) << scores[i].accuracy
         << std::setw(10) << scores[i].images;
     if (scores[i].skipped) out << "  (" << scores[i].skipped << " unreadable files skipped)";
     out << "\n";
@@ -129,34 +138,58 @@ void EvalTable::print(std::ostream& out) const {
 
 std::string EvalTable::json() const {
   nlohmann::ordered_json out;
+  out["complete"] = complete;
   for (const EvalScore& s : scores)
     out["datasets"][s.name] = {
         {"accuracy", s.accuracy}, {"images", s.images}, {"skipped", s.skipped}};
   if (!scores.empty()) out["ID"] = scores[0].accuracy;
   if (scores.size() > 1) out["OOD-avg"] = ood_average();
-  return out.dump(2) + "\n";
+  // Names come from paths and variables: bytes that are not UTF-8 become U+FFFD, so the file is
+  // always valid JSON.
+  return out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
+
+namespace {
+// A CSV field as RFC 4180 writes it: quoted, with quotes doubled, when it holds a comma, a quote
+// or a line break.
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (const char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return quoted + "\"";
+}
+}  // namespace
 
 std::string EvalTable::csv() const {
   std::ostringstream out;
   out << "dataset,role,accuracy,images,skipped\n";
   for (size_t i = 0; i < scores.size(); ++i)
-    out << scores[i].name << "," << (i == 0 ? "ID" : "OOD") << "," << scores[i].accuracy << ","
-        << scores[i].images << "," << scores[i].skipped << "\n";
+    out << csv_field(scores[i].name) << "," << (i == 0 ? "ID" : "OOD") << "," << scores[i].accuracy
+        << "," << scores[i].images << "," << scores[i].skipped << "\n";
   if (scores.size() > 1) out << "OOD average,OOD," << ood_average() << ",,\n";
   return out.str();
 }
 
 EvalTable evaluate_all(const models::Classifier& model, const std::vector<EvalDatasetSpec>& specs,
-                       const EvalOptions& options) {
+                       const EvalOptions& options,
+                       const std::function<void(const EvalTable&)>& scored) {
   ENGINE_CHECK(!specs.empty(), "eval: no datasets listed (add [[eval.datasets]] entries)");
+  for (size_t i = 0; i < specs.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      ENGINE_CHECK(specs[i].name != specs[j].name, "eval.datasets: entries ", j + 1, " and ", i + 1,
+                   " are both named '", printable(specs[i].name),
+                   "' (their results would collapse into one); give each a distinct name");
   EvalTable table;
+  table.complete = false;
   data::ScanOptions scan;
   scan.on_bad_input = options.on_bad_input;
   if (options.log) scan.log = options.log;
-  for (const EvalDatasetSpec& spec : specs)
+  for (size_t i = 0; i < specs.size(); ++i) {
     table.scores.push_back(
-        evaluate_dataset(model, spec.name, open_eval_dataset(spec, scan), options));
+        evaluate_dataset(model, specs[i].name, open_eval_dataset(specs[i], scan), options));
+    table.complete = i + 1 == specs.size();
+    if (scored) scored(table);
+  }
   return table;
 }
 

@@ -5,6 +5,7 @@
 // and CSV file lists. A table of ID, each OOD set and the OOD average, as text, JSON and CSV.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <ostream>
 #include <string>
@@ -48,13 +49,18 @@ EvalScore evaluate_dataset(const models::Classifier& model, const std::string& n
 // ID is the first dataset, the rest are OOD.
 struct EvalTable {
   std::vector<EvalScore> scores;
+  bool complete = true;  // false while datasets of the list remain to be scored
   double ood_average() const;
   void print(std::ostream& out) const;
   std::string json() const;
   std::string csv() const;
 };
 
+// Scores every dataset of `specs` (their names must be distinct), calling `scored` with the table
+// so far after each one, so results already computed can be written before a later dataset
+// fails.
 EvalTable evaluate_all(const models::Classifier& model, const std::vector<EvalDatasetSpec>& specs,
-                       const EvalOptions& options);
+                       const EvalOptions& options,
+                       const std::function<void(const EvalTable&)>& scored = nullptr);
 
 }  // namespace train

@@ -222,14 +222,17 @@ void eval_from_config(const Config& config, const std::string& checkpoint,
   const EvalOptions options =
       eval_options(config, static_cast<int>(model.visual->config().image_size()), &log);
   log << "evaluating " << path << std::endl;
-  const EvalTable table = evaluate_all(model, specs, options);
-  table.print(log);
   const std::string dir =
       !out_dir.empty() ? out_dir : std::filesystem::path(path).parent_path().string();
   if (!dir.empty()) std::filesystem::create_directories(dir);
   const std::string prefix = (dir.empty() ? std::string(".") : dir) + "/eval";
-  write_text(prefix + ".json", table.json());
-  write_text(prefix + ".csv", table.csv());
+  // Rewritten after every dataset ("complete": false until the last): a failure later keeps
+  // the results already computed.
+  const EvalTable table = evaluate_all(model, specs, options, [&](const EvalTable& so_far) {
+    write_text(prefix + ".json", so_far.json());
+    write_text(prefix + ".csv", so_far.csv());
+  });
+  table.print(log);
   log << "wrote " << prefix << ".json and " << prefix << ".csv" << std::endl;
 }
 
