@@ -17,7 +17,7 @@
 #include <utility>
 
 #include "engine/core/printable.h"
-#include "engine/io/input_file.h"
+#include "engine/io/user_files.h"
 
 namespace data {
 

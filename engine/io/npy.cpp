@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "engine/io/atomic_file.h"
-#include "engine/io/input_file.h"
+#include "engine/io/user_files.h"
 #include "engine/ops/ops.h"
 
 namespace engine {

@@ -1,5 +1,5 @@
-// Non-blocking opens of user files (see input_file.h).
-#include "engine/io/input_file.h"
+// Opening the files a user names, and checking the ones a command will write (see user_files.h).
+#include "engine/io/user_files.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "engine/core/error.h"
 
@@ -63,6 +64,38 @@ std::string read_input_file(const std::string& path) {
                  " bytes: ", std::strerror(errno));
     if (n == 0) return bytes;
     bytes.append(buffer, static_cast<size_t>(n));
+  }
+}
+
+namespace {
+
+// Whether two paths name the same file: the same device and inode when both exist (links
+// followed), else the same absolute path once `.`, `..` and existing links are resolved.
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa {
+  }, sb{};
+  if (::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0)
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  std::error_code error;
+  return std::filesystem::weakly_canonical(a, error) == std::filesystem::weakly_canonical(b, error);
+}
+
+}  // namespace
+
+void check_outputs(const std::vector<NamedPath>& inputs, const std::vector<NamedPath>& outputs) {
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const NamedPath& out = outputs[i];
+    if (out.path.empty()) continue;
+    for (const NamedPath& in : inputs)
+      ENGINE_CHECK(in.path.empty() || !same_file(out.path, in.path), out.option, " ", out.path,
+                   " is the same file as ", in.option, " ", in.path,
+                   ": writing it would replace the input");
+    for (size_t j = 0; j < i; ++j)
+      ENGINE_CHECK(outputs[j].path.empty() || !same_file(out.path, outputs[j].path), out.option,
+                   " ", out.path, " is the same file as ", outputs[j].option, " ", outputs[j].path);
+    const std::filesystem::path folder = std::filesystem::path(out.path).parent_path();
+    ENGINE_CHECK(folder.empty() || std::filesystem::is_directory(folder), out.option, " ", out.path,
+                 ": its folder ", folder.string(), " does not exist");
   }
 }
 

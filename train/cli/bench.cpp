@@ -30,17 +30,17 @@ Command add_bench_command(CLI::App& root) {
       ->check(CLI::IsMember({"cpu", "cuda"}));
   app->add_option("--batch", options->batch, "Images per step")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 65536));
   app->add_option("--steps", options->steps, "Timed steps (the median is reported)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1000000));
   app->add_option("--warmup", options->warmup, "Untimed steps first")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1000000));
   app->add_option(
          "--profile", options->profile_steps,
          "Then profile N more steps of each mode: time per kernel, GEMM GFLOP/s (on stderr)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1000000));
   app->add_flag("--json", options->json, "Print the table as JSON");
   return {app, [options, modes] {
             options->modes.clear();

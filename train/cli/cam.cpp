@@ -11,8 +11,10 @@
 #include "data/decode.h"
 #include "data/transform.h"
 #include "engine/io/npy.h"
+#include "engine/io/user_files.h"
 #include "models/clip_checkpoint.h"
 #include "train/cli/commands.h"
+#include "train/common/finite_images.h"
 #include "train/method/masks.h"
 #include "train/pictures/picture.h"
 
@@ -40,6 +42,14 @@ struct ImageInputs {
     app->add_option("--labels", labels, "Ground-truth classes: i64 or i32 (N) .npy")->required();
   }
 
+  // The files these options name, for the check that no output replaces one.
+  std::vector<NamedPath> paths() const {
+    std::vector<NamedPath> named = {
+        {"--weights", weights}, {"--head", head}, {"--input", input}, {"--labels", labels}};
+    for (const std::string& image : images) named.push_back({"--images", image});
+    return named;
+  }
+
   // (N, 3, S, S) inputs and (N) labels for the model.
   std::pair<Tensor, Tensor> load(const models::Classifier& model) const {
     ENGINE_CHECK(!input.empty() || !images.empty(),
@@ -58,6 +68,7 @@ struct ImageInputs {
         transform.apply(data::read_image(images[i]).view(), x.data<float>() + i * 3 * size * size);
     }
     ENGINE_CHECK(x.shape()[0] > 0, input.empty() ? "--images" : input, ": no images");
+    check_finite_images(x, input.empty() ? "--images" : input);
     Tensor y = load_npy(labels);
     ENGINE_CHECK((y.dtype() == DType::I64 || y.dtype() == DType::I32) && y.dim() == 1 &&
                      y.shape()[0] == x.shape()[0],
@@ -110,37 +121,39 @@ Command add_cam_command(CLI::App& root) {
                   "Mask threshold on the normalised CAM (for --png)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
-  return {app, [options] {
-            const models::Classifier model =
-                models::load_classifier_or_zero_shot(options->inputs.weights, options->inputs.head);
-            const auto [images, labels] = options->inputs.load(model);
-            const Tensor cam =
-                compute_cam(parse_cam_method(options->method), model, images, labels);
-            save_npy(options->out, cam);
-            if (options->png.empty()) return;
-            const Tensor normalized = normalize_cam(cam);
-            const int64_t n = images.shape()[0], size = images.shape()[2];
-            const int64_t grid = model.visual->config().grid, patch = model.visual->config().patch;
-            const int zoom = zoom_for(size), cell = static_cast<int>(size) * zoom + 10;
-            Canvas canvas(4 * cell + 10, static_cast<int>(n) * cell + 30);
-            std::ostringstream t;
-            t << std::setprecision(3) << options->threshold;  // e.g. 0.3
-            const std::string titles[] = {"image", options->method == "mmcam" ? "MMCAM" : "GradCAM",
-                                          "object (CAM > " + t.str() + ")",
-                                          "context (CAM <= " + t.str() + ")"};
-            for (int c = 0; c < 4; ++c) canvas.text(10 + c * cell, 10, titles[c], {0, 0, 0});
-            for (int64_t i = 0; i < n; ++i) {
-              const int y = 25 + static_cast<int>(i) * cell;
-              const Tensor pixels = clip_pixels(select(images, 0, i));
-              const Tensor heat = upsample_patches(select(normalized, 0, i), grid, patch);
-              const Tensor object = to_dtype(gt(heat, options->threshold), DType::F32);  // (S, S)
-              canvas.image(10, y, pixels, zoom);
-              canvas.image(10 + cell, y, pixels, zoom, heat, 0.55);
-              canvas.image(10 + 2 * cell, y, mul(pixels, add(mul(object, 0.85), 0.15)), zoom);
-              canvas.image(10 + 3 * cell, y, mul(pixels, add(mul(object, -0.85), 1.0)), zoom);
-            }
-            canvas.save_png(options->png);
-          }};
+  return {
+      app, [options] {
+        check_outputs(options->inputs.paths(), {{"--out", options->out}, {"--png", options->png}});
+        const models::Classifier model =
+            models::load_classifier_or_zero_shot(options->inputs.weights, options->inputs.head);
+        const auto [images, labels] = options->inputs.load(model);
+        const Tensor cam = compute_cam(parse_cam_method(options->method), model, images, labels);
+        if (options->png.empty()) return save_npy(options->out, cam);
+        const Tensor normalized = normalize_cam(cam);
+        const int64_t n = images.shape()[0], size = images.shape()[2];
+        const int64_t grid = model.visual->config().grid, patch = model.visual->config().patch;
+        const int zoom = zoom_for(size), cell = static_cast<int>(size) * zoom + 10;
+        Canvas canvas(4 * cell + 10, static_cast<int>(n) * cell + 30);
+        std::ostringstream t;
+        t << std::setprecision(3) << options->threshold;  // e.g. 0.3
+        const std::string titles[] = {"image", options->method == "mmcam" ? "MMCAM" : "GradCAM",
+                                      "object (CAM > " + t.str() + ")",
+                                      "context (CAM <= " + t.str() + ")"};
+        for (int c = 0; c < 4; ++c) canvas.text(10 + c * cell, 10, titles[c], {0, 0, 0});
+        for (int64_t i = 0; i < n; ++i) {
+          const int y = 25 + static_cast<int>(i) * cell;
+          const Tensor pixels = clip_pixels(select(images, 0, i));
+          const Tensor heat = upsample_patches(select(normalized, 0, i), grid, patch);
+          const Tensor object = to_dtype(gt(heat, options->threshold), DType::F32);  // (S, S)
+          canvas.image(10, y, pixels, zoom);
+          canvas.image(10 + cell, y, pixels, zoom, heat, 0.55);
+          canvas.image(10 + 2 * cell, y, mul(pixels, add(mul(object, 0.85), 0.15)), zoom);
+          canvas.image(10 + 3 * cell, y, mul(pixels, add(mul(object, -0.85), 1.0)), zoom);
+        }
+        // Both outputs once everything is computed: a failure leaves neither half-made.
+        save_npy(options->out, cam);
+        canvas.save_png(options->png);
+      }};
 }
 
 Command add_mask_command(CLI::App& root) {
@@ -167,6 +180,7 @@ Command add_mask_command(CLI::App& root) {
       app, [options] {
         ENGINE_CHECK(!options->out.empty() || !options->png.empty(),
                      "mask: give --out and/or --png");
+        check_outputs(options->inputs.paths(), {{"--out", options->out}, {"--png", options->png}});
         const MaskStrategy strategy = parse_mask_strategy(options->strategy);
         const models::Classifier model =
             models::load_classifier_or_zero_shot(options->inputs.weights, options->inputs.head);
@@ -180,8 +194,7 @@ Command add_mask_command(CLI::App& root) {
         Generator gen(options->seed);
         const Tensor mask = patch_mask(strategy, cam, n, grid * grid, gen);
         const Counterfactual cf = make_counterfactual(strategy, images, mask, grid, gen);
-        if (!options->out.empty()) save_npy(options->out, cf.images);
-        if (options->png.empty()) return;
+        if (options->png.empty()) return save_npy(options->out, cf.images);
         // NoFill changes no pixel: show the patches the model will not see as dark.
         Tensor hidden = mask;  // (N, P)
         if (const Tensor& keep = cf.options.keep_patches; keep.defined())
@@ -205,6 +218,8 @@ Command add_mask_command(CLI::App& root) {
                     1.0));
           canvas.image(10 + cell, y, shown, zoom);
         }
+        // Both outputs once everything is computed: a failure leaves neither half-made.
+        if (!options->out.empty()) save_npy(options->out, cf.images);
         canvas.save_png(options->png);
       }};
 }

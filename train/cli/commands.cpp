@@ -4,6 +4,7 @@
 #include <iostream>
 #include <memory>
 
+#include "engine/io/user_files.h"
 #include "train/tools/embed.h"
 #include "train/tools/smoke.h"
 
@@ -13,18 +14,19 @@ Command add_smoke_command(CLI::App& root) {
   auto options = std::make_shared<SmokeOptions>();
   CLI::App* app = root.add_subcommand(
       "smoke", "Train a 2-layer MLP on a generated spiral and print its loss curve (engine check)");
+  // Bounds: a mistyped size must fail with a message, not allocate until the OOM killer comes.
   app->add_option("--epochs", options->epochs, "Training epochs")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app->add_option("--hidden", options->hidden, "Hidden units")
+      ->check(CLI::Range(1, 100000));
+  app->add_option("--hidden", options->hidden, "Hidden units (at most 65536)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 65536));
   app->add_option("--batch", options->batch, "Batch size")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 65536));
   app->add_option("--lr", options->lr, "Peak learning rate (one-cycle)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1e-12, 10.0));
   app->add_option("--seed", options->seed, "Seed for data, initialisation and order")
       ->capture_default_str();
   return {app, [options] { run_smoke(*options, std::cout); }};
@@ -49,8 +51,14 @@ Command add_embed_command(CLI::App& root) {
                   "Output float32 (N, C) .npy of normalize(features) @ head^T");
   app->add_option("--batch", options->batch, "Images per forward pass")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  return {app, [options] { run_embed(*options, std::cerr); }};
+      ->check(CLI::Range(1, 65536));
+  return {app, [options] {
+            engine::check_outputs({{"--weights", options->weights},
+                                   {"--input", options->input},
+                                   {"--head", options->head}},
+                                  {{"--out", options->out}, {"--logits-out", options->logits_out}});
+            run_embed(*options, std::cerr);
+          }};
 }
 
 }  // namespace train

@@ -16,7 +16,7 @@ Command add_demo_command(CLI::App& root) {
       "background shortcut, every method scored in and out of distribution");
   app->add_option("--seeds", options->seeds, "Fine-tuning seeds (mean and spread are reported)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1000));
   app->add_option("--out", options->out_dir, "Output directory (default: runs/demo-<timestamp>)");
   app->add_option("--cache", options->cache_dir,
                   "Where the pre-trained model is cached (default: $XDG_CACHE_HOME/cftrain or "

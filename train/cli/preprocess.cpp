@@ -7,6 +7,7 @@
 #include "data/decode.h"
 #include "data/transform.h"
 #include "engine/io/npy.h"
+#include "engine/io/user_files.h"
 #include "train/cli/commands.h"
 
 namespace train {
@@ -37,8 +38,9 @@ Command add_preprocess_command(CLI::App& root) {
   app->add_option("--max-pixels", options->max_pixels,
                   "Refuse larger images instead of allocating for them")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, int64_t{4294967296}));
   return {app, [options] {
+            engine::check_outputs({{"--image", options->image}}, {{"--out", options->out}});
             const data::ImageTransform transform =
                 data::clip_transform(options->size, data::parse_resample(options->resample));
             engine::Tensor out = engine::Tensor::empty({3, options->size, options->size});

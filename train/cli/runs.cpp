@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "engine/io/atomic_file.h"
+#include "engine/io/user_files.h"
 #include "models/clip_checkpoint.h"
 #include "train/cli/commands.h"
 #include "train/eval/eval_sets.h"
@@ -111,6 +112,12 @@ Command add_eval_command(CLI::App& root) {
   app->add_option("--out", options->out,
                   "Directory for eval.json and eval.csv (default: the checkpoint's)");
   return {app, [options] {
+            if (!options->out.empty()) {  // the result folder is made when missing
+              std::filesystem::create_directories(options->out);
+              engine::check_outputs(
+                  {{"--config", options->config.path}, {"--checkpoint", options->checkpoint}},
+                  {{"--out", options->out + "/eval.json"}, {"--out", options->out + "/eval.csv"}});
+            }
             eval_from_config(options->config.load(), options->checkpoint, options->out, std::cout);
           }};
 }
@@ -144,6 +151,17 @@ Command add_wise_command(CLI::App& root) {
   return {app, [options] {
             const std::vector<double> alphas =
                 options->alphas.empty() ? std::vector<double>() : parse_alphas(options->alphas);
+            const std::vector<engine::NamedPath> inputs = {{"--zeroshot", options->zeroshot},
+                                                           {"--head", options->head},
+                                                           {"--finetuned", options->finetuned},
+                                                           {"--config", options->config.path}};
+            if (alphas.empty()) {
+              engine::check_outputs(inputs, {{"--out", options->out}});
+            } else {  // the result folder is made when missing
+              const std::string dir = options->out.empty() ? std::string(".") : options->out;
+              std::filesystem::create_directories(dir);
+              engine::check_outputs(inputs, {{"--out", dir + "/wise.csv"}});
+            }
             models::Classifier zs =
                 models::load_classifier_or_zero_shot(options->zeroshot, options->head);
             models::Classifier ft = models::load_classifier_or_zero_shot(options->finetuned, "");

@@ -12,7 +12,7 @@
 
 #include "engine/core/error.h"
 #include "engine/io/atomic_file.h"
-#include "engine/io/input_file.h"
+#include "engine/io/user_files.h"
 
 namespace train {
 

@@ -10,7 +10,7 @@
 #include "data/decode.h"
 #include "data/loader.h"
 #include "engine/core/error.h"
-#include "engine/io/input_file.h"
+#include "engine/io/user_files.h"
 
 namespace train {
 

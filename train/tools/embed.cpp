@@ -5,6 +5,7 @@
 
 #include "engine/io/npy.h"
 #include "models/clip_checkpoint.h"
+#include "train/common/finite_images.h"
 
 namespace train {
 
@@ -20,6 +21,7 @@ void run_embed(const EmbedOptions& options, std::ostream& progress) {
                dtype_name(images.dtype()), " ", shape_str(images.shape()));
   ENGINE_CHECK(images.shape()[2] == images.shape()[3], options.input, ": images are ",
                images.shape()[2], "x", images.shape()[3], ", expected square images");
+  check_finite_images(images, options.input);
   Tensor head;
   if (!options.head.empty()) {
     head = load_npy(options.head);
