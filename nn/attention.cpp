@@ -36,10 +36,17 @@ AttentionOutput MultiheadSelfAttention::forward(const Tensor& input,
                shape_str(input.shape()), " is not (N, T, ", width, ")");
   const Tensor x = options.keep_index.defined() ? gather_tokens(input, options.keep_index) : input;
   const int64_t N = x.shape()[0], T = x.shape()[1], head_dim = width / heads;
+  // The key bias adds the same amount to all the scores of a query, which softmax ignores: its
+  // gradient is exactly zero, but computed it is rounding noise that Adam's normalisation turns
+  // into full-size steps (in whichever direction rounding points). Used detached, it gets the
+  // exact zero; the forward is unchanged.
+  const Tensor bias =
+      cat({narrow(in_proj_bias, 0, 0, width), narrow(in_proj_bias, 0, width, width).detach(),
+           narrow(in_proj_bias, 0, 2 * width, width)},
+          0);  // (3D)
   // (N, T, 3D) -> (3, N, heads, T, head_dim)
-  const Tensor qkv =
-      permute(reshape(linear(x, in_proj_weight, in_proj_bias), {N, T, 3, heads, head_dim}),
-              {2, 0, 3, 1, 4});
+  const Tensor qkv = permute(reshape(linear(x, in_proj_weight, bias), {N, T, 3, heads, head_dim}),
+                             {2, 0, 3, 1, 4});
   const Tensor q = mul(select(qkv, 0, 0), 1.0 / std::sqrt(static_cast<double>(head_dim)));
   const Tensor k = select(qkv, 0, 1), v = select(qkv, 0, 2);  // (N, heads, T, head_dim)
   Tensor scores = matmul(q, transpose(k, -1, -2));            // (N, heads, T, T)

@@ -257,7 +257,7 @@ TEST_F(ClipCheckpointErrors, NonFiniteWeightsAndHeadScalesAreRefused) {
                {"inf_head.safetensors", "tensor 'head.weight' holds NaN or infinite values"});
   std::map<std::string, Tensor> tensors = load_safetensors(path).tensors;
   tensors["head.weight"] = randn({6, 16}, gen);
-  for (const std::string& scale : {"abc", "nan", "-1", "10x", ""})
+  for (const std::string scale : {"abc", "nan", "-1", "10x", ""})
     expect_error(
         [&] {
           load_classifier(write("scale.safetensors", tensors, {{"head_scale", scale}}));

@@ -159,6 +159,19 @@ TEST(MultiheadSelfAttention, MatchesTorchWithKeyMaskProbabilitiesAndGradients) {
   EXPECT_ALL_CLOSE(grads[1], fixture(file, "attn.grad_in_proj_weight"), 1e-10, 1e-12);
 }
 
+// The key bias shifts all of a query's scores by one amount, which softmax ignores: its gradient
+// is exactly zero (computed, it would be rounding noise that Adam blows up to full-size steps).
+TEST(MultiheadSelfAttention, TheKeyBiasGetsAnExactlyZeroGradient) {
+  Generator gen(4);
+  nn::MultiheadSelfAttention attn(8, 2, nn::Init::random(gen));
+  const Tensor x = randn({2, 5, 8}, gen);
+  const Tensor g = grad({sum(mul(attn.forward(x).out, randn({2, 5, 8}, gen)))},
+                        {attn.in_proj_bias})[0];  // (3 * 8): query, key, value
+  EXPECT_EQ(amax(abs(narrow(g, 0, 8, 8))).item<float>(), 0.0f);
+  EXPECT_GT(amax(abs(narrow(g, 0, 0, 8))).item<float>(), 1e-4f);
+  EXPECT_GT(amax(abs(narrow(g, 0, 16, 8))).item<float>(), 1e-4f);
+}
+
 TEST(MultiheadSelfAttention, GatheredTokensEqualAttentionOnTheSubset) {
   Generator gen(5);
   nn::MultiheadSelfAttention attn(8, 2, nn::Init::random(gen));
