@@ -1,6 +1,7 @@
 // The threaded batch loader (see loader.h).
 #include "data/loader.h"
 
+#include <algorithm>
 #include <cstring>
 #include <numeric>
 #include <system_error>
@@ -29,6 +30,10 @@ Loader::Loader(const Dataset& dataset, LoaderOptions options)
   ENGINE_CHECK(options_.prefetch_batches > 0, "Loader: prefetch must be at least one batch, got ",
                options_.prefetch_batches);
   ENGINE_CHECK(transform_.size > 0 && transform_.apply, "Loader: no transform");
+  ENGINE_CHECK(options_.share.ranks >= 1 && options_.share.rank >= 0 &&
+                   options_.share.rank < options_.share.ranks,
+               "Loader: share ", options_.share.rank, " of ", options_.share.ranks,
+               " is not a rank of the job");
   // A thread that cannot start (the process's thread or memory limits) is an error; the workers
   // started before it are stopped first (a joinable std::thread destroyed would abort).
   for (int i = 0; i < options_.workers; ++i) {
@@ -75,13 +80,24 @@ void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
   } else {
     std::iota(order.begin(), order.end(), 0);
   }
+  // This process's share of each batch from `first_batch` on.
+  const int64_t batches = batches_per_epoch(), size = options_.batch_size;
+  const int64_t rank = options_.share.rank, ranks = options_.share.ranks;
+  std::vector<int64_t> sequence, starts(static_cast<size_t>(first_batch), 0);
+  for (int64_t b = first_batch; b < batches; ++b) {
+    starts.push_back(static_cast<int64_t>(sequence.size()));
+    const int64_t n = std::min(size, dataset_.size() - b * size);
+    sequence.insert(sequence.end(), order.begin() + b * size + rank * n / ranks,
+                    order.begin() + b * size + (rank + 1) * n / ranks);
+  }
+  starts.push_back(static_cast<int64_t>(sequence.size()));
   {
     std::lock_guard<std::mutex> lock(mutex_);
     end_epoch_locked();
     active_ = true;
-    order_ = std::move(order);
-    samples_ = std::min(dataset_.size(), batches_per_epoch() * options_.batch_size);
-    next_sample_ = std::min(samples_, first_batch * options_.batch_size);
+    sequence_ = std::move(sequence);
+    batch_start_ = std::move(starts);
+    next_sample_ = 0;
     consumed_ = first_batch;
     skipped_ = 0;
   }
@@ -100,21 +116,25 @@ void Loader::work() {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     work_ready_.wait(lock, [&] {
-      return stop_ ||
-             (active_ && next_sample_ < samples_ &&
-              next_sample_ < (consumed_ + options_.prefetch_batches) * options_.batch_size);
+      if (stop_) return true;
+      if (!active_ || next_sample_ >= static_cast<int64_t>(sequence_.size())) return false;
+      const int64_t window = std::min<int64_t>(consumed_ + options_.prefetch_batches,
+                                               static_cast<int64_t>(batch_start_.size()) - 1);
+      return next_sample_ < batch_start_[window];
     });
     if (stop_) return;
     const int64_t sample = next_sample_++;
-    const int64_t batch = sample / options_.batch_size;
-    const int64_t row = sample % options_.batch_size;
+    // The batch this position belongs to: the last one starting at or before it (the empty
+    // ranges of batches before it start there too).
+    const int64_t batch = std::upper_bound(batch_start_.begin(), batch_start_.end(), sample) -
+                          batch_start_.begin() - 1;
+    const int64_t row = sample - batch_start_[batch];
     std::shared_ptr<PendingBatch>& slot = pending_[batch];
     if (!slot) {
-      const int64_t n = std::min(options_.batch_size, samples_ - batch * options_.batch_size);
+      const int64_t begin = batch_start_[batch], n = batch_start_[batch + 1] - begin;
       slot = std::make_shared<PendingBatch>();
       slot->images = batch_images(n);
-      slot->indices.assign(order_.begin() + batch * options_.batch_size,
-                           order_.begin() + batch * options_.batch_size + n);
+      slot->indices.assign(sequence_.begin() + begin, sequence_.begin() + begin + n);
       slot->errors.resize(n);
       slot->remaining = n;
     }
@@ -147,12 +167,21 @@ bool Loader::next(Batch& batch) {
   {
     std::unique_lock<std::mutex> lock(mutex_);
     ENGINE_CHECK(active_, "Loader::next: no epoch in progress (call start_epoch)");
-    if (consumed_ * options_.batch_size >= samples_) {
+    if (consumed_ >= static_cast<int64_t>(batch_start_.size()) - 1) {
       if (skipped_ > 0)
-        *options_.log << "loader: " << skipped_ << " of " << samples_
+        *options_.log << "loader: " << skipped_ << " of " << sequence_.size()
                       << " images skipped this epoch (" << dataset_.root << ")\n";
       end_epoch_locked();
       return false;
+    }
+    if (batch_start_[consumed_] == batch_start_[consumed_ + 1]) {
+      // This process's share of a small last batch can hold nothing: an empty batch, so that
+      // every process sees the same number of batches.
+      ++consumed_;
+      PendingBatch nothing;
+      nothing.images = batch_images(0);
+      batch = finish(nothing);
+      return true;
     }
     batch_ready_.wait(lock, [&] {
       const auto it = pending_.find(consumed_);

@@ -34,6 +34,13 @@ namespace data {
 // few enough that a mistyped count fails with a message instead of exhausting the process.
 constexpr int kMaxLoaderWorkers = 256;
 
+// This process's part of every batch when several processes train together: of a batch of n
+// items, rows [rank * n / ranks, (rank + 1) * n / ranks). One process reads whole batches.
+struct BatchShare {
+  int rank = 0;
+  int ranks = 1;
+};
+
 struct LoaderOptions {
   int64_t batch_size = 128;
   bool shuffle = false;  // a new order every epoch, from (seed, epoch)
@@ -47,6 +54,8 @@ struct LoaderOptions {
   int64_t max_pixels = kDefaultMaxPixels;
   // Batches in page-locked memory (when a GPU is present), for fast copies to the GPU.
   bool pin_memory = false;
+  // Only this share of each batch is read and returned (batch_size stays the whole batch's).
+  BatchShare share;
   std::ostream* log = &std::cerr;
 };
 
@@ -92,10 +101,13 @@ class Loader {
   bool stop_ = false;
   bool active_ = false;
   uint64_t generation_ = 0;  // changes when an epoch starts or ends; stale results are dropped
-  std::vector<int64_t> order_;
-  int64_t samples_ = 0;  // samples delivered this epoch (fewer with drop_last)
-  int64_t next_sample_ = 0;
-  int64_t consumed_ = 0;  // batches handed to the consumer
+  // The dataset indices this loader reads this epoch, in order (its share of every batch from
+  // the first one asked for), and where in it each batch of the epoch starts (one more entry
+  // than batches; the batches before the first one asked for are empty ranges).
+  std::vector<int64_t> sequence_;
+  std::vector<int64_t> batch_start_;
+  int64_t next_sample_ = 0;  // the next position of sequence_ to hand to a worker
+  int64_t consumed_ = 0;     // batches handed to the consumer
   int64_t skipped_ = 0;
   std::map<int64_t, std::shared_ptr<PendingBatch>> pending_;
   std::set<std::string> warned_;  // files already warned about

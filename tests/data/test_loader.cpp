@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "data/loader.h"
@@ -240,6 +241,49 @@ TEST(Loader, ABatchOfFailuresOnlyIsReturnedEmptyInItsPlace) {
   Batch resumed;
   ASSERT_TRUE(loader.next(resumed));
   EXPECT_EQ(resumed.indices.to_vector<int64_t>(), (std::vector<int64_t>{8, 9, 10, 11}));
+}
+
+// Processes that train together each read their share of every batch: the shares of one batch,
+// in rank order, are that batch of a single loader (the last, partial one too), and a share
+// that gets no item of a small batch is an empty batch, so every process sees every batch.
+TEST(Loader, SharesOfABatchMakeUpTheWholeBatch) {
+  TempDir dir;
+  const Dataset dataset = make_dataset(dir, 11);  // batches of 4: 4, 4, 3 items
+  LoaderOptions whole = options(4, 2);
+  whole.shuffle = true;
+  whole.seed = 9;
+  Loader single(dataset, whole);
+  for (const int ranks : {2, 3, 5}) {
+    std::vector<std::unique_ptr<Loader>> shares;
+    for (int r = 0; r < ranks; ++r) {
+      LoaderOptions part = whole;
+      part.share = {r, ranks};
+      shares.push_back(std::make_unique<Loader>(dataset, part));
+    }
+    for (int64_t e = 0; e < 2; ++e) {
+      const std::vector<Batch> batches = epoch(single, e);
+      for (auto& loader : shares) loader->start_epoch(e, 1);  // resumed at batch 1
+      for (size_t b = 1; b < batches.size(); ++b) {
+        std::vector<int64_t> joined;
+        for (auto& loader : shares) {
+          Batch part;
+          ASSERT_TRUE(loader->next(part)) << ranks << " ranks, batch " << b;
+          const std::vector<int64_t> ids = part.indices.to_vector<int64_t>();
+          EXPECT_EQ(part.images.size(0), static_cast<int64_t>(ids.size()));
+          joined.insert(joined.end(), ids.begin(), ids.end());
+        }
+        EXPECT_EQ(joined, batches[b].indices.to_vector<int64_t>())
+            << ranks << " ranks, batch " << b;
+      }
+      for (auto& loader : shares) {
+        Batch none;
+        EXPECT_FALSE(loader->next(none));
+      }
+    }
+  }
+  LoaderOptions bad = whole;
+  bad.share = {2, 2};
+  expect_error([&] { Loader(dataset, bad); }, {"share 2 of 2"});
 }
 
 TEST(Loader, SkipPolicyLeavesOutFailuresWarnsOnceAndReportsTheTotal) {
