@@ -8,6 +8,7 @@
 
 #include "engine/core/printable.h"
 #include "engine/core/threading.h"
+#include "engine/dist/communicator.h"
 #include "train/cli/commands.h"
 
 namespace {
@@ -25,8 +26,40 @@ void prefer_passive_openmp_waiting(char** argv) {
 
 }  // namespace
 
+// Under mpirun, only `train` and `eval` share their work between ranks; any other command would
+// run whole on every rank, all writing the same outputs.
+void check_runs_in_this_job(const train::Command& command) {
+  const engine::Communicator& ranks = engine::world();
+  const std::string name = command.app->get_name();
+  ENGINE_CHECK(ranks.size() == 1 || name == "train" || name == "eval", "cftrain ", name,
+               " runs in one process, but mpirun started ", ranks.size(),
+               " ranks (only train and eval run on several)");
+}
+
+// Ends the program: with several ranks, a failure on one ends them all (the others would wait
+// for it in a collective forever), and its message names the rank.
+int finish(int status, const std::string& error = "") {
+  engine::Communicator& ranks = engine::world();
+  if (!error.empty()) {
+    std::cerr << "error: "
+              << (ranks.size() > 1 ? "[rank " + std::to_string(ranks.rank()) + "] " : "")
+              << engine::printable(error) << std::endl;
+    if (ranks.size() > 1) ranks.abort(status);
+  }
+  engine::finalize_world();
+  return status;
+}
+
 int main(int argc, char** argv) {
   prefer_passive_openmp_waiting(argv);
+  try {
+    engine::init_world(&argc, &argv);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << engine::printable(e.what()) << "\n";
+    return 1;
+  }
+  // Only rank 0 prints its progress and results; every rank prints its errors.
+  if (!engine::world().is_main()) std::cout.setstate(std::ios::badbit);
   CLI::App app{"cftrain: robust fine-tuning of CLIP (masked images as counterfactual samples)"};
   app.require_subcommand(1);
   int threads = 0;
@@ -41,16 +74,18 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return finish(app.exit(e));
   }
   try {
     if (threads > 0) engine::set_num_threads(threads);
-    for (const train::Command& command : commands)
-      if (command.app->parsed()) command.run();
+    for (const train::Command& command : commands) {
+      if (!command.app->parsed()) continue;
+      check_runs_in_this_job(command);
+      command.run();
+    }
   } catch (const std::exception& e) {
     // One readable line, whatever bytes a file or its name put into the message.
-    std::cerr << "error: " << engine::printable(e.what()) << "\n";
-    return 1;
+    return finish(1, e.what());
   }
-  return 0;
+  return finish(0);
 }

@@ -64,7 +64,10 @@ EvalScore evaluate_dataset(const models::Classifier& model, const std::string& n
   ENGINE_CHECK(dataset.logit_classes > 0 ? classes == needed : classes >= needed, name, ": the ",
                "model has ", classes, " classes but the dataset's labels are ",
                dataset.logit_classes > 0 ? "" : "up to ", needed, " classes (", dataset.root, ")");
+  engine::Communicator& ranks =
+      options.communicator ? *options.communicator : engine::single_process();
   data::LoaderOptions loading;
+  loading.share = {ranks.rank(), ranks.size()};
   loading.batch_size = options.batch;
   loading.workers = options.workers;
   loading.transform = data::clip_transform(options.image_size);
@@ -97,15 +100,22 @@ EvalScore evaluate_dataset(const models::Classifier& model, const std::string& n
     }
     score.images += static_cast<int64_t>(labels.size());
     if (options.log) {
+      // This rank's share of the progress, scaled to all of them (exact but for the last batch).
+      const int64_t done = score.images * ranks.size();
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      *options.log << "\r" << name << ": " << score.images << "/" << dataset.size() << " images, "
-                   << static_cast<int64_t>(score.images / std::max(seconds, 1e-9)) << " images/s"
+      *options.log << "\r" << name << ": " << done << "/" << dataset.size() << " images, "
+                   << static_cast<int64_t>(done / std::max(seconds, 1e-9)) << " images/s"
                    << std::flush;
     }
   }
   if (options.log) *options.log << "\n";
-  score.skipped = dataset.skipped_files + loader.skipped();
+  std::vector<double> counts = {static_cast<double>(correct), static_cast<double>(score.images),
+                                static_cast<double>(loader.skipped())};
+  ranks.all_reduce_sum(counts);
+  correct = static_cast<int64_t>(counts[0]);
+  score.images = static_cast<int64_t>(counts[1]);
+  score.skipped = dataset.skipped_files + static_cast<int64_t>(counts[2]);
   ENGINE_CHECK(score.images > 0, name, ": every image was skipped");
   score.accuracy = 100.0 * correct / score.images;
   return score;

@@ -13,6 +13,7 @@
 
 #include "data/datasets.h"
 #include "data/loader.h"
+#include "engine/dist/communicator.h"
 #include "models/classifier.h"
 
 namespace train {
@@ -33,6 +34,9 @@ struct EvalOptions {
   data::BadInputPolicy on_bad_input = data::BadInputPolicy::Fail;
   int64_t max_pixels = data::kDefaultMaxPixels;
   std::ostream* log = nullptr;  // progress and warnings
+  // Data parallelism: each rank scores its share of every batch and the counts are summed, so
+  // every rank gets the whole dataset's score. Null: this process scores everything.
+  engine::Communicator* communicator = nullptr;
 };
 
 struct EvalScore {

@@ -3,6 +3,7 @@
 // epoch part-way through, which is how a resumed run continues exactly where it stopped.
 #pragma once
 
+#include "data/loader.h"
 #include "engine/ops/ops.h"
 
 namespace train {
@@ -21,10 +22,11 @@ class BatchSource {
 };
 
 // Batches from tensors in memory, shuffled per epoch by Generator(seed, epoch), last partial
-// batch dropped.
+// batch dropped. With a share (data parallelism), only this process's rows of each batch.
 class TensorBatches : public BatchSource {
  public:
-  TensorBatches(Tensor images, Tensor labels, int64_t batch, uint64_t seed);
+  TensorBatches(Tensor images, Tensor labels, int64_t batch, uint64_t seed,
+                data::BatchShare share = {});
   int64_t batches_per_epoch() const override;
   int64_t batch_size() const override { return batch_; }
   void start_epoch(int64_t epoch, int64_t skip) override;
@@ -34,6 +36,7 @@ class TensorBatches : public BatchSource {
   Tensor images_, labels_, order_;
   int64_t batch_;
   uint64_t seed_;
+  data::BatchShare share_;
   int64_t position_ = 0;
 };
 

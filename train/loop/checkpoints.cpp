@@ -42,8 +42,8 @@ T meta_number(const std::map<std::string, std::string>& meta, const std::string&
 }  // namespace
 
 Checkpoints::Checkpoints(const TrainConfig& config, const models::Classifier& model,
-                         const NamedParameters& params, nn::AdamW& optimizer)
-    : config_(config), model_(model), params_(params), optimizer_(optimizer) {}
+                         const NamedParameters& params, nn::AdamW& optimizer, int ranks)
+    : config_(config), model_(model), params_(params), optimizer_(optimizer), ranks_(ranks) {}
 
 std::string Checkpoints::path(const char* which) const {
   return config_.run_dir + "/" + which + ".safetensors";
@@ -78,7 +78,8 @@ void Checkpoints::save(const char* which, const Position& at) const {
                            {"epoch_distill", exact(sums.distill)},
                            {"epoch_correct", std::to_string(sums.correct)},
                            {"epoch_seen", std::to_string(sums.seen)},
-                           {"epoch_micro_batches", std::to_string(sums.micro_batches)}});
+                           {"epoch_micro_batches", std::to_string(sums.micro_batches)},
+                           {"ranks", std::to_string(ranks_)}});
 }
 
 bool Checkpoints::restore(Position& at) const {
@@ -91,6 +92,12 @@ bool Checkpoints::restore(Position& at) const {
                ": was written with a different configuration (hash ", meta.at("config_hash"),
                ", now ", config_.config_hash,
                "); start a new run directory or restore the configuration");
+  // Each rank's share of a batch, and its masks, depend on the number of ranks.
+  const int64_t ranks = meta.count("ranks") ? meta_number<int64_t>(meta, "ranks", file) : 1;
+  ENGINE_CHECK(ranks == ranks_, file, ": the run was trained with ", ranks,
+               ranks == 1 ? " process" : " ranks", "; resume it with the same number (",
+               ranks == 1 ? "without mpirun" : "mpirun -np " + std::to_string(ranks), "), not ",
+               ranks_);
   model_.visual->load_state_dict(saved.classifier.visual->state_dict());
   model_.head->load_state_dict(saved.classifier.head->state_dict());
   at.epoch = meta_number<int64_t>(meta, "epoch", file);

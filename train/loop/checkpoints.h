@@ -33,9 +33,10 @@ using NamedParameters = std::vector<std::pair<std::string, Tensor>>;
 
 class Checkpoints {
  public:
-  // Nothing is written or read when config.run_dir is empty.
+  // Nothing is written or read when config.run_dir is empty. `ranks` is recorded, and a
+  // checkpoint of another number of ranks is not resumed.
   Checkpoints(const TrainConfig& config, const models::Classifier& model,
-              const NamedParameters& params, nn::AdamW& optimizer);
+              const NamedParameters& params, nn::AdamW& optimizer, int ranks);
 
   std::string path(const char* which) const;  // run_dir/<which>.safetensors
   // For the message that stops a run: where its last good state is.
@@ -49,6 +50,7 @@ class Checkpoints {
   const models::Classifier& model_;
   const NamedParameters& params_;
   nn::AdamW& optimizer_;
+  int ranks_;
 };
 
 }  // namespace train

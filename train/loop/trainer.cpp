@@ -13,6 +13,7 @@
 #include "nn/lr_schedule.h"
 #include "train/common/format_guard.h"
 #include "train/loop/checkpoints.h"
+#include "train/loop/data_parallel.h"
 #include "train/loop/metrics_log.h"
 #include "train/loop/run_directory.h"
 
@@ -94,7 +95,9 @@ class TrainingRun {
         data_(data),
         validate_(validate),
         log_(log),
-        lock_(config.run_dir),
+        communicator_(config.communicator ? *config.communicator : engine::single_process()),
+        main_(communicator_.is_main()),
+        lock_(main_ ? config.run_dir : ""),
         steps_per_epoch_(data.batches_per_epoch() / config.accum),
         total_steps_(steps_per_epoch_ * config.epochs),
         params_(trained_parameters(config, student)),
@@ -102,9 +105,11 @@ class TrainingRun {
         optimizer_({nn::ParamGroup{tensors_, config.lr, config.weight_decay, config.beta1,
                                    config.beta2, config.eps}}),
         scheduler_(optimizer_, {config.lr}, one_cycle(config, total_steps_)),
-        checkpoints_(config, student, params_, optimizer_),
+        checkpoints_(config, student, params_, optimizer_, communicator_.size()),
         at_(start_position(resume)),
-        metrics_(config.run_dir, at_.step) {}
+        metrics_(main_ ? config.run_dir : "", at_.step) {
+    check_same_weights(tensors_, communicator_);
+  }
 
   TrainResult run() {
     student_.visual->train(config_.method.mode != TrainMode::LP);  // a linear probe: frozen
@@ -127,6 +132,8 @@ class TrainingRun {
   BatchSource& data_;
   const Validator& validate_;
   std::ostream& log_;
+  engine::Communicator& communicator_;
+  const bool main_;              // rank 0: the one that writes the run directory and the log
   const RunDirectoryLock lock_;  // held from before the directory is read until the run ends
   const int64_t steps_per_epoch_, total_steps_;
   const NamedParameters params_;
@@ -135,6 +142,7 @@ class TrainingRun {
   nn::OneCycleLR scheduler_;
   const Checkpoints checkpoints_;
   Position at_;
+  EpochSums step_sums_;  // this rank's sums over the micro-batches of the step in progress
   MetricsLog metrics_;
   Clock::time_point run_start_;
   int64_t steps_this_run_ = 0;
@@ -152,14 +160,14 @@ class TrainingRun {
   // A fresh run starts at zero in a new run directory; --resume continues from `last` when there
   // is one.
   Position start_position(bool resume) {
-    if (!config_.run_dir.empty()) {
+    if (main_ && !config_.run_dir.empty()) {
       std::filesystem::create_directories(config_.run_dir);
       // What a writer killed mid-checkpoint left behind (a full-size temporary file).
       if (const int stale = remove_stale_temporaries(config_.run_dir); stale > 0)
         log_ << "removed " << stale << " temporary file(s) of an interrupted run from "
              << config_.run_dir << "\n";
     }
-    if (!resume) check_run_dir_is_new(config_.run_dir);
+    if (main_ && !resume) check_run_dir_is_new(config_.run_dir);
     Position at;
     if (resume && checkpoints_.restore(at)) {
       scheduler_.set_step(at.step);
@@ -170,6 +178,11 @@ class TrainingRun {
   }
 
   int64_t micro_batches_per_epoch() const { return steps_per_epoch_ * config_.accum; }
+
+  // Only rank 0 writes checkpoints; every rank holds the same state.
+  void save_checkpoint(const char* which) const {
+    if (main_) checkpoints_.save(which, at_);
+  }
 
   // The epoch's micro-batches from the position reached (part-way through on resume), an
   // optimizer step after every `accum` of them, then the epoch's end.
@@ -188,7 +201,7 @@ class TrainingRun {
       // (The epoch's last step is saved by finish_epoch.)
       const bool epoch_end = at_.micro_batch == micro_batches_per_epoch();
       if (config_.checkpoint_every > 0 && at_.step % config_.checkpoint_every == 0 && !epoch_end)
-        checkpoints_.save("last", at_);
+        save_checkpoint("last");
     }
     return finish_epoch(epoch, epoch_start);
   }
@@ -204,28 +217,39 @@ class TrainingRun {
     if (labels.numel() == 0) return;
     images = images.to(student_.device());
     labels = labels.to(student_.device());
-    // Masks and fills depend only on the seed and the micro-batch's place in the run.
-    Generator masks(config_.seed,
-                    kMaskStream + static_cast<uint64_t>(epoch * micro_batches_per_epoch() + b));
+    // Masks and fills depend only on the seed, the micro-batch's place in the run and the rank.
+    const uint64_t micro_batch = static_cast<uint64_t>(epoch * micro_batches_per_epoch() + b);
+    Generator masks(config_.seed, kMaskStream + micro_batch * communicator_.size() +
+                                      static_cast<uint64_t>(communicator_.rank()));
     const StepTerms terms =
         method_step(config_.method, student_, teacher_, images, labels, masks, 1.0 / config_.accum);
     ENGINE_CHECK(std::isfinite(terms.loss), "training stopped: the loss is ", describe(terms.loss),
                  " (task ", describe(terms.task),
                  config_.method.distills() ? ", distill " + describe(terms.distill) : "",
                  ") at epoch ", epoch + 1, ", step ", at_.step + 1, checkpoints_.last_good());
-    EpochSums& sums = at_.sums;
-    sums.loss += terms.loss;
-    sums.task += terms.task;
-    sums.distill += terms.distill;
-    sums.correct += terms.correct;
-    sums.seen += terms.count;
-    ++sums.micro_batches;
-    interval_images_ += terms.count;
+    step_sums_.loss += terms.loss;
+    step_sums_.task += terms.task;
+    step_sums_.distill += terms.distill;
+    step_sums_.correct += terms.correct;
+    step_sums_.seen += terms.count;
+    ++step_sums_.micro_batches;
   }
 
-  // Clips the accumulated gradients, updates the parameters and the schedule, clears the
-  // gradients; returns the gradient norm before clipping.
+  // Averages the gradients over the ranks (with several), clips them, updates the parameters
+  // and the schedule, clears the gradients, and adds the step's sums (over every rank) to the
+  // epoch's; returns the gradient norm before clipping.
   double optimizer_step(int64_t epoch) {
+    average_gradients(tensors_, communicator_);
+    const EpochSums step = global_sums(step_sums_, communicator_);
+    step_sums_ = EpochSums{};
+    EpochSums& sums = at_.sums;
+    sums.loss += step.loss;
+    sums.task += step.task;
+    sums.distill += step.distill;
+    sums.correct += step.correct;
+    sums.seen += step.seen;
+    sums.micro_batches += step.micro_batches;
+    interval_images_ += step.seen;
     const double norm = nn::clip_grad_norm(tensors_, config_.clip);
     ENGINE_CHECK(std::isfinite(norm), "training stopped: the gradient norm is ", describe(norm),
                  " at epoch ", epoch + 1, ", step ", at_.step + 1, checkpoints_.last_good());
@@ -297,8 +321,8 @@ class TrainingRun {
                     {"seconds", record.seconds}});
     // `best` first: a run killed between the two writes then resumes from the previous `last`
     // and redoes this epoch, instead of believing in a best checkpoint that was never written.
-    if (best) checkpoints_.save("best", at_);
-    checkpoints_.save("last", at_);
+    if (best) save_checkpoint("best");
+    save_checkpoint("last");
     if (config_.log_epochs) log_epoch(record, best);
     return record;
   }

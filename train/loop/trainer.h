@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/dist/communicator.h"
 #include "train/loop/batches.h"
 #include "train/method/method_step.h"
 
@@ -25,13 +26,18 @@ struct TrainConfig {
   int64_t epochs = 10;
   int64_t accum = 1;  // micro-batches per optimizer step
   double clip = 1.0;  // global gradient-norm limit
-  // Data order; masks and fills draw from Generator(seed, kMaskStream + micro-batch of the run).
+  // Data order; masks and fills draw from Generator(seed, kMaskStream + micro-batch of the run)
+  // (with several ranks: micro-batch x ranks + rank, so each rank draws for its own share).
   uint64_t seed = 0;
   int64_t log_every = 10;        // optimizer steps between progress lines (0: none)
   bool log_epochs = true;        // a summary line after every epoch
   int64_t checkpoint_every = 0;  // optimizer steps between `last` checkpoints (0: epoch ends)
   std::string run_dir;           // where checkpoints and metrics.jsonl go (empty: nowhere)
   std::string config_hash;       // recorded in checkpoint metadata
+  // Data parallelism: the ranks training together, each on its share of every batch (the data
+  // source gives this rank's share); gradients and running sums are reduced over them, and only
+  // rank 0 writes the run directory. Null: this process alone.
+  engine::Communicator* communicator = nullptr;
 };
 
 // Validation accuracy in [0, 1] of the current student.

@@ -6,6 +6,7 @@
 #include "data/datasets.h"
 #include "data/loader.h"
 #include "engine/core/precision.h"
+#include "engine/dist/communicator.h"
 #include "engine/io/atomic_file.h"
 #include "models/clip_checkpoint.h"
 #include "train/demo/demo.h"
@@ -87,6 +88,24 @@ Tensor index_tensor(const std::vector<int64_t>& positions) {
   return from_vector(positions, {static_cast<int64_t>(positions.size())});
 }
 
+// The run directory as this run needs it (rank 0's work, under the directory's lock): an earlier
+// run removed (Overwrite) or refused (a fresh run), the configuration of a resumed run checked,
+// and this run's resolved config.toml written. The trainer then continues the run in it, from
+// `last` when there is one.
+void prepare_run_directory(const Config& config, const TrainConfig& settings, RunStart start,
+                           std::ostream& log) {
+  const std::string resolved = settings.run_dir + "/config.toml";
+  if (start == RunStart::Overwrite) remove_earlier_run(settings.run_dir, log);
+  if (start != RunStart::Resume) check_run_dir_is_new(settings.run_dir);
+  if (start == RunStart::Resume && std::filesystem::exists(resolved)) {
+    ENGINE_CHECK(Config::load(resolved).hash() == config.hash(), resolved,
+                 ": the run was started with another ",
+                 "configuration; resume it with the same settings or use a new run.dir");
+  }
+  std::filesystem::create_directories(settings.run_dir);
+  write_text(resolved, config.to_toml());
+}
+
 }  // namespace
 
 models::Classifier load_zero_shot(const Config& config, std::ostream& log) {
@@ -96,7 +115,16 @@ models::Classifier load_zero_shot(const Config& config, std::ostream& log) {
 }
 
 engine::Device configure_device(const Config& config, std::ostream& log) {
-  const Device device = parse_device(config.string("run.device"));
+  Device device = parse_device(config.string("run.device"));
+  const engine::Communicator& ranks = engine::world();
+  if (ranks.size() > 1 && device.is_cuda()) {
+    // One GPU a rank: the one of its rank among the ranks on its machine.
+    const std::string spec = config.string("run.device");
+    ENGINE_CHECK(spec == "auto" || spec == "cuda", "run.device = ", spec, " names one GPU, but ",
+                 ranks.size(), " ranks run: use cuda or auto (each rank takes the GPU of its ",
+                 "local rank)");
+    device = parse_device("cuda:" + std::to_string(ranks.local_rank()));
+  }
   const MatmulPrecision precision = parse_matmul_precision(config.string("run.precision"));
   use_matmul_precision(precision, device);
   log << "device " << device.str() << ", " << matmul_precision_name(precision) << " matrix products"
@@ -105,24 +133,25 @@ engine::Device configure_device(const Config& config, std::ostream& log) {
 }
 
 void train_from_config(const Config& config, RunStart start, std::ostream& log) {
-  const TrainConfig settings = trainer_config(config);
-  const bool resume = start == RunStart::Resume;
-  const RunDirectoryLock lock(settings.run_dir);
-  const std::string resolved = settings.run_dir + "/config.toml";
-  if (start == RunStart::Overwrite) remove_earlier_run(settings.run_dir, log);
-  // The directory holds no earlier run (checked here, before this run's config.toml is written)
-  // or the run being resumed: either way the trainer continues the run in it, from `last` when
-  // there is one.
-  if (!resume) check_run_dir_is_new(settings.run_dir);
-  if (resume && std::filesystem::exists(resolved)) {
-    ENGINE_CHECK(Config::load(resolved).hash() == config.hash(), resolved,
-                 ": the run was started with another ",
-                 "configuration; resume it with the same settings or use a new run.dir");
-  }
-  write_text(resolved, config.to_toml());
+  TrainConfig settings = trainer_config(config);
+  engine::Communicator& ranks = engine::world();
+  settings.communicator = &ranks;
+  const int64_t batch = config.integer("train.batch");
+  ENGINE_CHECK(batch % ranks.size() == 0, "train.batch = ", batch, " (the global batch) does not ",
+               "divide into equal shares for ", ranks.size(), " ranks");
+  // Rank 0 holds the run directory for the whole run and prepares it; the others wait for it
+  // (a resumed rank must not read a `last` that --overwrite is about to remove).
+  const RunDirectoryLock lock(ranks.is_main() ? settings.run_dir : "");
+  if (ranks.is_main()) prepare_run_directory(config, settings, start, log);
+  ranks.barrier();
   log << "run directory " << settings.run_dir << " (" << train_mode_name(settings.method.mode);
   if (settings.method.masks()) log << ", " << settings.method.strategy.name();
-  log << ")" << std::endl;
+  log << ")";
+  if (ranks.size() > 1)
+    log << ", " << ranks.describe() << ", " << batch / ranks.size()
+        << " images of every batch each";
+  log << std::endl;
+  const data::BatchShare share{ranks.rank(), ranks.size()};
 
   // The frozen teacher only where the mode distills (a second model in memory otherwise).
   const Device device = configure_device(config, log);
@@ -131,7 +160,7 @@ void train_from_config(const Config& config, RunStart start, std::ostream& log) 
   const bool distills = settings.method.needs_teacher();
   models::Classifier student = distills ? models::clone_classifier(zero_shot) : zero_shot;
   const models::Classifier* teacher = distills ? &zero_shot : nullptr;
-  const int64_t batch = config.integer("train.batch"), holdout = config.integer("data.holdout");
+  const int64_t holdout = config.integer("data.holdout");
   const int64_t limit = config.integer("data.limit");
   const std::string source = config.string("data.train");
   const uint64_t seed = settings.seed;
@@ -146,7 +175,7 @@ void train_from_config(const Config& config, RunStart start, std::ostream& log) 
     std::vector<int64_t> train_index, val_index;
     for (int64_t i = 0; i < labels.numel(); ++i) (held[i] ? val_index : train_index).push_back(i);
     TensorBatches batches(index_select(images, 0, index_tensor(train_index)),
-                          index_select(labels, 0, index_tensor(train_index)), batch, seed);
+                          index_select(labels, 0, index_tensor(train_index)), batch, seed, share);
     const Tensor val_images = index_select(images, 0, index_tensor(val_index));
     const Tensor val_labels = index_select(labels, 0, index_tensor(val_index));
     Validator validate;
@@ -183,11 +212,13 @@ void train_from_config(const Config& config, RunStart start, std::ostream& log) 
   loading.max_pixels = config.integer("data.max_pixels");
   loading.pin_memory = device.is_cuda();
   loading.log = &log;
+  loading.share = share;
   LoaderBatches batches(split.train, loading);
   // The held-out images are training data: they follow data.on_error, not eval.on_error.
   EvalOptions eval =
       eval_options(config, static_cast<int>(config.integer("data.image_size")), nullptr);
   eval.on_bad_input = scan.on_bad_input;
+  eval.communicator = &ranks;
   Validator validate;
   if (split.validation.size() > 0)
     validate = [&](const models::Classifier& m) {
@@ -219,16 +250,21 @@ void eval_from_config(const Config& config, const std::string& checkpoint,
   std::vector<EvalDatasetSpec> specs;
   for (const auto& fields : config.tables("eval.datasets"))
     specs.push_back(eval_dataset_spec(fields));
-  const EvalOptions options =
+  EvalOptions options =
       eval_options(config, static_cast<int>(model.visual->config().image_size()), &log);
-  log << "evaluating " << path << std::endl;
+  engine::Communicator& ranks = engine::world();
+  options.communicator = &ranks;  // each rank scores its share of every batch
+  log << "evaluating " << path;
+  if (ranks.size() > 1) log << " (" << ranks.describe() << ")";
+  log << std::endl;
   const std::string dir =
       !out_dir.empty() ? out_dir : std::filesystem::path(path).parent_path().string();
-  if (!dir.empty()) std::filesystem::create_directories(dir);
+  if (!dir.empty() && ranks.is_main()) std::filesystem::create_directories(dir);
   const std::string prefix = (dir.empty() ? std::string(".") : dir) + "/eval";
-  // Rewritten after every dataset ("complete": false until the last): a failure later keeps
-  // the results already computed.
+  // Rewritten after every dataset ("complete": false until the last), by rank 0: a failure later
+  // keeps the results already computed.
   const EvalTable table = evaluate_all(model, specs, options, [&](const EvalTable& so_far) {
+    if (!ranks.is_main()) return;
     write_text(prefix + ".json", so_far.json());
     write_text(prefix + ".csv", so_far.csv());
   });
