@@ -263,6 +263,26 @@ TEST(Tokenizer, VocabularyFilesGiveTheShippedIds) {
            "CRLF lines, just the merges needed");
 }
 
+TEST(Tokenizer, MergesSweepLeftToRightLikeOpenAI) {
+  // make_text_fixtures.py's reordered vocabulary: the merge "ab a" moved before "a b", which
+  // makes its left symbol; there, merging one occurrence of the best pair at a time would give
+  // other ids than OpenAI's sweep that merges every occurrence (the script checks that it does).
+  const std::string text = shipped_merges_text();
+  std::istringstream lines(text);
+  std::string line, reordered;
+  std::getline(lines, line);
+  reordered = line + "\nab a\n";
+  for (size_t merges = 1; merges < models::kClipMerges && std::getline(lines, line);)
+    if (line != "ab a") reordered += line + "\n", ++merges;
+  TempDir dir;
+  const Tokenizer tokenizer = Tokenizer::from_file(write_file(dir, "reordered.txt", reordered));
+  const std::vector<std::string> texts = fixture_strings("reordered");
+  const std::vector<std::vector<int64_t>> expected = fixture_id_lists("reordered");
+  ASSERT_EQ(texts.size(), expected.size());
+  for (size_t i = 0; i < texts.size(); ++i)
+    EXPECT_EQ(tokenizer.encode(texts[i]), expected[i]) << "'" << texts[i] << "'";
+}
+
 TEST(Tokenizer, HuggingFaceDirectoryGivesTheSameIds) {
   TempDir dir;
   const Tokenizer& shipped = models::clip_tokenizer();
