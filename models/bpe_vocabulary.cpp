@@ -32,15 +32,18 @@ std::vector<std::string> split_python(std::u32string_view line) {
   return parts;
 }
 
-// The lines of `text` split at '\n' (one final empty line, after a final '\n', dropped).
-std::vector<std::string_view> split_lines(std::string_view text) {
+// The first `limit` lines of `text` split at '\n' (a final empty line, after a final '\n',
+// dropped).
+std::vector<std::string_view> split_lines(std::string_view text, size_t limit) {
   std::vector<std::string_view> lines;
-  for (size_t at = 0; at <= text.size();) {
+  lines.reserve(limit);
+  for (size_t at = 0; at <= text.size() && lines.size() < limit;) {
     const size_t end = std::min(text.find('\n', at), text.size());
     lines.push_back(text.substr(at, end - at));
     at = end + 1;
   }
-  if (lines.size() > 1 && lines.back().empty()) lines.pop_back();
+  if (lines.size() > 1 && lines.back().empty() && lines.back().data() == text.data() + text.size())
+    lines.pop_back();
   return lines;
 }
 
@@ -104,9 +107,10 @@ BpeVocabulary parse_merges(std::string_view bytes, const std::string& name) {
                     static_cast<unsigned char>(bytes[1]) == 0x8B;
   const std::string text = gzip ? gunzip(bytes, name) : std::string(bytes);
   check_utf8(text, name);
-  const std::vector<std::string_view> lines = split_lines(text);
+  const std::vector<std::string_view> lines = split_lines(text, kClipMerges + 1);
   BpeVocabulary vocabulary;
-  for (size_t line = 1; line < lines.size() && line <= kClipMerges; ++line) {
+  vocabulary.merges.reserve(kClipMerges);
+  for (size_t line = 1; line < lines.size(); ++line) {
     std::vector<std::string> parts = split_python(decode_utf8(lines[line], name));
     ENGINE_CHECK(parts.size() == 2, name, ": line ", line + 1, " ", shown(lines[line]),
                  " is not a BPE merge (two symbols separated by a space)");
@@ -115,6 +119,7 @@ BpeVocabulary parse_merges(std::string_view bytes, const std::string& name) {
   ENGINE_CHECK(vocabulary.merges.size() == kClipMerges, name, ": has ", vocabulary.merges.size(),
                " merges after its first line; CLIP's vocabulary needs ", kClipMerges);
   std::vector<std::string>& tokens = vocabulary.tokens;
+  tokens.reserve(512 + kClipMerges + 2);
   for (const ByteSymbol& s : byte_symbols()) tokens.push_back(encode_utf8({&s.symbol, 1}));
   for (size_t i = 0; i < 256; ++i) tokens.push_back(tokens[i] + "</w>");
   for (const auto& [first, second] : vocabulary.merges) tokens.push_back(first + second);
