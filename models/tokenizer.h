@@ -52,9 +52,9 @@ class Tokenizer {
 
   // Thread-safety: every const method may be called from several threads at once (the BPE
   // cache is guarded by a lock); copies share the vocabulary and the cache.
-  struct Impl;
 
  private:
+  struct Impl;
   explicit Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
   std::vector<int64_t> encode_piece(const std::string& piece) const;
   std::shared_ptr<const Impl> impl_;
