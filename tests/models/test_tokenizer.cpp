@@ -354,22 +354,29 @@ TEST(Tokenizer, MissingOrCorruptVocabularyIsAClearError) {
 }
 
 TEST(Tokenizer, ConcurrentEncodingGivesTheSameIds) {
-  // A fresh tokenizer (empty cache) used by several threads at once, each in its own order,
-  // against the same prompts encoded on one thread by the shipped one.
+  // A fresh tokenizer (empty cache) used by four threads at once on the same texts, each new
+  // word a new cache entry, so the threads insert into the cache together (without its lock
+  // this crashed or gave wrong ids), against the shipped tokenizer used on one thread.
   const Tokenizer tokenizer = Tokenizer::from_file(kShippedVocabulary);
-  std::vector<std::string> prompts = imagenet_prompts();
-  prompts.resize(8000);
+  std::vector<std::string> texts = imagenet_prompts();
+  texts.resize(2000);
+  uint64_t state = 12345;
+  for (int i = 0; i < 20000; ++i) {  // made-up words of 4 to 11 letters
+    std::string word;
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    for (uint64_t length = 4 + (state >> 61), k = 0; k < length; ++k)
+      word += static_cast<char>('a' + (state >> (5 * k + 3)) % 26);
+    texts.push_back(word);
+  }
   std::vector<std::vector<int64_t>> expected;
-  for (const std::string& p : prompts) expected.push_back(models::clip_tokenizer().encode(p));
+  for (const std::string& text : texts) expected.push_back(models::clip_tokenizer().encode(text));
   constexpr int kThreads = 4;
   std::vector<int> mismatches(kThreads, 0);
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      for (size_t k = 0; k < prompts.size(); ++k) {
-        const size_t i = (k * (2 * t + 1) + static_cast<size_t>(t) * 977) % prompts.size();
-        if (tokenizer.encode(prompts[i]) != expected[i]) ++mismatches[static_cast<size_t>(t)];
-      }
+      for (size_t i = 0; i < texts.size(); ++i)
+        if (tokenizer.encode(texts[i]) != expected[i]) ++mismatches[static_cast<size_t>(t)];
     });
   }
   for (std::thread& thread : threads) thread.join();
