@@ -2,18 +2,13 @@
 #include "models/clip_checkpoint.h"
 
 #include <cmath>
-#include <cstdlib>
-#include <filesystem>
 #include <iomanip>
-#include <nlohmann/json.hpp>
-#include <regex>
 #include <sstream>
-#include <vector>
 
 #include "engine/core/printable.h"
 #include "engine/io/npy.h"
 #include "engine/io/safetensors.h"
-#include "engine/io/user_files.h"
+#include "models/checkpoint_util.h"
 
 namespace models {
 
@@ -21,15 +16,8 @@ using namespace engine;
 
 namespace {
 
-bool starts_with(const std::string& s, const std::string& prefix) {
-  return s.rfind(prefix, 0) == 0;
-}
-
-std::string join(const std::vector<std::string>& names) {
-  std::string out;
-  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
-  return out;
-}
+using checkpoint::check_finite;
+using checkpoint::starts_with;
 
 bool is_huggingface(const std::map<std::string, Tensor>& checkpoint) {
   for (const auto& [name, t] : checkpoint)
@@ -49,73 +37,30 @@ std::map<std::string, Tensor> from_openai(std::map<std::string, Tensor>&& checkp
   return state;
 }
 
-std::map<std::string, Tensor> from_huggingface(std::map<std::string, Tensor>&& checkpoint,
-                                               const std::string& source) {
-  static const std::map<std::string, std::string> direct = {
-      {"vision_model.embeddings.class_embedding", "class_embedding"},
-      {"vision_model.embeddings.patch_embedding.weight", "conv1.weight"},
-      {"vision_model.embeddings.position_embedding.weight", "positional_embedding"},
-      {"vision_model.pre_layrnorm.weight", "ln_pre.weight"},
-      {"vision_model.pre_layrnorm.bias", "ln_pre.bias"},
-      {"vision_model.post_layernorm.weight", "ln_post.weight"},
-      {"vision_model.post_layernorm.bias", "ln_post.bias"}};
-  static const std::map<std::string, std::string> layer_parts = {
-      {"self_attn.out_proj.weight", "attn.out_proj.weight"},
-      {"self_attn.out_proj.bias", "attn.out_proj.bias"},
-      {"layer_norm1.weight", "ln_1.weight"},
-      {"layer_norm1.bias", "ln_1.bias"},
-      {"layer_norm2.weight", "ln_2.weight"},
-      {"layer_norm2.bias", "ln_2.bias"},
-      {"mlp.fc1.weight", "mlp.c_fc.weight"},
-      {"mlp.fc1.bias", "mlp.c_fc.bias"},
-      {"mlp.fc2.weight", "mlp.c_proj.weight"},
-      {"mlp.fc2.bias", "mlp.c_proj.bias"}};
-  static const std::regex layer_key(R"(vision_model\.encoder\.layers\.(\d+)\.(.+))");
-  static const std::regex qkv_key(R"(self_attn\.([qkv])_proj\.(weight|bias))");
-
-  std::map<std::string, Tensor> state;
-  std::map<std::string, std::map<std::string, Tensor>> qkv;  // our in_proj name -> {q,k,v}
-  std::vector<std::string> unexpected;
-  for (auto& [name, t] : checkpoint) {
-    std::smatch m, part;
-    if (auto it = direct.find(name); it != direct.end()) {
-      state[it->second] = std::move(t);
-    } else if (name == "visual_projection.weight") {
-      state["proj"] = contiguous(transpose(t, 0, 1));  // (out, width) -> (width, out)
-    } else if (std::regex_match(name, m, layer_key)) {
-      const std::string prefix = "transformer.resblocks." + m[1].str() + ".";
-      const std::string rest = m[2].str();
-      if (auto it = layer_parts.find(rest); it != layer_parts.end()) {
-        state[prefix + it->second] = std::move(t);
-      } else if (std::regex_match(rest, part, qkv_key)) {
-        qkv[prefix + "attn.in_proj_" + part[2].str()][part[1].str()] = std::move(t);
-      } else {
-        unexpected.push_back(name);
-      }
-    } else if (starts_with(name, "vision_model.") &&
-               name != "vision_model.embeddings.position_ids") {
-      unexpected.push_back(name);
-    }
-  }
-  checkpoint.clear();
-  ENGINE_CHECK(unexpected.empty(), source, ": unexpected vision keys: ", join(unexpected));
-  for (auto& [name, parts] : qkv) {
-    std::vector<std::string> missing;
-    for (const char* which : {"q", "k", "v"})
-      if (!parts.count(which)) missing.push_back(which);
-    ENGINE_CHECK(missing.empty(), source, ": ", name, " lacks the ", join(missing), " projection");
-    state[name] = cat({parts["q"], parts["k"], parts["v"]}, 0);
-    parts.clear();  // the separate projections are not kept beside the fused one
-  }
-  return state;
+const checkpoint::HuggingFaceTower& huggingface_vision() {
+  static const checkpoint::HuggingFaceTower tower{
+      "vision",
+      "vision_model.",
+      {{"vision_model.embeddings.class_embedding", "class_embedding"},
+       {"vision_model.embeddings.patch_embedding.weight", "conv1.weight"},
+       {"vision_model.embeddings.position_embedding.weight", "positional_embedding"},
+       {"vision_model.pre_layrnorm.weight", "ln_pre.weight"},
+       {"vision_model.pre_layrnorm.bias", "ln_pre.bias"},
+       {"vision_model.post_layernorm.weight", "ln_post.weight"},
+       {"vision_model.post_layernorm.bias", "ln_post.bias"}},
+      "visual_projection.weight",
+      "proj",
+      {"vision_model.embeddings.position_ids"}};
+  return tower;
 }
 
 }  // namespace
 
 std::map<std::string, Tensor> visual_state_from(std::map<std::string, Tensor>&& checkpoint,
                                                 const std::string& source) {
-  return is_huggingface(checkpoint) ? from_huggingface(std::move(checkpoint), source)
-                                    : from_openai(std::move(checkpoint));
+  return is_huggingface(checkpoint)
+             ? checkpoint::from_huggingface(std::move(checkpoint), huggingface_vision(), source)
+             : from_openai(std::move(checkpoint));
 }
 
 namespace {
@@ -140,32 +85,8 @@ SafetensorsContents load_vision_tensors(const std::string& path) {
 // weights/convert_clip.py records it; otherwise CLIP's convention (width / 64) stands.
 void apply_recorded_heads(VisionConfig& config, const std::map<std::string, std::string>& metadata,
                           const std::string& path) {
-  const auto it = metadata.find("heads");
-  if (it == metadata.end()) return;
-  char* end = nullptr;
-  const long long heads = std::strtoll(it->second.c_str(), &end, 10);
-  ENGINE_CHECK(!it->second.empty() && *end == '\0' && heads > 0 && config.width % heads == 0, path,
-               ": metadata 'heads' = '", it->second, "' is not a positive divisor of the width ",
-               config.width);
-  config.heads = heads;
-}
-
-// A field of a HuggingFace config: its value, or transformers' default when it is left out
-// (save_pretrained omits the fields that equal their defaults).
-struct ConfigField {
-  std::string name;  // as written in messages, e.g. "vision_config.hidden_size"
-  nlohmann::json value;
-  bool given;
-  std::string text() const {
-    return given ? name + " = " + value.dump()
-                 : name + " (absent: transformers' default " + value.dump() + ")";
-  }
-};
-
-ConfigField config_field(const nlohmann::json& object, const std::string& prefix,
-                         const std::string& key, nlohmann::json fallback) {
-  const bool given = object.contains(key);
-  return {prefix + key, given ? object.at(key) : std::move(fallback), given};
+  if (const int64_t heads = checkpoint::recorded_heads(metadata, "heads", config.width, path))
+    config.heads = heads;
 }
 
 // A HuggingFace model.safetensors states its sizes in the config.json beside it: transformers'
@@ -176,59 +97,17 @@ ConfigField config_field(const nlohmann::json& object, const std::string& prefix
 void apply_huggingface_config(VisionConfig& config,
                               const std::map<std::string, std::string>& metadata,
                               const std::string& path) {
-  const std::filesystem::path config_path =
-      std::filesystem::path(path).parent_path() / "config.json";
-  const std::string file = config_path.string();
-  std::error_code error;
-  const auto status = std::filesystem::status(config_path, error);
-  if (status.type() == std::filesystem::file_type::not_found) return;
-  const std::string text = read_input_file(file);  // a FIFO or device is refused, never read
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail(file, ": not valid JSON (", e.what(), ")");
-  }
-  ENGINE_CHECK(json.is_object(), file, ": not a JSON object");
-  const bool nested = json.contains("vision_config");
-  const nlohmann::json& vision = nested ? json.at("vision_config") : json;
-  ENGINE_CHECK(vision.is_object(), file, ": vision_config is not a JSON object");
-  const std::string prefix = nested ? "vision_config." : "";
-  auto size = [&](const nlohmann::json& object, const std::string& field_prefix,
-                  const std::string& key, int64_t fallback) {
-    ConfigField field = config_field(object, field_prefix, key, fallback);
-    ENGINE_CHECK(field.value.is_number_integer() && field.value.get<int64_t>() > 0, file, ": ",
-                 field.text(), " is not a positive integer");
-    return field;
-  };
-  auto expect = [&](const ConfigField& field, int64_t actual, const std::string& what) {
-    ENGINE_CHECK(field.value.get<int64_t>() == actual, file, ": ", field.text(),
-                 " contradicts the ", what, " ", actual, " of ", path);
-  };
+  const auto hf = checkpoint::HuggingFaceTowerConfig::beside(path, "vision_config", "text_config");
+  if (!hf) return;
   // CLIPVisionConfig's defaults (ViT-B/32), and CLIPConfig's projection_dim.
-  expect(size(vision, prefix, "hidden_size", 768), config.width, "width");
-  expect(size(vision, prefix, "num_hidden_layers", 12), config.layers, "layers");
-  expect(size(vision, prefix, "patch_size", 32), config.patch, "patch size");
-  expect(size(vision, prefix, "image_size", 224), config.image_size(), "image size");
-  expect(size(vision, prefix, "num_channels", 3), 3, "input channels");
-  expect(size(json, "", "projection_dim", 512), config.output_dim, "projection's output size");
-  const ConfigField mlp = size(vision, prefix, "intermediate_size", 3072);
-  ENGINE_CHECK(mlp.value.get<int64_t>() == 4 * config.width, file, ": ", mlp.text(),
-               " is not 4 x the width ", config.width, ", the only MLP size the C++ tower has");
-  const ConfigField act = config_field(vision, prefix, "hidden_act", "quick_gelu");
-  ENGINE_CHECK(act.value == "quick_gelu", file, ": ", act.text(),
-               ": the C++ tower has only CLIP's quick_gelu");
-  const ConfigField eps = config_field(vision, prefix, "layer_norm_eps", 1e-5);
-  ENGINE_CHECK(eps.value.is_number() && std::abs(eps.value.get<double>() - 1e-5) <= 1e-12, file,
-               ": ", eps.text(), ": the C++ tower's LayerNorm epsilon is 1e-05");
-  const ConfigField heads_field = size(vision, prefix, "num_attention_heads", 12);
-  const int64_t heads = heads_field.value.get<int64_t>();
-  ENGINE_CHECK(config.width % heads == 0, file, ": ", heads_field.text(),
-               " does not divide the width ", config.width);
-  ENGINE_CHECK(!metadata.count("heads") || config.heads == heads, file, ": ", heads_field.text(),
-               " contradicts the metadata 'heads' = '",
-               metadata.count("heads") ? metadata.at("heads") : "", "' of ", path);
-  config.heads = heads;
+  hf->expect(hf->size("hidden_size", 768), config.width, "width");
+  hf->expect(hf->size("num_hidden_layers", 12), config.layers, "layers");
+  hf->expect(hf->size("patch_size", 32), config.patch, "patch size");
+  hf->expect(hf->size("image_size", 224), config.image_size(), "image size");
+  hf->expect(hf->size("num_channels", 3), 3, "input channels");
+  hf->expect(hf->size("projection_dim", 512, true), config.output_dim, "projection's output size");
+  hf->expect_clip_blocks(config.width, 3072);
+  config.heads = hf->heads(12, config.width, metadata, "heads");
 }
 
 // infer_vision_config leaves the heads at 0 for a width that is not a multiple of 64; without a
@@ -237,16 +116,6 @@ void require_heads(const VisionConfig& config, const std::string& path) {
   ENGINE_CHECK(config.heads > 0, path, ": the width ", config.width,
                " is not a multiple of CLIP's head size 64 and the file does not record its head ",
                "count (metadata 'heads', or a HuggingFace config.json beside it)");
-}
-
-// Weights that are NaN or infinite would give an accuracy, features or a training run that mean
-// nothing: refused, naming the file and the tensor.
-void check_finite(const std::map<std::string, Tensor>& tensors, const std::string& path,
-                  const std::string& prefix = "") {
-  for (const auto& [name, t] : tensors)
-    if (is_floating(t.dtype()) && t.numel() > 0)
-      ENGINE_CHECK(std::isfinite(amax(abs(t.to(DType::F32))).item<float>()), path, ": tensor '",
-                   prefix, name, "' holds NaN or infinite values");
 }
 
 // A classifier's head scale, recorded as text: a finite positive number.

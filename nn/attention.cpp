@@ -1,8 +1,9 @@
-// Multi-head self-attention: fused qkv projection, scaled dot-product scores, optional key mask,
-// softmax, weighted values, output projection.
+// Multi-head self-attention: fused qkv projection, scaled dot-product scores, optional key and
+// causal masks, softmax, weighted values, output projection.
 #include "nn/attention.h"
 
 #include <cmath>
+#include <limits>
 
 namespace nn {
 
@@ -15,6 +16,13 @@ Tensor gather_tokens(const Tensor& x, const Tensor& index) {
   const Tensor expanded =
       expand(unsqueeze(index, 2), {index.shape()[0], index.shape()[1], x.shape()[2]});
   return gather(x, 1, expanded);
+}
+
+Tensor causal_mask(int64_t tokens, DType dtype, Device device) {
+  const Tensor position = arange(tokens, DType::I64, device);
+  const Tensor later = gt(reshape(position, {1, tokens}), reshape(position, {tokens, 1}));  // j > i
+  return masked_fill(zeros({tokens, tokens}, dtype, device), later,
+                     -std::numeric_limits<double>::infinity());
 }
 
 MultiheadSelfAttention::MultiheadSelfAttention(int64_t width_, int64_t heads_, const Init& init)
@@ -56,6 +64,7 @@ AttentionOutput MultiheadSelfAttention::forward(const Tensor& input,
                  ")");
     scores = add(scores, reshape(options.key_mask, {N, 1, 1, T}));
   }
+  if (options.causal) scores = add(scores, causal_mask(T, scores.dtype(), scores.device()));
   const Tensor probs = softmax(scores, -1);  // (N, heads, T, T)
   const Tensor context = reshape(permute(matmul(probs, v), {0, 2, 1, 3}), {N, T, width});
   AttentionOutput result;

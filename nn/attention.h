@@ -1,8 +1,8 @@
 // Multi-head self-attention with the parameter layout of OpenAI CLIP / torch.nn.MultiheadAttention
 // (in_proj_weight (3D, D), in_proj_bias (3D), out_proj.{weight,bias}). Beyond plain attention it
 // can (a) return the per-head attention probabilities, kept in the autograd graph (the CAM needs
-// their gradients), (b) add a per-image additive key mask (0 or -inf per key), and (c) run on a
-// gathered subset of each image's tokens.
+// their gradients), (b) add a per-image additive key mask (0 or -inf per key), (c) run on a
+// gathered subset of each image's tokens, and (d) attend causally (CLIP's text tower).
 #pragma once
 
 #include "nn/layers.h"
@@ -13,6 +13,9 @@ struct AttentionOptions {
   Tensor key_mask;    // (N, T) additive, added to every query's scores; undefined = none
   Tensor keep_index;  // (N, K) i64 token indices to keep before attending; undefined = all
   bool return_probs = false;
+  // Each token attends to itself and the tokens before it (causal_mask added to the scores; with
+  // keep_index, "before" means earlier in the kept order).
+  bool causal = false;
 };
 
 struct AttentionOutput {
@@ -22,6 +25,9 @@ struct AttentionOutput {
 
 // x (N, T, D), index (N, K) -> (N, K, D): the kept tokens of each image, in index order.
 Tensor gather_tokens(const Tensor& x, const Tensor& index);
+
+// (T, T) additive mask: 0 on and below the diagonal, -inf above it (query i sees keys j <= i).
+Tensor causal_mask(int64_t tokens, engine::DType dtype, engine::Device device);
 
 class MultiheadSelfAttention : public Module {
  public:

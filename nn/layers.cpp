@@ -1,4 +1,4 @@
-// Linear, LayerNorm and MLP.
+// Linear, LayerNorm, MLP and Embedding.
 #include "nn/layers.h"
 
 namespace nn {
@@ -42,6 +42,16 @@ MLP::MLP(int64_t in_features, int64_t hidden, int64_t out_features, Activation a
 
 Tensor MLP::forward(const Tensor& x) const {
   return c_proj->forward(activate(activation, c_fc->forward(x)));
+}
+
+Embedding::Embedding(int64_t count, int64_t width, const Init& init, double std) {
+  weight = register_parameter("weight", init.normal({count, width}, std));
+}
+
+Tensor Embedding::forward(const Tensor& ids) const {
+  Shape shape = ids.shape();
+  shape.push_back(weight.shape()[1]);
+  return reshape(index_select(weight, 0, reshape(ids, {ids.numel()})), shape);
 }
 
 }  // namespace nn

@@ -1,5 +1,6 @@
-// Basic layers: Linear (x @ W^T + b), LayerNorm over the last dimension, and the two-layer MLP
-// of a transformer block (CLIP names: c_fc, c_proj) with a choice of activation.
+// Basic layers: Linear (x @ W^T + b), LayerNorm over the last dimension, the two-layer MLP of a
+// transformer block (CLIP names: c_fc, c_proj) with a choice of activation, and Embedding (a
+// lookup table of rows, CLIP's token_embedding).
 #pragma once
 
 #include "nn/init.h"
@@ -33,6 +34,15 @@ class MLP : public Module {
   Tensor forward(const Tensor& x) const;  // (..., in) -> (..., out)
   std::shared_ptr<Linear> c_fc, c_proj;
   Activation activation;
+};
+
+// ids (...) i64 -> (..., width): row ids[...] of `weight`; its gradient adds into those rows.
+class Embedding : public Module {
+ public:
+  // weight ~ N(0, std^2); PyTorch's torch.nn.Embedding draws with std 1.
+  Embedding(int64_t count, int64_t width, const Init& init, double std = 1.0);
+  Tensor forward(const Tensor& ids) const;
+  Tensor weight;  // (count, width)
 };
 
 }  // namespace nn

@@ -48,12 +48,11 @@ def fail(message):
 
 class Source:
     """A checkpoint read and renamed: the state dict in OpenAI names, the BPE merges file or None,
-    the visual tower's attention heads when the source states them (a HuggingFace config) or
-    None, and a HuggingFace config with its path when it describes a text tower (read only for
-    a zero-shot head) or None."""
+    and the visual and text towers' attention heads when the source states them (a HuggingFace
+    config) or None."""
 
-    def __init__(self, state, merges=None, heads=None, text_config=None):
-        self.state, self.merges, self.heads, self.text_config = state, merges, heads, text_config
+    def __init__(self, state, merges=None, heads=None, text_heads=None):
+        self.state, self.merges, self.heads, self.text_heads = state, merges, heads, text_heads
 
 
 def state_dict_of(value, path):
@@ -240,16 +239,52 @@ def hf_vision_heads(config, config_path, sizes, weights):
     return heads
 
 
-def hf_text_heads(config, config_path):
-    """The text tower's heads from a CLIPConfig's text_config (transformers' default 8); its
-    activation must be quick_gelu, the one encode_text computes."""
+def text_sizes(state, source):
+    """The text tower's sizes read off its shapes, as infer_text_config in models/clip_text.cpp
+    reads them: {vocab, width, context, output_dim, layers, mlp} (None for what is absent), or
+    None without a text tower (no token_embedding.weight)."""
+    if "token_embedding.weight" not in state:
+        return None
+    embedding = state["token_embedding.weight"]
+    if embedding.dim() != 2:
+        fail(f"{source}: token_embedding.weight has shape {list(embedding.shape)}, expected (vocabulary, width)")
+    pos, proj = state.get("positional_embedding"), state.get("text_projection")
+    fc = state.get("transformer.resblocks.0.mlp.c_fc.weight")
+    indices = [int(m.group(1)) for m in map(re.compile(r"transformer\.resblocks\.(\d+)\.").match, state) if m]
+    return {"vocab": embedding.shape[0], "width": embedding.shape[1],
+            "context": pos.shape[0] if pos is not None and pos.dim() == 2 else None,
+            "output_dim": proj.shape[1] if proj is not None and proj.dim() == 2 else None,
+            "layers": 1 + max(indices) if indices else None,
+            "mlp": fc.shape[0] if fc is not None and fc.dim() == 2 else None}
+
+
+def hf_text_heads(config, config_path, sizes, weights):
+    """The text tower's heads from a CLIPConfig's text_config (transformers' CLIPTextConfig
+    defaults where a field is absent), after checking every size it states against the tensors
+    and CLIP's blocks, as apply_huggingface_config in models/clip_text_checkpoint.cpp does."""
     text_config = config.get("text_config", {})
     if not isinstance(text_config, dict):
         fail(f"{config_path}: text_config is not a JSON object")
+    for fields, pre, key, default, actual, what in (
+            (text_config, "text_config.", "vocab_size", 49408, sizes["vocab"], "vocabulary size"),
+            (text_config, "text_config.", "max_position_embeddings", 77, sizes["context"], "context length"),
+            (text_config, "text_config.", "hidden_size", 512, sizes["width"], "width"),
+            (text_config, "text_config.", "num_hidden_layers", 12, sizes["layers"], "layers"),
+            (text_config, "text_config.", "intermediate_size", 2048, sizes["mlp"], "MLP size"),
+            (config, "", "projection_dim", 512, sizes["output_dim"], "text projection's output size")):
+        value, text = config_field(fields, pre, key, default, config_path)
+        if actual is not None and value != actual:
+            fail(f"{config_path}: {text} contradicts the {what} {actual} of {weights}")
     act, text = config_field(text_config, "text_config.", "hidden_act", "quick_gelu", config_path, integer=False)
     if act != "quick_gelu":
         fail(f"{config_path}: {text}: only CLIP's quick_gelu is supported")
-    return config_field(text_config, "text_config.", "num_attention_heads", 8, config_path)[0]
+    eps, text = config_field(text_config, "text_config.", "layer_norm_eps", 1e-5, config_path, integer=False)
+    if type(eps) not in (int, float) or abs(eps - 1e-5) > 1e-12:
+        fail(f"{config_path}: {text}: the C++ tower's LayerNorm epsilon is 1e-05")
+    heads, text = config_field(text_config, "text_config.", "num_attention_heads", 8, config_path)
+    if sizes["width"] % heads:
+        fail(f"{config_path}: {text} does not divide the text width {sizes['width']}")
+    return heads
 
 
 def read_huggingface(directory):
@@ -282,9 +317,9 @@ def read_huggingface(directory):
     sizes = visual_sizes(state, weights, {ours: theirs for theirs, ours in HF_VISION.items()}
                          | {"visual.proj": "visual_projection.weight (transposed)"})
     heads = hf_vision_heads(config, config_path, sizes, weights)
+    text_heads = hf_text_heads(config, config_path, text_sizes(state, weights), weights) if has_text else None
     merges = os.path.join(directory, "merges.txt")
-    return Source(state, merges if os.path.isfile(merges) else None, heads,
-                  (config, config_path) if has_text else None)
+    return Source(state, merges if os.path.isfile(merges) else None, heads, text_heads)
 
 
 # --- the CLIP tokenizer (byte-level BPE, as OpenAI's simple_tokenizer) ------------------------
@@ -374,10 +409,32 @@ TEXT_TOWER = ("token_embedding.weight", "positional_embedding", "ln_final.weight
               "text_projection", "logit_scale")
 
 
-def text_heads(source, path):
-    """The text tower's attention heads (a HuggingFace config's, else width / 64 as in OpenAI
-    CLIP), after checking that the tower is all there: a zero-shot head needs it."""
-    state = source.state
+def text_heads(source, path, given):
+    """The text tower's attention heads, recorded in the output as 'text_heads': `given`
+    (--text-heads), else a HuggingFace config's, else width / 64 as in OpenAI CLIP. None when the
+    source has no text tower (a vision-only model)."""
+    sizes = text_sizes(source.state, path)
+    if sizes is None:
+        if given is not None:
+            fail(f"{path}: --text-heads is given, but the checkpoint has no text tower")
+        return None
+    width = sizes["width"]
+    if given is not None:
+        heads = given
+    elif source.text_heads is not None:
+        heads = source.text_heads
+    elif width % 64 == 0:
+        heads = width // 64
+    else:
+        fail(f"{path}: the text width {width} is not a multiple of CLIP's head size 64: give the text "
+             "tower's attention heads with --text-heads")
+    if heads <= 0 or width % heads:
+        fail(f"{path}: {heads} attention heads do not divide the text width {width}")
+    return heads
+
+
+def require_text_tower(state, path):
+    """A zero-shot head needs the whole text tower."""
     if "token_embedding.weight" not in state:
         fail(f"{path}: has no text tower (a vision-only model), and a zero-shot head "
              "(--classnames, --templates, --head-out) needs one")
@@ -386,19 +443,6 @@ def text_heads(source, path):
         missing.append("transformer.resblocks.*")
     if missing:
         fail(f"{path}: the text tower lacks {', '.join(missing)}")
-    embedding = state["token_embedding.weight"]
-    if embedding.dim() != 2:
-        fail(f"{path}: token_embedding.weight has shape {list(embedding.shape)}, expected (vocabulary, width)")
-    width = embedding.shape[1]
-    if source.text_config:
-        heads = hf_text_heads(*source.text_config)
-    elif width % 64:
-        fail(f"{path}: the text width {width} is not a multiple of CLIP's head size 64")
-    else:
-        heads = width // 64
-    if width % heads:
-        fail(f"{path}: {heads} attention heads do not divide the text width {width}")
-    return heads
 
 
 def encode_text(state, tokens, heads):
@@ -459,6 +503,8 @@ def main():
     parser.add_argument("--bpe", help="tokenizer merges (bpe_simple_vocab_16e6.txt.gz, or merges.txt)")
     parser.add_argument("--heads", type=int, help="attention heads of the visual tower (default: a HuggingFace "
                         "config's, else width / 64 as in OpenAI CLIP; open_clip's ViT-H/14 and ViT-g/14 need it)")
+    parser.add_argument("--text-heads", type=int, help="attention heads of the text tower (default: a HuggingFace "
+                        "config's text_config, else text width / 64 as in OpenAI CLIP)")
     args = parser.parse_args()
     head_args = (args.classnames, args.templates, args.head_out)
     if any(head_args) and not all(head_args):
@@ -478,12 +524,13 @@ def main():
              "give the attention heads with --heads")
     if heads <= 0 or width % heads:
         fail(f"{args.source}: {heads} attention heads do not divide the visual width {width}")
+    heads_text = text_heads(source, args.source, args.text_heads)
     for target in (args.out, args.head_out):
         if target and not os.path.isdir(os.path.dirname(os.path.abspath(target))):
             fail(f"{target}: no such directory {os.path.dirname(os.path.abspath(target))}")
     head = None
     if args.head_out:  # every input checked, and the head computed, before anything is written
-        heads_text = text_heads(source, args.source)
+        require_text_tower(state, args.source)
         merges = args.bpe or source.merges
         if not merges:
             fail("the tokenizer vocabulary is needed: pass --bpe bpe_simple_vocab_16e6.txt.gz")
@@ -498,13 +545,17 @@ def main():
             fail(f"{args.source}: the text tower's tensors do not fit together ({type(e).__name__}: {e})")
     dtype = torch.float16 if args.dtype == "f16" else torch.float32
     converted = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
-    # Shapes do not tell the number of heads: the file records it for the C++ loader.
+    # Shapes do not tell the number of heads: the file records both towers' for the C++ loaders.
+    metadata = {"source": os.path.basename(os.path.normpath(args.source)), "converter": "weights/convert_clip.py",
+                "heads": heads}
+    if heads_text is not None:
+        metadata["text_heads"] = heads_text
     try:
-        safetensors_io.save(args.out, converted, {"source": os.path.basename(os.path.normpath(args.source)),
-                                                  "converter": "weights/convert_clip.py", "heads": heads}, quiet=True)
+        safetensors_io.save(args.out, converted, metadata, quiet=True)
     except OSError as e:
         fail(f"{args.out}: cannot be written ({e.strerror or e})")
-    print(f"wrote {args.out}: {len(converted)} tensors ({args.dtype}, {heads} visual attention heads)")
+    print(f"wrote {args.out}: {len(converted)} tensors ({args.dtype}, {heads} visual attention heads"
+          + (f", {heads_text} text attention heads)" if heads_text is not None else ")"))
     if head is not None:
         temporary = args.head_out + ".tmp"
         try:

@@ -1,11 +1,14 @@
-// The CLIP visual tower on CUDA against the same model on the CPU: the tiny CLIP fixture
-// (features, attention, logits, masked and kept patches, MMCAM and GradCAM, every parameter
-// gradient of the cross-entropy loss) and one full-size ViT-B/16 training step (forward,
-// backward, AdamW). fp32 GEMMs; values agree to 1e-4 of each tensor's scale. Skipped without a GPU.
+// The CLIP towers on CUDA against the same models on the CPU: the tiny CLIP fixture (features,
+// attention, logits, masked and kept patches, MMCAM and GradCAM, every parameter gradient of the
+// cross-entropy loss), one full-size ViT-B/16 training step (forward, backward, AdamW), and the
+// text tower's forward (the tiny fixture tower, and a full-size ViT-B/16 text tower, truncated
+// to the longest sequence and over the full context). fp32 GEMMs; values agree to 1e-4 of each
+// tensor's scale. Skipped without a GPU.
 #include <cmath>
 
 #include "engine/test_cuda_util.h"
 #include "models/clip_checkpoint.h"
+#include "models/clip_text_checkpoint.h"
 #include "nn/adamw.h"
 #include "train/method/cam.h"
 
@@ -151,6 +154,28 @@ TEST_F(ClipCuda, FullSizeVitB16TrainingStepMatchesTheCpu) {
   EXPECT_EQ(elements, 86192640u + 10 * 512 + 10);
   EXPECT_LT(sensitive, elements / 1000)
       << "parameters that needed the gradient-sensitivity allowance";
+}
+
+// The text tower (causal attention, pooling at the end token, truncation) on CUDA: the tiny
+// fixture tower on every id batch of its fixture, and a random full-size ViT-B/16 text tower.
+TEST_F(ClipCuda, TextTowerForwardMatchesTheCpu) {
+  const std::string path = std::string(ENGINE_FIXTURE_DIR) + "/clip_text_tiny_openai.safetensors";
+  const auto on_cpu = load_text_tower(path), on_gpu = load_text_tower(path);
+  on_gpu->to(gpu);
+  for (const char* name : {"ids", "ids_full", "ids_odd"}) {
+    const Tensor ids = fixture("clip_text_tiny_io.safetensors", name);
+    const Tensor got = on_gpu->forward(ids.to(gpu));
+    EXPECT_EQ(got.device(), gpu);
+    EXPECT_CLOSE_AT_SCALE(got, on_cpu->forward(ids), 1e-4) << name;
+  }
+  Generator init_cpu(0), init_gpu(0);
+  TextTransformer cpu_b16(clip_text_b16(), nn::Init::random(init_cpu));
+  TextTransformer gpu_b16(clip_text_b16(), nn::Init::random(init_gpu));
+  gpu_b16.to(gpu);
+  const Tensor ids = fixture("clip_text_b16_io.safetensors", "ids");
+  const Tensor truncated = gpu_b16.forward(ids.to(gpu));
+  EXPECT_CLOSE_AT_SCALE(truncated, cpu_b16.forward(ids), 1e-4);
+  EXPECT_CLOSE_AT_SCALE(gpu_b16.encode(ids.to(gpu), 77), truncated, 1e-4);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // nn building blocks: hierarchical parameter names, train/eval, zero_grad, state dicts, Linear
-// and LayerNorm initialisation, and multi-head attention against torch.nn.MultiheadAttention.
+// and LayerNorm initialisation, Embedding, and multi-head attention against
+// torch.nn.MultiheadAttention (key padding mask, causal mask).
 #include <limits>
 
 #include "nn/attention.h"
@@ -170,6 +171,77 @@ TEST(MultiheadSelfAttention, TheKeyBiasGetsAnExactlyZeroGradient) {
   EXPECT_EQ(amax(abs(narrow(g, 0, 8, 8))).item<float>(), 0.0f);
   EXPECT_GT(amax(abs(narrow(g, 0, 0, 8))).item<float>(), 1e-4f);
   EXPECT_GT(amax(abs(narrow(g, 0, 16, 8))).item<float>(), 1e-4f);
+}
+
+// CLIP's text tower attends causally: torch.nn.MultiheadAttention with attn_mask = -inf above the
+// diagonal, together with a key padding mask; output, probabilities and gradients in float64.
+TEST(MultiheadSelfAttention, CausalMatchesTorchWithProbabilitiesAndGradients) {
+  const char* file = "nn.safetensors";
+  Generator gen(0);
+  nn::MultiheadSelfAttention attn(8, 2, nn::Init::random(gen));
+  attn.to(DType::F64);
+  attn.load_state_dict({{"in_proj_weight", fixture(file, "causal.in_proj_weight")},
+                        {"in_proj_bias", fixture(file, "causal.in_proj_bias")},
+                        {"out_proj.weight", fixture(file, "causal.out_proj.weight")},
+                        {"out_proj.bias", fixture(file, "causal.out_proj.bias")}});
+  Tensor x = fixture(file, "causal.x").clone().requires_grad_(true);
+  const Tensor pad = fixture(file, "causal.key_padding_mask");
+  nn::AttentionOptions options;
+  options.key_mask =
+      masked_fill(zeros(pad.shape(), DType::F64), pad, -std::numeric_limits<double>::infinity());
+  options.causal = true;
+  options.return_probs = true;
+  const nn::AttentionOutput result = attn.forward(x, options);
+  EXPECT_ALL_CLOSE(result.out, fixture(file, "causal.out"), 1e-10, 1e-12);
+  EXPECT_ALL_CLOSE(result.probs, fixture(file, "causal.probs"), 1e-10, 1e-12);
+  const auto grads = grad({result.out}, {x, attn.in_proj_weight, attn.in_proj_bias},
+                          {fixture(file, "causal.cot")});
+  EXPECT_ALL_CLOSE(grads[0], fixture(file, "causal.grad_x"), 1e-10, 1e-12);
+  EXPECT_ALL_CLOSE(grads[1], fixture(file, "causal.grad_in_proj_weight"), 1e-10, 1e-12);
+  EXPECT_ALL_CLOSE(grads[2], fixture(file, "causal.grad_in_proj_bias"), 1e-10, 1e-12);
+}
+
+// The causal mask itself, and the gradient of causal attention by finite differences (the masked
+// scores get no gradient: their probabilities are exactly 0).
+TEST(MultiheadSelfAttention, CausalMaskAndItsGradientByFiniteDifferences) {
+  const Tensor mask = nn::causal_mask(3, DType::F64, Device::cpu());
+  const double inf = std::numeric_limits<double>::infinity();
+  EXPECT_EQ(mask.to_vector<double>(), std::vector<double>({0, -inf, -inf, 0, 0, -inf, 0, 0, 0}));
+  Generator gen(8);
+  nn::MultiheadSelfAttention attn(8, 2, nn::Init::random(gen));
+  attn.to(DType::F64);
+  const Tensor x = randn({2, 5, 8}, gen, 0.0, 1.0, DType::F64).requires_grad_(true);
+  nn::AttentionOptions options;
+  options.causal = true;
+  EXPECT_TRUE(testing_util::gradcheck(
+      [&](const std::vector<Tensor>& in) { return attn.forward(in[0], options).out; }, {x}));
+  // Token t's output depends on tokens 0..t only: changing the last token changes nothing before.
+  const Tensor changed = cat({narrow(x.detach(), 1, 0, 4), zeros({2, 1, 8}, DType::F64)}, 1);
+  EXPECT_ALL_CLOSE(narrow(attn.forward(changed, options).out, 1, 0, 4),
+                   narrow(attn.forward(x.detach(), options).out, 1, 0, 4), 0.0, 0.0);
+  EXPECT_FALSE(testing_util::all_close(narrow(attn.forward(changed, options).out, 1, 4, 1),
+                                       narrow(attn.forward(x.detach(), options).out, 1, 4, 1), 1e-6,
+                                       1e-6));
+}
+
+TEST(Embedding, RowsOfTheTableAndGradientsAddedIntoThem) {
+  Generator gen(9);
+  nn::Embedding embedding(5, 3, nn::Init::random(gen), 0.02);
+  EXPECT_EQ(embedding.weight.shape(), Shape({5, 3}));
+  EXPECT_LT(amax(abs(embedding.weight)).item<float>(), 0.02f * 6);
+  const Tensor ids = from_vector<int64_t>({4, 0, 4, 2}, {2, 2});
+  const Tensor out = embedding.forward(ids);  // (2, 2, 3)
+  ASSERT_EQ(out.shape(), Shape({2, 2, 3}));
+  const std::vector<float> table = embedding.weight.to_vector<float>(),
+                           got = out.to_vector<float>();
+  const int64_t rows[] = {4, 0, 4, 2};
+  for (int t = 0; t < 4; ++t)
+    for (int c = 0; c < 3; ++c) EXPECT_EQ(got[3 * t + c], table[3 * rows[t] + c]) << t << c;
+  // d sum(out * cot) / d weight: row r gets the cotangents of every position holding id r.
+  const Tensor cot = reshape(arange(0.0, 12.0, 1.0, DType::F32), {2, 2, 3});
+  const std::vector<float> g = grad({out}, {embedding.weight}, {cot})[0].to_vector<float>();
+  const std::vector<float> expected = {3, 4, 5, 0, 0, 0, 9, 10, 11, 0, 0, 0, 0 + 6, 1 + 7, 2 + 8};
+  EXPECT_EQ(g, expected);
 }
 
 TEST(MultiheadSelfAttention, GatheredTokensEqualAttentionOnTheSubset) {

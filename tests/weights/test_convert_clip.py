@@ -148,10 +148,14 @@ def hf_directory(directory, state, merges, weights_file="model.safetensors", hea
                   "projection_dim": projection_dim}
         config.update({"vision_config": vision} if nested else vision)
     else:
-        text_width = state["token_embedding.weight"].shape[1]
+        vocab, text_width = state["token_embedding.weight"].shape
+        text_layers = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("transformer.resblocks."))
         config = {"architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": projection_dim,
                   "vision_config": vision,
-                  "text_config": {"hidden_size": text_width, "num_attention_heads": text_heads, "hidden_act": "quick_gelu"}}
+                  "text_config": {"vocab_size": vocab, "max_position_embeddings": state["positional_embedding"].shape[0],
+                                  "hidden_size": text_width, "intermediate_size": 4 * text_width,
+                                  "num_hidden_layers": text_layers, "num_attention_heads": text_heads,
+                                  "hidden_act": "quick_gelu"}}
     if weights_file.endswith(".bin"):
         torch.save(hf, os.path.join(directory, weights_file))
     else:
@@ -225,8 +229,13 @@ def check_vision_only(cftrain, path, narrow_state, narrow_features, merges):
     check(result.returncode == 0, "convert a vision-only HuggingFace directory: " + result.stderr.strip())
     converted = safetensors_io.load(path("hf_vision.safetensors")) if result.returncode == 0 else {}
     check(sorted(converted) == sorted(k for k in narrow_state if k.startswith("visual."))
-          and safetensors_io.metadata(path("hf_vision.safetensors")).get("heads") == "4",
-          "vision-only: the visual tower alone, with the config's 4 heads recorded")
+          and safetensors_io.metadata(path("hf_vision.safetensors")).get("heads") == "4"
+          and "text_heads" not in safetensors_io.metadata(path("hf_vision.safetensors")),
+          "vision-only: the visual tower alone, with the config's 4 heads recorded and no text_heads")
+    result = run(sys.executable, CONVERTER, path("hf_vision"), "--out", path("hf_vision_text.safetensors"),
+                 "--text-heads", "2")
+    refused(result, "--text-heads is given, but the checkpoint has no text tower", "--text-heads for a vision-only model",
+            path("hf_vision_text.safetensors"))
     result, features = embed(cftrain, path("hf_vision.safetensors"), path("x.npy"), path("e_vision.npy"))
     check(features is not None and close(features, narrow_features, 1e-5, 1e-6),
           "vision-only conversion: cftrain embed matches the PyTorch reference: " + result.stderr.strip())
@@ -264,6 +273,19 @@ def check_text_heads(path, state, merges, tokenizer, vocab):
         head = (torch.stack(rows) * np.exp(2.0)).numpy()
     check(result.returncode == 0 and close(np.load(path("hf_text4_head.npy")), head, 1e-5, 1e-6),
           "the head uses text_config.num_attention_heads")
+    check(safetensors_io.metadata(path("hf_text4.safetensors")).get("text_heads") == "4",
+          "a HuggingFace config's text_config.num_attention_heads is recorded as text_heads")
+    # An OpenAI-layout checkpoint: --text-heads, recorded and used for the head.
+    torch.save(text_state, path("text4.pt"))
+    result = run(sys.executable, CONVERTER, path("text4.pt"), "--out", path("text4.safetensors"), "--text-heads", "4",
+                 "--classnames", path("classes.txt"), "--templates", path("templates.txt"),
+                 "--head-out", path("text4_head.npy"), "--bpe", merges)
+    check(result.returncode == 0 and safetensors_io.metadata(path("text4.safetensors")).get("text_heads") == "4"
+          and close(np.load(path("text4_head.npy")), head, 1e-5, 1e-6),
+          "--text-heads is recorded as text_heads and used for the head: " + result.stderr.strip())
+    result = run(sys.executable, CONVERTER, path("text4.pt"), "--out", path("text3.safetensors"), "--text-heads", "3")
+    refused(result, "3 attention heads do not divide the text width 64", "--text-heads that do not divide the width",
+            path("text3.safetensors"))
 
 
 def check_width_96(cftrain, path, images):
@@ -349,6 +371,14 @@ def check_malformed(path, state, narrow_state, merges):
         config["vision_config"][field] = value
         write_json(os.path.join(source, "config.json"), config)
         refuse(source, message, f"a config with {field} {value!r}")
+    for field, value, message in (("num_hidden_layers", 3, "text_config.num_hidden_layers = 3 contradicts the layers 2"),
+                                  ("vocab_size", 49408, "text_config.vocab_size = 49408 contradicts the vocabulary size"),
+                                  ("num_attention_heads", 3, "text_config.num_attention_heads = 3 does not divide the text width 64")):
+        source = directory(f"bad_text_config_{field}")
+        config = json.load(open(os.path.join(source, "config.json")))
+        config["text_config"][field] = value
+        write_json(os.path.join(source, "config.json"), config)
+        refuse(source, message, f"a text_config with {field} {value!r}")
     source = directory("bad_projection_dim")
     config = json.load(open(os.path.join(source, "config.json")))
     config["projection_dim"] = 32
@@ -417,6 +447,8 @@ def main():
                  "--classnames", path("classes.txt"), "--templates", path("templates.txt"),
                  "--head-out", path("head.npy"), "--bpe", merges)
     check(result.returncode == 0, "convert OpenAI-layout state dict: " + result.stderr.strip())
+    check(safetensors_io.metadata(path("tiny.safetensors")).get("text_heads") == "1",
+          "the text tower's heads (width 64 / 64) are recorded as text_heads")
 
     # Reference head from the independent text tower.
     with torch.no_grad():
