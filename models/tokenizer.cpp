@@ -13,6 +13,7 @@
 #include "engine/io/user_files.h"
 #include "models/bpe_vocabulary.h"
 #include "models/pre_tokenizer.h"
+#include "models/shipped_data.h"
 #include "models/text_clean.h"
 #include "models/unicode_text.h"
 
@@ -203,6 +204,12 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids) const {
   for (size_t at = text.find("</w>"); at != std::string::npos; at = text.find("</w>", at + 1))
     text.replace(at, 4, " ");
   return text;
+}
+
+const Tokenizer& clip_tokenizer() {
+  static const Tokenizer tokenizer = Tokenizer::from_bytes(
+      shipped_vocabulary_gz(), "the shipped vocabulary (weights/bpe_simple_vocab_16e6.txt.gz)");
+  return tokenizer;
 }
 
 }  // namespace models

@@ -3,7 +3,8 @@
 // checkpoint layouts (f64 and f32), a full-size ViT-B/16 text tower whose weights both sides
 // compute from a formula, the computation up to the batch's longest sequence against the full
 // context, head counts (metadata, config.json), text-only and full CLIP checkpoints,
-// logit_scale, and the loader's and forward's errors.
+// logit_scale, and the loader's and forward's errors; zero-shot heads made with both towers
+// against the same computation in PyTorch.
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,8 @@
 #include "engine/io/safetensors.h"
 #include "models/clip_checkpoint.h"
 #include "models/clip_text_checkpoint.h"
+#include "models/shipped_data.h"
+#include "models/zero_shot_builder.h"
 #include "test_util.h"
 
 namespace {
@@ -220,6 +223,35 @@ TEST(ClipText, FullSizeVitB16MatchesTheReference) {
   EXPECT_EQ(features.shape(), Shape({4, 512}));
   EXPECT_TRUE(close_at_scale(features, expected, 1e-4));
   EXPECT_TRUE(close_at_scale(model->encode(ids, 77), expected, 1e-4));
+}
+
+// The zero-shot head of two classes x the 80 ImageNet templates with the ViT-B/16 formula tower,
+// in float32, against PyTorch's float64 computation of OpenAI's notebook.
+TEST(ZeroShotHead, FullSizeVitB16HeadMatchesPyTorch) {
+  const Tensor head =
+      make_zero_shot_head(*formula_b16(), std::log(100.0), clip_tokenizer(),
+                          {"goldfish", "electric ray"}, imagenet_templates());  // (2, 512)
+  ASSERT_EQ(head.shape(), Shape({2, 512}));
+  EXPECT_EQ(head.dtype(), DType::F32);
+  EXPECT_TRUE(
+      close_at_scale(head, fixture("clip_zero_shot_heads.safetensors", "b16_two_classes"), 1e-4));
+}
+
+// The head of the 1000 ImageNet classes (the shipped lists, the defaults) from a text-only
+// checkpoint file, as `cftrain zeroshot-head` makes it, against PyTorch.
+TEST(ZeroShotHead, ImageNetHeadFromACheckpointMatchesPyTorch) {
+  size_t calls = 0, last = 0;
+  const Tensor head = make_zero_shot_head(kTinyOpenai, imagenet_classnames(), imagenet_templates(),
+                                          Device::cpu(), [&](size_t done, size_t total) {
+                                            ++calls;
+                                            last = done;
+                                            EXPECT_EQ(total, 1000u);
+                                          });  // (1000, 12)
+  ASSERT_EQ(head.shape(), Shape({1000, 12}));
+  EXPECT_EQ(calls, 1000u);
+  EXPECT_EQ(last, 1000u);
+  EXPECT_TRUE(
+      close_at_scale(head, fixture("clip_zero_shot_heads.safetensors", "tiny_imagenet"), 1e-4));
 }
 
 class TextCheckpointErrors : public ::testing::Test {
