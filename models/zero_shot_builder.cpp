@@ -25,7 +25,13 @@ Tensor make_zero_shot_head(const TextTransformer& tower, double logit_scale,
     std::vector<std::string> prompts;
     for (const std::string& text_template : templates)
       prompts.push_back(fill_template(text_template, name));
-    const Tensor ids = tokenizer.tokenize(prompts, tower.config().context).to(device);  // (P, 77)
+    Tensor ids;  // (P, context)
+    try {
+      ids = tokenizer.tokenize(prompts, tower.config().context).to(device);
+    } catch (const engine::Error& e) {
+      throw engine::Error("zero-shot head: class " + std::to_string(rows.size() + 1) + ": " +
+                          e.what());
+    }
     const Tensor embeddings = engine::l2_normalize(tower.forward(ids), -1);  // (P, output_dim)
     rows.push_back(engine::l2_normalize(engine::mean(embeddings, {0}, true), -1));  // (1, dim)
     if (progress) progress(rows.size(), class_names.size());

@@ -22,5 +22,8 @@ Command add_wise_command(CLI::App& root);
 Command add_cam_command(CLI::App& root);
 Command add_mask_command(CLI::App& root);
 Command add_bench_command(CLI::App& root);
+Command add_zeroshot_head_command(CLI::App& root);
+Command add_tokenize_command(CLI::App& root);
+Command add_classify_command(CLI::App& root);
 
 }  // namespace train

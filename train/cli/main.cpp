@@ -66,11 +66,13 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "CPU threads for the engine's kernels (default: all cores)")
       ->check(CLI::Range(1, engine::kMaxThreads));
   const std::vector<train::Command> commands = {
-      train::add_demo_command(app),       train::add_train_command(app),
-      train::add_eval_command(app),       train::add_wise_command(app),
-      train::add_cam_command(app),        train::add_mask_command(app),
-      train::add_bench_command(app),      train::add_embed_command(app),
-      train::add_preprocess_command(app), train::add_smoke_command(app)};
+      train::add_demo_command(app),          train::add_train_command(app),
+      train::add_eval_command(app),          train::add_wise_command(app),
+      train::add_cam_command(app),           train::add_mask_command(app),
+      train::add_bench_command(app),         train::add_embed_command(app),
+      train::add_preprocess_command(app),    train::add_smoke_command(app),
+      train::add_zeroshot_head_command(app), train::add_tokenize_command(app),
+      train::add_classify_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
