@@ -1,7 +1,8 @@
 // cftrain train / eval / wise / cam / mask end to end: a run killed mid-epoch and resumed ends
 // exactly where an uninterrupted run ends; evaluation of an ImageFolder and a class subset agrees
 // with a direct computation; WiSE-FT checkpoints and sweeps; CAM and mask outputs (from a .npy
-// batch and from image files).
+// batch and from image files); a zero-shot head named by class names, made at start, kept in the
+// run directory and reused.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,7 +19,9 @@
 #include "engine/io/npy.h"
 #include "engine/io/safetensors.h"
 #include "models/clip_checkpoint.h"
+#include "models/shipped_data.h"
 #include "test_util.h"
+#include "tiny_clip.h"
 #include "train/demo/demo_data.h"
 #include "train/eval/wise.h"
 #include "train/method/cam.h"
@@ -355,6 +358,62 @@ TEST_F(CliRuns, CamAndMaskWriteArraysAndPictures) {
   EXPECT_EQ(bad.status, 1);
   EXPECT_NE(bad.output.find("error: mask strategy 'CtxMask(0.5)'"), std::string::npos)
       << bad.output;
+}
+
+// model.classnames and model.templates instead of model.head: the head is made at the start of
+// a run (equal to PyTorch's), kept in the run directory, reused when nothing changed and made
+// anew when an input did; contradicting settings are refused.
+TEST_F(CliRuns, AHeadOfClassNamesIsMadeAtStartAndKept) {
+  const std::string weights = tiny_clip::write_two_tower_checkpoint(dir_ / "clip.safetensors");
+  const std::vector<std::string> folders = {"n00", "n01", "n02", "n03", "n04", "n05"};
+  write_image_folder(dir_ / "images", folders, 4);
+  const std::vector<std::string>& names = models::imagenet_classnames();
+  std::ofstream classes(dir_ / "classes.txt");
+  for (int c = 0; c < 6; ++c) classes << names[c] << "\n";
+  classes.close();
+  auto config = [&](const std::string& model_extra) {
+    std::ofstream(dir_ / "prompts.toml")
+        << "[model]\nweights = \"" << weights << "\"\nclassnames = \"" << dir_ / "classes.txt"
+        << "\"\n"
+        << model_extra << "[data]\ntrain = \"" << dir_ / "images"
+        << "\"\nholdout = 6\nimage_size = 32\n"
+        << "[train]\nmode = \"ft\"\nlr = 1e-4\nepochs = 1\nbatch = 6\naccum = 1\n"
+        << "[run]\ndir = \"" << dir_ / "run"
+        << "\"\n";
+    return " --config " + dir_ / "prompts.toml";
+  };
+  auto run = cftrain("train" + config(""));
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_NE(run.output.find("zero-shot head: making it from 6 class names and 80 templates"),
+            std::string::npos)
+      << run.output;
+  const Tensor head = load_npy(dir_ / "run/zero_shot_head.npy");  // (6, 12)
+  EXPECT_ALL_CLOSE(
+      head,
+      narrow(fixture("clip_zero_shot_heads.safetensors", "tiny_imagenet"), 0, 0, 6).to(DType::F32),
+      1e-4, 1e-2);
+  // The zero-shot head is the starting point of the fine-tuned head.
+  const models::ClassifierCheckpoint last = models::load_classifier(dir_ / "run/last.safetensors");
+  EXPECT_EQ(last.classifier.head->weight.shape(), Shape({6, 12}));
+  // Resumed: the kept head is used, not made again.
+  run = cftrain("train --resume" + config(""));
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_NE(run.output.find("made earlier from the same inputs"), std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find("making it"), std::string::npos) << run.output;
+  // Other templates: made anew (in a fresh run).
+  std::ofstream(dir_ / "templates.txt") << "a photo of a {}.\n";
+  run = cftrain("train --overwrite" + config("templates = \"" + dir_ / "templates.txt" + "\"\n"));
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_NE(run.output.find("making it from 6 class names and 1 templates"), std::string::npos)
+      << run.output;
+  EXPECT_FALSE(
+      testing_util::all_close(load_npy(dir_ / "run/zero_shot_head.npy"), head, 1e-3, 1e-3));
+  // Contradicting settings.
+  run = cftrain("train --overwrite" + config("head = \"" + dir_ / "h.npy" + "\"\n"));
+  EXPECT_EQ(run.status, 1);
+  EXPECT_NE(run.output.find("model.head and model.classnames both give the zero-shot head"),
+            std::string::npos)
+      << run.output;
 }
 
 }  // namespace

@@ -10,10 +10,10 @@
 #include "data/decode.h"
 #include "data/transform.h"
 #include "engine/io/npy.h"
-#include "engine/io/safetensors.h"
 #include "models/clip_checkpoint.h"
 #include "models/shipped_data.h"
 #include "test_util.h"
+#include "tiny_clip.h"
 
 namespace {
 
@@ -22,8 +22,8 @@ using cli_testing::cftrain;
 using cli_testing::CliRun;
 using testing_util::fixture;
 
-const std::string kTextTower =
-    std::string(ENGINE_FIXTURE_DIR) + "/clip_text_tiny_openai.safetensors";
+using tiny_clip::kTextTower;
+using tiny_clip::write_two_tower_checkpoint;
 const char* kHeads = "clip_zero_shot_heads.safetensors";
 
 class CliZeroShot : public ::testing::Test {
@@ -129,19 +129,6 @@ TEST_F(CliZeroShot, TokenizeWritesOpenAIsIdsOfEveryLineAsItIs) {
   run = cftrain("tokenize --texts " + write("empty.txt", "") + " --out " + dir_ / "e.npy");
   EXPECT_EQ(run.status, 1);
   EXPECT_NE(run.output.find("empty.txt: holds no text"), std::string::npos) << run.output;
-}
-
-// A CLIP checkpoint with both towers: the tiny visual tower (its projection cut to the text
-// tower's 12 outputs) and the tiny real-vocabulary text tower with logit_scale.
-std::string write_two_tower_checkpoint(const std::string& path) {
-  std::map<std::string, Tensor> tensors =
-      load_safetensors(std::string(ENGINE_FIXTURE_DIR) + "/clip_tiny_openai.safetensors").tensors;
-  for (auto it = tensors.begin(); it != tensors.end();)
-    it = it->first.rfind("visual.", 0) == 0 ? std::next(it) : tensors.erase(it);
-  tensors["visual.proj"] = contiguous(narrow(tensors["visual.proj"], 1, 0, 12));
-  for (auto& [name, tensor] : load_safetensors(kTextTower).tensors) tensors[name] = tensor;
-  save_safetensors(path, tensors, {{"text_heads", "2"}});
-  return path;
 }
 
 // A 32 x 32 binary PPM whose pixels follow `seed`.

@@ -181,6 +181,8 @@ TEST_F(ConfigTest, EveryShippedConfigurationIsValid) {
       Config::load((configs / "ft_fd_mask_ObjMaskSingleFill_0.3.toml").string(), {}, vars);
   EXPECT_EQ(method.string("model.weights"), "/c/clip_vit_b16.safetensors");
   EXPECT_EQ(method.string("data.train"), "/i/train");
+  EXPECT_EQ(method.string("model.classnames"), "imagenet");  // the shipped prompts, no head file
+  EXPECT_EQ(method.string("model.head"), "");
   EXPECT_EQ(method.tables("eval.datasets").size(), 0u);
   EXPECT_EQ(Config::load((configs / "eval_imagenet.toml").string(), {}, vars)
                 .tables("eval.datasets")

@@ -22,7 +22,13 @@ const std::vector<ConfigKey>& config_schema() {
       {"model.weights", T::String, "",
        "CLIP checkpoint (safetensors), or demo:pretrained for the demo's model"},
       {"model.head", T::String, "\"\"",
-       "zero-shot head .npy (classes, dim) from weights/convert_clip.py"},
+       "zero-shot head .npy (classes, dim), e.g. from cftrain zeroshot-head"},
+      {"model.classnames", T::String, "\"\"",
+       "instead of model.head: class names (a file, one a line, or \"imagenet\" for the shipped "
+       "1000), whose head is made at start and kept in the run directory"},
+      {"model.templates", T::String, "\"\"",
+       "prompt templates for model.classnames (a file, one a line with {}; \"\" or "
+       "\"imagenet\": the shipped 80)"},
       {"data.train", T::String, "",
        "training ImageFolder root, a file list (.csv), or demo:finetune"},
       {"data.class_names", T::String, "\"\"", "optional class-name file for the training set"},

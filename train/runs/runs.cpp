@@ -14,6 +14,7 @@
 #include "train/eval/eval_sets.h"
 #include "train/eval/evaluate.h"
 #include "train/loop/trainer.h"
+#include "train/runs/prompt_head.h"
 
 namespace train {
 
@@ -108,10 +109,22 @@ void prepare_run_directory(const Config& config, const TrainConfig& settings, Ru
 
 }  // namespace
 
-models::Classifier load_zero_shot(const Config& config, std::ostream& log) {
+std::string configured_prompt_head(const Config& config, const std::string& dir,
+                                   engine::Device device, std::ostream& log) {
+  engine::Communicator& ranks = engine::world();
+  std::string head;
+  if (ranks.is_main()) head = prompt_head(config, dir, device, log);
+  ranks.barrier();  // the others find it made
+  if (!ranks.is_main()) head = prompt_head(config, dir, device, log);
+  return head;
+}
+
+models::Classifier load_zero_shot(const Config& config, const std::string& prompt_head,
+                                  std::ostream& log) {
   const std::string weights = config.string("model.weights");
   if (weights == "demo:pretrained") return load_or_pretrain_demo_model("", log);
-  return models::load_classifier_or_zero_shot(weights, config.string("model.head"));
+  return models::load_classifier_or_zero_shot(
+      weights, prompt_head.empty() ? config.string("model.head") : prompt_head);
 }
 
 engine::Device configure_device(const Config& config, std::ostream& log) {
@@ -155,7 +168,8 @@ void train_from_config(const Config& config, RunStart start, std::ostream& log) 
 
   // The frozen teacher only where the mode distills (a second model in memory otherwise).
   const Device device = configure_device(config, log);
-  models::Classifier zero_shot = load_zero_shot(config, log);
+  models::Classifier zero_shot =
+      load_zero_shot(config, configured_prompt_head(config, settings.run_dir, device, log), log);
   zero_shot.to(device);
   const bool distills = settings.method.needs_teacher();
   models::Classifier student = distills ? models::clone_classifier(zero_shot) : zero_shot;
@@ -244,22 +258,24 @@ void eval_from_config(const Config& config, const std::string& checkpoint,
   if (path.empty()) path = config.string("run.dir") + "/best.safetensors";
   const bool zero_shot = config.has("model.weights") && path == config.string("model.weights");
   const Device device = configure_device(config, log);
+  engine::Communicator& ranks = engine::world();
+  const std::string dir =
+      !out_dir.empty() ? out_dir : std::filesystem::path(path).parent_path().string();
+  if (!dir.empty() && ranks.is_main()) std::filesystem::create_directories(dir);
+  // The zero-shot model's head of class names is kept beside the results.
   models::Classifier model =
-      zero_shot ? load_zero_shot(config, log) : models::load_classifier_or_zero_shot(path, "");
+      zero_shot ? load_zero_shot(config, configured_prompt_head(config, dir, device, log), log)
+                : models::load_classifier_or_zero_shot(path, "");
   model.to(device);
   std::vector<EvalDatasetSpec> specs;
   for (const auto& fields : config.tables("eval.datasets"))
     specs.push_back(eval_dataset_spec(fields));
   EvalOptions options =
       eval_options(config, static_cast<int>(model.visual->config().image_size()), &log);
-  engine::Communicator& ranks = engine::world();
   options.communicator = &ranks;  // each rank scores its share of every batch
   log << "evaluating " << path;
   if (ranks.size() > 1) log << " (" << ranks.describe() << ")";
   log << std::endl;
-  const std::string dir =
-      !out_dir.empty() ? out_dir : std::filesystem::path(path).parent_path().string();
-  if (!dir.empty() && ranks.is_main()) std::filesystem::create_directories(dir);
   const std::string prefix = (dir.empty() ? std::string(".") : dir) + "/eval";
   // Rewritten after every dataset ("complete": false until the last), by rank 0: a failure later
   // keeps the results already computed.

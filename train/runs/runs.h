@@ -14,8 +14,15 @@
 
 namespace train {
 
-// The zero-shot model of model.weights / model.head ("demo:pretrained": the demo's model).
-models::Classifier load_zero_shot(const Config& config, std::ostream& log);
+// The head that model.classnames and model.templates give, made on `device` by rank 0 and kept
+// in `dir` (prompt_head.h), then read by every rank; "" when the configuration names none.
+std::string configured_prompt_head(const Config& config, const std::string& dir,
+                                   engine::Device device, std::ostream& log);
+
+// The zero-shot model of model.weights with `prompt_head` (configured_prompt_head) or else
+// model.head; "demo:pretrained": the demo's model.
+models::Classifier load_zero_shot(const Config& config, const std::string& prompt_head,
+                                  std::ostream& log);
 
 // The device of run.device, with run.precision set for it (tf32 and bf16 need CUDA); logged.
 engine::Device configure_device(const Config& config, std::ostream& log);

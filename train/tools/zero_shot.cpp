@@ -2,7 +2,6 @@
 #include "train/tools/zero_shot.h"
 
 #include <algorithm>
-#include <chrono>
 #include <iomanip>
 #include <nlohmann/json.hpp>
 
@@ -15,6 +14,7 @@
 #include "models/prompt_lists.h"
 #include "models/zero_shot_builder.h"
 #include "train/common/format_guard.h"
+#include "train/common/head_progress.h"
 
 namespace train {
 
@@ -31,27 +31,6 @@ std::vector<std::string> PromptOptions::template_list() const {
 }
 
 namespace {
-
-// A progress reporter for the head: a line every two seconds and at the end.
-models::HeadProgress head_progress(std::ostream& progress, size_t prompts_per_class) {
-  const auto start = std::chrono::steady_clock::now();
-  auto last = std::make_shared<std::chrono::steady_clock::time_point>(start);
-  return [&progress, prompts_per_class, start, last](size_t done, size_t total) {
-    const auto now = std::chrono::steady_clock::now();
-    if (done < total && now - *last < std::chrono::seconds(2)) return;
-    *last = now;
-    const double seconds = std::chrono::duration<double>(now - start).count();
-    const double rate = static_cast<double>(done * prompts_per_class) / std::max(seconds, 1e-9);
-    progress << "zero-shot head: " << done << "/" << total << " classes, "
-             << static_cast<int64_t>(rate) << " prompts/s";
-    if (done < total)
-      progress << ", about "
-               << static_cast<int64_t>(static_cast<double>((total - done) * prompts_per_class) /
-                                       std::max(rate, 1e-9))
-               << " s left";
-    progress << std::endl;
-  };
-}
 
 Tensor make_head(const std::string& weights, const std::vector<std::string>& class_names,
                  const std::vector<std::string>& templates, const std::string& device,
