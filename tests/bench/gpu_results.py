@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the GPU check's results file (tests/bench/results/h200-<date>.json) from the outputs of
 tests/bench/gpu_check.sh: env.log (nvidia-smi and nvcc lines), ours_<precision>.json (cftrain
-bench --json), torch_<precision>.log (bench_steps_pytorch.py) and tests.json (the test counts).
+bench --json), torch.log (bench_steps_pytorch.py, every precision) and tests.json (the test counts).
 Shape: {"device", "driver", "cuda", "date", "tests": {"passed", "failed", "skipped"},
 "bench": [{"mode", "precision", "batch", "ours_img_s", "pytorch_img_s", "ratio",
 "ours_peak_mib", "pytorch_peak_mib"}, ...]}, one bench row per mode and precision; a value that
@@ -47,7 +47,7 @@ def main():
             pass
         torch = {}
         try:
-            for line in open(os.path.join(args.bench, f"torch_{precision}.log")):
+            for line in open(os.path.join(args.bench, "torch.log")):
                 m = re.match(r"vit-b16\s+(\w+)\s+(\w+)\s+cuda\s+(\d+)\s+[\d.]+\s+([\d.]+)\s+([\d.]+|nan)",
                              line)
                 if m and m[2] == precision:
