@@ -3,8 +3,8 @@
 # gpu_prepare.sh fetched into .gpu-deps/ into a private prefix, with dpkg -x or, where dpkg is
 # missing, ar + tar, and points the build at them:
 #   source tests/bench/gpu_deps.sh && gpu_deps_unpack .gpu-deps /tmp/gpu-deps
-# sets GPU_DEPS_CMAKE_ARGS (CMAKE_PREFIX_PATH, the pkg-config program), PKG_CONFIG_PATH and
-# LD_LIBRARY_PATH (for pkgconf's own library). The packages' .pc files say prefix=/usr: they
+# sets GPU_DEPS_CMAKE_ARGS (CMAKE_PREFIX_PATH, the pkg-config program: a wrapper that gives
+# pkgconf its own library) and PKG_CONFIG_PATH. The packages' .pc files say prefix=/usr: they
 # are rewritten to the prefix. CMake's package configurations are relocatable as they are, and
 # the binaries find the unpacked shared libraries (ICU 72, turbojpeg, stb, toml++) through the
 # build tree's RPATH.
@@ -31,6 +31,9 @@ gpu_deps_unpack() {
     return 1
   fi
   export PKG_CONFIG_PATH=$usr/lib/$arch/pkgconfig:$usr/share/pkgconfig
-  export LD_LIBRARY_PATH=$usr/lib/$arch${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  GPU_DEPS_CMAKE_ARGS=(-DCMAKE_PREFIX_PATH="$usr" -DPKG_CONFIG_EXECUTABLE="$usr/bin/pkgconf")
+  # pkgconf finds its own library through a wrapper: LD_LIBRARY_PATH stays as it was, so the
+  # tests and PyTorch there keep loading the system's libraries (zlib, ...).
+  printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s "$@"\n' "$usr/lib/$arch" "$usr/bin/pkgconf" \
+    > "$usr/bin/pkg-config" && chmod +x "$usr/bin/pkg-config" || return 1
+  GPU_DEPS_CMAKE_ARGS=(-DCMAKE_PREFIX_PATH="$usr" -DPKG_CONFIG_EXECUTABLE="$usr/bin/pkg-config")
 }

@@ -16,7 +16,7 @@ if [ "${1:-}" != --inside ]; then
   mkdir -p "$work/up" "$work/work"
   hidden=(libgtest-dev libgmock-dev googletest nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
           libtomlplusplus3 libturbojpeg0-dev libturbojpeg0 libstb-dev libstb0 libicu-dev zlib1g-dev
-          pkgconf-bin pkgconf pkg-config libopenmpi-dev libbenchmark-dev libopenblas-dev)
+          pkgconf-bin pkgconf pkg-config libpkgconf3 libopenmpi-dev libbenchmark-dev libopenblas-dev)
   for package in "${hidden[@]}"; do
     dpkg -L "$package" 2> /dev/null || true
   done | sed 's|^/lib/|/usr/lib/|' | grep '^/usr/' | sort -u | while IFS= read -r path; do
@@ -36,7 +36,7 @@ fi
 for gone in /usr/include/gtest/gtest.h /usr/include/nlohmann/json.hpp /usr/include/CLI/CLI.hpp \
   /usr/include/toml++/toml.h /usr/include/turbojpeg.h /usr/include/stb/stb_image.h \
   /usr/include/unicode/uchar.h /usr/include/zlib.h /usr/bin/pkg-config /usr/lib/x86_64-linux-gnu/libicuuc.so \
-  /usr/lib/x86_64-linux-gnu/libz.so /usr/lib/x86_64-linux-gnu/libgtest.a; do
+  /usr/lib/x86_64-linux-gnu/libz.so /usr/lib/x86_64-linux-gnu/libgtest.a /usr/lib/x86_64-linux-gnu/libpkgconf.so.3; do
   [ ! -e "$gone" ] || { echo "gpu_deps_proof: $gone is still visible" >&2; exit 1; }
 done
 source tests/bench/gpu_deps.sh
