@@ -6,6 +6,8 @@
 #include <cstring>
 #include <string>
 
+#include "engine/kernels/bf16_bits.h"
+
 namespace engine {
 
 enum class DType { F32, F64, BF16, I64, I32, U8, Bool };
@@ -17,7 +19,7 @@ inline bool is_floating(DType dtype) {
 }
 
 // bfloat16: the top 16 bits of an IEEE float. Conversion from float rounds to nearest even
-// and keeps NaN a NaN.
+// and keeps NaN a quiet NaN (kernels/bf16_bits.h, the one rounding both backends use).
 struct bf16 {
   uint16_t bits;
 };
@@ -32,9 +34,7 @@ inline float bf16_to_float(bf16 value) {
 inline bf16 float_to_bf16(float value) {
   uint32_t word;
   std::memcpy(&word, &value, sizeof(word));
-  if ((word & 0x7fffffffu) > 0x7f800000u) return bf16{static_cast<uint16_t>((word >> 16) | 0x40u)};
-  const uint32_t rounding = 0x7fffu + ((word >> 16) & 1u);
-  return bf16{static_cast<uint16_t>((word + rounding) >> 16)};
+  return bf16{bf16_bits_from_float_bits(word)};
 }
 
 // The C++ type stored for each dtype, for templates that dispatch on dtype.

@@ -19,13 +19,20 @@ namespace {
 class CudaRawAllocator final : public RawAllocator {
  public:
   explicit CudaRawAllocator(int device) : device_(device) {}
+  // Out of memory gives nullptr (the caching allocator empties its cache, retries and reports
+  // it); any other failure (a sticky error from an earlier kernel, no device, a driver
+  // mismatch) is thrown as what it is.
   void* allocate(size_t nbytes) override {
     CUDA_CHECK(cudaSetDevice(device_));
     void* ptr = nullptr;
-    if (cudaMalloc(&ptr, nbytes) != cudaSuccess) {
-      cudaGetLastError();  // clear the out-of-memory error; the caching allocator reports it
+    const cudaError_t status = cudaMalloc(&ptr, nbytes);
+    if (status == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // clear the out-of-memory error
       return nullptr;
     }
+    if (status != cudaSuccess)
+      fail("cuda:", device_, ": cudaMalloc of ", format_bytes(nbytes),
+           " failed: ", cudaGetErrorString(status), " (", cudaGetErrorName(status), ")");
     return ptr;
   }
   void release(void* ptr) override {
@@ -36,6 +43,29 @@ class CudaRawAllocator final : public RawAllocator {
     size_t free_bytes = 0, total_bytes = 0;
     if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) return "";
     return "device has " + format_bytes(free_bytes) + " free of " + format_bytes(total_bytes);
+  }
+  // Stream ordering of freed blocks (core/caching_allocator.h): events without timing.
+  void* record_event(StreamHandle stream) override {
+    CUDA_CHECK(cudaSetDevice(device_));
+    cudaEvent_t event;
+    CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventRecord(event, static_cast<cudaStream_t>(stream)));
+    return event;
+  }
+  bool event_done(void* event) override {
+    const cudaError_t status = cudaEventQuery(static_cast<cudaEvent_t>(event));
+    if (status == cudaErrorNotReady) {
+      cudaGetLastError();  // not an error: the work is still running
+      return false;
+    }
+    CUDA_CHECK(status);
+    return true;
+  }
+  void wait_event(void* event) override {
+    CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(event)));
+  }
+  void release_event(void* event) override {
+    CUDA_CHECK(cudaEventDestroy(static_cast<cudaEvent_t>(event)));
   }
 
  private:

@@ -15,6 +15,17 @@ int device_count() {
 
 bool is_available() { return device_count() > 0; }
 
+std::string why_unavailable() {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    return std::string("cudaGetDeviceCount failed: ") + cudaGetErrorString(status) + " (" +
+           cudaGetErrorName(status) + ")";
+  }
+  return count > 0 ? "" : "cudaGetDeviceCount found no device";
+}
+
 void synchronize(int device) {
   CUDA_CHECK(cudaSetDevice(device));
   CUDA_CHECK(cudaDeviceSynchronize());

@@ -2,10 +2,16 @@
 // devices instead of failing.
 #pragma once
 
+#include <string>
+
 namespace engine::cuda {
 
 int device_count();
 bool is_available();
+// Why no device can be used ("" when one can): cudaGetDeviceCount's error as
+// cudaGetErrorString words it (no driver, driver older than the runtime, ...), or that it
+// counted none.
+std::string why_unavailable();
 void synchronize(int device);
 
 // Elapsed device time between construction and elapsed_ms(), measured with CUDA events on the

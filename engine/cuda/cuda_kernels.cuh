@@ -6,7 +6,9 @@
 //
 // Every kernel runs on the device's legacy default stream and every copy to or from the host is
 // synchronous on it, so work is ordered: memory handed back to the caching allocator right after
-// a launch is only reused by later work on the same stream.
+// a launch is only reused by later work on the same stream. Code that adds streams allocates
+// with the stream (CachingAllocator::allocate) and declares a block used by another stream with
+// record_stream, so the block is reused only after that stream's work (core/caching_allocator.h).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -23,6 +25,7 @@
 #include "engine/core/caching_allocator.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/cuda_check.h"
+#include "engine/kernels/bf16_bits.h"
 
 namespace engine::cuda {
 
@@ -50,7 +53,9 @@ template <typename T>
 using device_t = std::conditional_t<std::is_same_v<T, bf16>, __nv_bfloat16, T>;
 
 // Value conversion with the CPU's rules (engine/kernels/dispatch.h convert_value): bf16 through
-// float (rounding to nearest even), bool as != 0, otherwise static_cast.
+// float, rounded by the CPU's own function of bits (kernels/bf16_bits.h: nearest even, NaN kept
+// with its sign and payload, where __float2bfloat16_rn gives one canonical NaN), bool as != 0,
+// otherwise static_cast.
 template <typename To, typename From>
 __device__ __forceinline__ To convert(From v) {
   if constexpr (std::is_same_v<To, From>) {
@@ -58,7 +63,7 @@ __device__ __forceinline__ To convert(From v) {
   } else if constexpr (std::is_same_v<From, __nv_bfloat16>) {
     return convert<To>(__bfloat162float(v));
   } else if constexpr (std::is_same_v<To, __nv_bfloat16>) {
-    return __float2bfloat16_rn(static_cast<float>(v));
+    return __ushort_as_bfloat16(bf16_bits_from_float_bits(__float_as_uint(static_cast<float>(v))));
   } else if constexpr (std::is_same_v<To, bool>) {
     return v != From(0);
   } else {
@@ -188,10 +193,18 @@ struct Pick {
   int64_t index;
 };
 
+// Values narrower than 4 bytes (bf16, u8, bool) travel as their raw bits widened to 32, so a
+// shuffle moves any value unchanged (a cast to int would turn a bf16 1.5 into 1).
 template <typename T>
 __device__ __forceinline__ T shfl_xor(T v, int mask) {
   if constexpr (sizeof(T) < 4) {
-    return static_cast<T>(__shfl_xor_sync(0xffffffffu, static_cast<int>(v), mask));
+    word_t<sizeof(T)> bits;
+    memcpy(&bits, &v, sizeof(T));
+    bits = static_cast<word_t<sizeof(T)>>(
+        __shfl_xor_sync(0xffffffffu, static_cast<unsigned>(bits), mask));
+    T result;
+    memcpy(&result, &bits, sizeof(T));
+    return result;
   } else {
     return __shfl_xor_sync(0xffffffffu, v, mask);
   }

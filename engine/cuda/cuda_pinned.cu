@@ -12,10 +12,14 @@ class PinnedRawAllocator final : public RawAllocator {
   void* allocate(size_t nbytes) override {
     void* ptr = nullptr;
     // Portable: page-locked for every device, whichever the loader thread's current one is.
-    if (cudaHostAlloc(&ptr, nbytes, cudaHostAllocPortable) != cudaSuccess) {
-      cudaGetLastError();  // the caching allocator reports the failure
+    const cudaError_t status = cudaHostAlloc(&ptr, nbytes, cudaHostAllocPortable);
+    if (status == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // the caching allocator reports running out
       return nullptr;
     }
+    if (status != cudaSuccess)
+      fail("cudaHostAlloc of ", format_bytes(nbytes), " failed: ", cudaGetErrorString(status), " (",
+           cudaGetErrorName(status), ")");
     return ptr;
   }
   void release(void* ptr) override { CUDA_CHECK(cudaFreeHost(ptr)); }

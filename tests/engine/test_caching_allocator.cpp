@@ -1,6 +1,9 @@
 // The caching allocator's logic, on a fake device: size classes, reuse, statistics, emptying
-// the cache on out-of-memory, and the out-of-memory message.
+// the cache on out-of-memory, the out-of-memory message, other failures passed on as they are,
+// and stream ordering (blocks reused only on their own stream, or after the events of the other
+// streams that used them).
 #include <cstdlib>
+#include <memory>
 #include <set>
 
 #include "engine/core/caching_allocator.h"
@@ -29,7 +32,26 @@ class FakeDevice : public RawAllocator {
     std::free(p);
   }
   std::string describe() const override { return "fake device full"; }
-  int mallocs = 0, frees = 0;
+  // Events: each records its stream and completes when the test says so.
+  struct Event {
+    StreamHandle stream;
+    bool done = false;
+  };
+  void* record_event(StreamHandle stream) override {
+    events.push_back(std::make_unique<Event>(Event{stream}));
+    return events.back().get();
+  }
+  bool event_done(void* event) override { return static_cast<Event*>(event)->done; }
+  void wait_event(void* event) override {
+    ++waits;
+    static_cast<Event*>(event)->done = true;
+  }
+  void release_event(void* event) override {
+    ++released_events;
+    EXPECT_TRUE(static_cast<Event*>(event)->done) << "an event released before it completed";
+  }
+  int mallocs = 0, frees = 0, waits = 0, released_events = 0;
+  std::vector<std::unique_ptr<Event>> events;
 
  private:
   size_t capacity_, used_ = 0;
@@ -108,6 +130,90 @@ TEST(CachingAllocator, EmptiesTheCacheBeforeGivingUpAndThenReportsSizes) {
   alloc.release(big);
   testing_util::expect_error([&] { alloc.release(reinterpret_cast<void*>(0x1234)); },
                              {"did not hand out"});
+}
+
+// Two streams stand for cudaStream_t values.
+StreamHandle stream_a = reinterpret_cast<StreamHandle>(0xa),
+             stream_b = reinterpret_cast<StreamHandle>(0xb);
+
+TEST(CachingAllocator, FreedBlocksAreReusedOnlyOnTheirOwnStream) {
+  FakeDevice device(1 << 30);
+  CachingAllocator alloc(device, "fake:0");
+  void* a = alloc.allocate(1000, stream_a);
+  alloc.release(a);
+  EXPECT_TRUE(device.events.empty());  // the fast path: no event for a block used on one stream
+  void* b = alloc.allocate(1000, stream_b);  // stream b's work may run before stream a's
+  EXPECT_NE(b, a);
+  EXPECT_EQ(device.mallocs, 2);
+  void* again = alloc.allocate(1000, stream_a);  // stream a's own later work may reuse it
+  EXPECT_EQ(again, a);
+  void* on_default = alloc.allocate(1000);  // the default stream is a stream of its own
+  EXPECT_NE(on_default, a);
+  EXPECT_NE(on_default, b);
+  EXPECT_EQ(device.mallocs, 3);
+  for (void* p : {b, again, on_default}) alloc.release(p);
+  alloc.empty_cache();
+  EXPECT_EQ(device.frees, 3);
+}
+
+TEST(CachingAllocator, ABlockUsedByAnotherStreamWaitsForThatStreamsWork) {
+  FakeDevice device(1 << 30);
+  CachingAllocator alloc(device, "fake:0");
+  void* a = alloc.allocate(1000, stream_a);
+  alloc.record_stream(a, stream_b);
+  alloc.record_stream(a, stream_b);  // recorded once
+  alloc.record_stream(a, stream_a);  // its own stream: nothing to record
+  alloc.release(a);
+  ASSERT_EQ(device.events.size(), 1u);  // one event, on stream b
+  EXPECT_EQ(device.events[0]->stream, stream_b);
+  EXPECT_EQ(alloc.stats().pending_bytes, 1024u);
+  EXPECT_EQ(alloc.stats().cached_bytes, 1024u);
+  void* while_running = alloc.allocate(1000, stream_a);  // stream b may still use a
+  EXPECT_NE(while_running, a);
+  EXPECT_EQ(device.mallocs, 2);
+  device.events[0]->done = true;
+  void* after = alloc.allocate(1000, stream_a);  // b's work is done: a is free again
+  EXPECT_EQ(after, a);
+  EXPECT_EQ(device.mallocs, 2);
+  EXPECT_EQ(device.released_events, 1);
+  EXPECT_EQ(alloc.stats().pending_bytes, 0u);
+  alloc.release(after);
+  alloc.release(while_running);
+  EXPECT_EQ(device.events.size(), 1u);  // record_stream lasts for one allocation only
+}
+
+TEST(CachingAllocator, EmptyingTheCacheWaitsForPendingBlocks) {
+  FakeDevice device(1 << 30);
+  CachingAllocator alloc(device, "fake:0");
+  void* a = alloc.allocate(1000, stream_a);
+  alloc.record_stream(a, stream_b);
+  alloc.release(a);
+  EXPECT_FALSE(device.events[0]->done);
+  alloc.empty_cache();
+  EXPECT_EQ(device.waits, 1);
+  EXPECT_EQ(device.frees, 1);  // freed only after its event completed
+  EXPECT_EQ(alloc.stats().cached_bytes, 0u);
+  EXPECT_EQ(alloc.stats().pending_bytes, 0u);
+  testing_util::expect_error([&] { alloc.record_stream(a, stream_b); }, {"did not hand out"});
+}
+
+// A raw failure other than running out (on CUDA: a sticky kernel error, a driver mismatch) is
+// passed on as it is, not retried nor reported as out of memory.
+TEST(CachingAllocator, OtherFailuresOfTheDeviceArePassedOnAsTheyAre) {
+  class BrokenDevice : public FakeDevice {
+   public:
+    BrokenDevice() : FakeDevice(1 << 30) {}
+    void* allocate(size_t) override { fail("cudaMalloc failed: an illegal memory access"); }
+  } device;
+  CachingAllocator alloc(device, "fake:0");
+  try {
+    alloc.allocate(1000);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "cudaMalloc failed: an illegal memory access");
+  }
+  EXPECT_EQ(alloc.stats().current_bytes, 0u);
+  EXPECT_EQ(alloc.stats().requested_bytes, 0u);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // across devices, strided), fill, cuBLAS GEMMs in each matmul precision, the caching allocator
 // on the device, and errors identical to the CPU's. Every test skips itself when the build has
 // no CUDA or the machine has no GPU.
+#include <cstring>
 #include <functional>
 
 #include "test_cuda_util.h"
@@ -20,6 +21,26 @@ using Cuda = cuda_test::CudaTest;
 const Device cpu = Device::cpu();
 
 std::vector<double> values_of(const Tensor& t) { return t.to(DType::F64).to_vector<double>(); }
+
+// f32 -> bf16 on the device gives the CPU's bits for every kind of float, NaNs with payloads
+// and signs included (both use engine/kernels/bf16_bits.h).
+TEST_F(Cuda, Bf16ConversionGivesTheCpuBitsForNaNsAndTies) {
+  const uint32_t words[] = {0x3f808000u, 0x3f818000u, 0x7f7fffffu, 0x7fc00000u,
+                            0xffc00000u, 0x7f800001u, 0x7fa12345u, 0xffffffffu};
+  std::vector<float> values;
+  for (uint32_t word : words) {
+    float value;
+    std::memcpy(&value, &word, sizeof(value));
+    values.push_back(value);
+  }
+  const Tensor x = from_vector<float>(values, {static_cast<int64_t>(values.size())});
+  auto bits = [](const Tensor& t) {
+    std::vector<uint16_t> out;
+    for (bf16 b : t.to(cpu).to_vector<bf16>()) out.push_back(b.bits);
+    return out;
+  };
+  EXPECT_EQ(bits(x.to(gpu).to(DType::BF16)), bits(x.to(DType::BF16)));
+}
 
 TEST_F(Cuda, CopiesRoundTripIncludingStridedViewsAndBf16) {
   Generator gen(1);

@@ -19,7 +19,7 @@ using engine::Tensor;
 // Why CUDA tests cannot run here, or "" when they can.
 inline std::string why_no_gpu() {
 #ifdef ENGINE_HAVE_CUDA
-  return engine::cuda::is_available() ? "" : "no CUDA device on this machine";
+  return engine::cuda::why_unavailable();  // cudaGetErrorString's words, for the GPU check
 #else
   return "built without CUDA";
 #endif

@@ -1,6 +1,8 @@
 // Tensor views and conversions: views share storage, non-contiguous inputs give the same
 // results as contiguous ones, broadcasting edge cases, empty tensors, dtype conversions.
 #include <cmath>
+#include <cstring>
+#include <utility>
 
 #include "test_util.h"
 
@@ -114,6 +116,34 @@ TEST(DTypes, ConversionsAndBf16Rounding) {
             std::vector<double>({1.0, 0.0}));
   EXPECT_TRUE(
       std::isnan(from_vector<float>({NAN}, {1}).to(DType::BF16).to(DType::F32).item<float>()));
+}
+
+// The one float -> bf16 rounding both backends use (engine/kernels/bf16_bits.h), bit by bit:
+// nearest even, overflow to infinity, and NaN kept quiet with its sign and top payload bits
+// (CUDA's __float2bfloat16_rn would give the canonical 0x7fff for every NaN).
+TEST(DTypes, Bf16BitsOfEveryKindOfFloat) {
+  const std::pair<uint32_t, uint16_t> cases[] = {
+      {0x3f800000u, 0x3f80u},  // 1
+      {0x3f808000u, 0x3f80u},  // 1 + 2^-8: a tie, to even (down)
+      {0x3f818000u, 0x3f82u},  // 1 + 3 * 2^-8: a tie, to even (up)
+      {0x3f808001u, 0x3f81u},  // just above the tie
+      {0xc0200000u, 0xc020u},  // -2.5
+      {0x7f7fffffu, 0x7f80u},  // the largest float rounds to infinity
+      {0xff800000u, 0xff80u},  // -infinity stays itself
+      {0x00000001u, 0x0000u},  // the smallest subnormal rounds to zero
+      {0x80000000u, 0x8000u},  // -0
+      {0x7fc00000u, 0x7fc0u},  // the quiet NaN
+      {0xffc00000u, 0xffc0u},  // a negative NaN keeps its sign
+      {0x7f800001u, 0x7fc0u},  // a signalling NaN whose payload is below bf16's: quietened
+      {0x7fa12345u, 0x7fe1u},  // payload bits kept, quiet bit set
+      {0xffffffffu, 0xffffu},  // all ones: no rounding carry into the sign
+  };
+  for (const auto& [word, bits] : cases) {
+    EXPECT_EQ(bf16_bits_from_float_bits(word), bits) << std::hex << word;
+    float value;
+    std::memcpy(&value, &word, sizeof(value));
+    EXPECT_EQ(float_to_bf16(value).bits, bits) << std::hex << word;
+  }
 }
 
 TEST(DTypes, GradientsFlowThroughFloatConversions) {

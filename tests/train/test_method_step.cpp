@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/test_cuda_util.h"
 #include "test_util.h"
 #include "tiny_clip.h"
 #include "train/method/method_step.h"
@@ -177,7 +178,7 @@ TEST(MethodStep, SharedCleanForwardEqualsTheCamsOwnForward) {
 // On CUDA (when there is a GPU) the method's step with random masks draws the same masks,
 // permutations and kept tokens as on the CPU, so its losses and gradients agree.
 TEST(MethodStep, RandomMasksAndFillsOnCudaMatchTheCpu) {
-  if (parse_device("auto").is_cpu()) GTEST_SKIP() << "no CUDA device";
+  SKIP_WITHOUT_GPU();  // says why, in cudaGetErrorString's words
   const Tensor images = fixture(kIo, "images"), labels = fixture(kIo, "labels");
   for (const char* strategy :
        {"RandMaskSingleFill(0.5)", "RandMaskMultiFill(0.5)", "RandMaskNoFill(0.5)"}) {

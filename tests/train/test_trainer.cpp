@@ -23,6 +23,7 @@
 #include <sstream>
 #include <thread>
 
+#include "engine/test_cuda_util.h"
 #include "nn/lr_schedule.h"
 #include "test_util.h"
 #include "train/demo/demo_data.h"
@@ -632,7 +633,7 @@ TEST(Wise, InterpolationIsExactAtTheEndsAndLinearBetween) {
 // The same run on CUDA (when there is a GPU) as on the CPU: the batches move to the model's
 // device, the teacher and the optimizer state live there, and the losses and weights agree.
 TEST_F(Trainer, RunOnCudaMatchesTheCpu) {
-  if (parse_device("auto").is_cpu()) GTEST_SKIP() << "no CUDA device";
+  SKIP_WITHOUT_GPU();  // says why, in cudaGetErrorString's words
   const DemoData data = tiny_data(64);
   TrainConfig config = method_config("");
   config.method.mode = TrainMode::FT_FD;  // no masks: a CAM threshold could flip on rounding
