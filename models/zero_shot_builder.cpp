@@ -43,8 +43,8 @@ Tensor make_zero_shot_head(const TextTransformer& tower, double logit_scale,
 Tensor make_zero_shot_head(const std::string& weights, const std::vector<std::string>& class_names,
                            const std::vector<std::string>& templates, const engine::Device& device,
                            const HeadProgress& progress) {
+  const std::shared_ptr<TextTransformer> tower = load_text_tower(weights);  // names what is missing
   const double logit_scale = load_logit_scale(weights);
-  const std::shared_ptr<TextTransformer> tower = load_text_tower(weights);
   tower->to(device);
   return make_zero_shot_head(*tower, logit_scale, clip_tokenizer(), class_names, templates,
                              progress);
