@@ -11,8 +11,16 @@ using namespace engine;
 void average_gradients(const std::vector<Tensor>& params, Communicator& comm) {
   if (!comm.is_distributed()) return;
   NoGradGuard no_grad;
+  // Which parameters got a gradient on some rank (a rank whose whole share was skipped has
+  // none): those are reduced, a missing one counting as zeros; a parameter no rank touched keeps
+  // no gradient, as in one process, so the optimizer leaves it alone.
+  std::vector<double> has_grad;
+  for (const Tensor& p : params) has_grad.push_back(p.grad().defined() ? 1.0 : 0.0);
+  comm.all_reduce_sum(has_grad);
   std::vector<Tensor> grads;
-  for (const Tensor& p : params) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (has_grad[i] == 0.0) continue;
+    const Tensor& p = params[i];
     Tensor g = p.grad();
     if (!g.defined() || !g.is_contiguous()) {
       g = g.defined() ? contiguous(g) : zeros_like(p);
@@ -45,7 +53,8 @@ EpochSums global_sums(const EpochSums& local, Communicator& comm) {
   return global;
 }
 
-void check_same_weights(const std::vector<Tensor>& params, Communicator& comm) {
+void check_same_weights(const std::vector<Tensor>& params, Communicator& comm,
+                        const std::string& when) {
   if (comm.size() == 1) return;
   NoGradGuard no_grad;
   // Sum and sum of squares of every parameter, in double, in a fixed order: equal weights give
@@ -59,8 +68,8 @@ void check_same_weights(const std::vector<Tensor>& params, Communicator& comm) {
   for (size_t r = 1; r < all.size(); ++r) {
     std::ostringstream detail;
     detail << std::setprecision(17) << all[r] << " vs " << all[0];
-    ENGINE_CHECK(all[r] == all[0], "train: rank ", r, " starts from other weights than rank 0 (",
-                 "fingerprint ", detail.str(), "); every rank must load the same checkpoint");
+    ENGINE_CHECK(all[r] == all[0], "train: rank ", r, " holds other weights than rank 0 ", when,
+                 " (fingerprint ", detail.str(), ")");
   }
 }
 

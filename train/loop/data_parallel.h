@@ -6,6 +6,7 @@
 // everywhere.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "engine/dist/communicator.h"
@@ -13,16 +14,19 @@
 
 namespace train {
 
-// Averages the parameters' gradients over the ranks, in place (a parameter without a gradient
-// takes zeros, so every rank reduces the same tensors).
+// Averages the parameters' gradients over the ranks, in place. A parameter with a gradient on
+// some rank but not on this one takes zeros here (every rank reduces the same tensors); one
+// without a gradient on every rank keeps none, as in one process.
 void average_gradients(const std::vector<Tensor>& params, engine::Communicator& comm);
 
 // The step's running sums (each rank's over its share) as the whole global batch's: losses
 // averaged over the ranks (each rank's is a mean over its equal share), counts summed.
 EpochSums global_sums(const EpochSums& local, engine::Communicator& comm);
 
-// Refuses to train when the ranks do not hold the same weights (a fingerprint of every
-// parameter, exact in double, compared with rank 0's), naming the rank that differs.
-void check_same_weights(const std::vector<Tensor>& params, engine::Communicator& comm);
+// Refuses to go on when the ranks do not hold the same weights (a fingerprint of every
+// parameter, exact in double, compared with rank 0's), naming the rank that differs and `when`
+// ("at the start: every rank must load the same checkpoint", "at a checkpoint").
+void check_same_weights(const std::vector<Tensor>& params, engine::Communicator& comm,
+                        const std::string& when);
 
 }  // namespace train

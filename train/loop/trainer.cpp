@@ -108,7 +108,8 @@ class TrainingRun {
         checkpoints_(config, student, params_, optimizer_, communicator_.size()),
         at_(start_position(resume)),
         metrics_(main_ ? config.run_dir : "", at_.step) {
-    check_same_weights(tensors_, communicator_);
+    check_same_weights(tensors_, communicator_,
+                       "at the start: every rank must load the same checkpoint");
   }
 
   TrainResult run() {
@@ -179,8 +180,9 @@ class TrainingRun {
 
   int64_t micro_batches_per_epoch() const { return steps_per_epoch_ * config_.accum; }
 
-  // Only rank 0 writes checkpoints; every rank holds the same state.
+  // Only rank 0 writes checkpoints; every rank holds the same state, checked here.
   void save_checkpoint(const char* which) const {
+    check_same_weights(tensors_, communicator_, "at a checkpoint");
     if (main_) checkpoints_.save(which, at_);
   }
 
