@@ -28,7 +28,7 @@ std::shared_ptr<VisionTransformer> load_visual_tower(const std::string& path,
                                                      int64_t image_size = 224);
 
 // The zero-shot classifier: a CLIP checkpoint and a head .npy (classes, dim) from
-// weights/convert_clip.py; or, with an empty head path, a classifier checkpoint.
+// cftrain zeroshot-head; or, with an empty head path, a classifier checkpoint.
 Classifier load_classifier_or_zero_shot(const std::string& weights, const std::string& head_npy);
 
 struct ClassifierCheckpoint {

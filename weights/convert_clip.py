@@ -1,39 +1,34 @@
 #!/usr/bin/env python3
-"""Converts a CLIP checkpoint into one safetensors file with OpenAI parameter names, and can
-write the zero-shot classification head for a list of class names and prompt templates.
+"""Converts a CLIP checkpoint into one safetensors file for cftrain: OpenAI parameter names, the
+visual tower and (where the checkpoint has one) the text tower with logit_scale.
 
 Sources:
   - an OpenAI CLIP .pt (TorchScript archive as released, or a plain state dict),
   - an open_clip checkpoint (state dict, optionally under "state_dict", "module." prefixes),
   - a HuggingFace transformers CLIPModel directory (config.json with model.safetensors or
-    pytorch_model.bin; its vocab.json / merges.txt serve as the tokenizer), or a vision-only one
-    (CLIPVisionModelWithProjection: the visual tower alone, so no zero-shot head).
+    pytorch_model.bin), or a vision-only one (CLIPVisionModelWithProjection: the visual tower
+    alone).
 
-Every error in the input is one line `error: ...` and exit status 1, before anything is written.
+The output records the attention heads of both towers (metadata "heads" and "text_heads"), which
+the tensors' shapes do not tell. Every error in the input is one line `error: ...` and exit
+status 1, before anything is written. Needs PyTorch (Debian: python3-torch).
 
 Examples:
   convert_clip.py ViT-B-16.pt --out clip_vit_b16.safetensors
   convert_clip.py ViT-B-16.pt --out clip.safetensors --dtype f16
-  convert_clip.py clip-vit-base-patch16/ --out clip.safetensors \\
-      --classnames imagenet_classes.txt --templates imagenet_templates.txt --head-out head.npy
-  (OpenAI checkpoints need the tokenizer vocabulary: --bpe bpe_simple_vocab_16e6.txt.gz)
+  convert_clip.py clip-vit-base-patch16/ --out clip.safetensors
 
-The head is computed with the checkpoint's own text tower in PyTorch: for every class, each
-template filled with the class name is encoded, L2-normalised, averaged over templates,
-normalised again and multiplied by exp(logit_scale); the result is a float32 (classes, dim)
-.npy for `cftrain embed --head` and training. Needs PyTorch and NumPy (Debian: python3-torch).
+The zero-shot classification head is made by cftrain from the converted file (CLIP's 1000
+ImageNet class names and 80 templates unless given):
+  cftrain zeroshot-head --weights clip.safetensors [--classnames FILE] [--templates FILE] --out head.npy
 """
 import argparse
-import gzip
-import html
 import json
 import os
 import re
 import sys
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_io  # noqa: E402
@@ -47,12 +42,11 @@ def fail(message):
 # --- reading sources ------------------------------------------------------------------------
 
 class Source:
-    """A checkpoint read and renamed: the state dict in OpenAI names, the BPE merges file or None,
-    and the visual and text towers' attention heads when the source states them (a HuggingFace
-    config) or None."""
+    """A checkpoint read and renamed: the state dict in OpenAI names, and the visual and text
+    towers' attention heads when the source states them (a HuggingFace config) or None."""
 
-    def __init__(self, state, merges=None, heads=None, text_heads=None):
-        self.state, self.merges, self.heads, self.text_heads = state, merges, heads, text_heads
+    def __init__(self, state, heads=None, text_heads=None):
+        self.state, self.heads, self.text_heads = state, heads, text_heads
 
 
 def state_dict_of(value, path):
@@ -318,96 +312,10 @@ def read_huggingface(directory):
                          | {"visual.proj": "visual_projection.weight (transposed)"})
     heads = hf_vision_heads(config, config_path, sizes, weights)
     text_heads = hf_text_heads(config, config_path, text_sizes(state, weights), weights) if has_text else None
-    merges = os.path.join(directory, "merges.txt")
-    return Source(state, merges if os.path.isfile(merges) else None, heads, text_heads)
+    return Source(state, heads, text_heads)
 
 
-# --- the CLIP tokenizer (byte-level BPE, as OpenAI's simple_tokenizer) ------------------------
-
-def bytes_to_unicode():
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
-
-
-try:
-    import regex
-    TOKEN_PATTERN = regex.compile(r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""", regex.IGNORECASE)
-except ImportError:  # the standard library's classes: letters, digits, and the rest
-    TOKEN_PATTERN = re.compile(r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|(?:[^\s\w]|_)+""", re.IGNORECASE)
-
-
-class Tokenizer:
-    def __init__(self, merges_path):
-        opener = gzip.open if merges_path.endswith(".gz") else open
-        with opener(merges_path, "rt", encoding="utf-8") as f:
-            lines = f.read().split("\n")
-        merges = [tuple(line.split()) for line in lines[1:] if line.strip()][: 49152 - 256 - 2]
-        self.byte_encoder = bytes_to_unicode()
-        vocab = list(self.byte_encoder.values())
-        vocab += [v + "</w>" for v in vocab]
-        vocab += ["".join(m) for m in merges]
-        vocab += ["<|startoftext|>", "<|endoftext|>"]
-        self.encoder = {v: i for i, v in enumerate(vocab)}
-        self.ranks = {m: i for i, m in enumerate(merges)}
-        self.sot, self.eot = self.encoder["<|startoftext|>"], self.encoder["<|endoftext|>"]
-
-    def bpe(self, token):
-        word = tuple(token[:-1]) + (token[-1] + "</w>",)
-        while len(word) > 1:
-            pairs = {(word[i], word[i + 1]) for i in range(len(word) - 1)}
-            best = min(pairs, key=lambda p: self.ranks.get(p, float("inf")))
-            if best not in self.ranks:
-                break
-            merged, i = [], 0
-            while i < len(word):
-                if i < len(word) - 1 and (word[i], word[i + 1]) == best:
-                    merged.append(word[i] + word[i + 1])
-                    i += 2
-                else:
-                    merged.append(word[i])
-                    i += 1
-            word = tuple(merged)
-        return word
-
-    def encode(self, text):
-        text = " ".join(html.unescape(html.unescape(text)).split()).strip().lower()
-        ids = []
-        for token in TOKEN_PATTERN.findall(text):
-            token = "".join(self.byte_encoder[b] for b in token.encode("utf-8"))
-            ids.extend(self.encoder[piece] for piece in self.bpe(token))
-        return ids
-
-    def tokenize(self, texts, context_length):
-        result = torch.zeros(len(texts), context_length, dtype=torch.long)
-        for i, text in enumerate(texts):
-            ids = [self.sot] + self.encode(text) + [self.eot]
-            if len(ids) > context_length:
-                fail(f"prompt too long for the context of {context_length} tokens: {text!r}")
-            result[i, : len(ids)] = torch.tensor(ids)
-        return result
-
-
-def read_tokenizer(path):
-    if not os.path.isfile(path):
-        fail(f"{path}: no such tokenizer vocabulary file")
-    try:
-        return Tokenizer(path)
-    except (OSError, EOFError, ValueError) as e:  # unreadable, a broken .gz, not UTF-8 text
-        fail(f"{path}: not a BPE merges file ({type(e).__name__}: {e})")
-
-
-# --- the text tower (OpenAI CLIP's encode_text) -----------------------------------------------
-
-TEXT_TOWER = ("token_embedding.weight", "positional_embedding", "ln_final.weight", "ln_final.bias",
-              "text_projection", "logit_scale")
-
+# --- the text tower's heads -----------------------------------------------------------------
 
 def text_heads(source, path, given):
     """The text tower's attention heads, recorded in the output as 'text_heads': `given`
@@ -433,62 +341,8 @@ def text_heads(source, path, given):
     return heads
 
 
-def require_text_tower(state, path):
-    """A zero-shot head needs the whole text tower."""
-    if "token_embedding.weight" not in state:
-        fail(f"{path}: has no text tower (a vision-only model), and a zero-shot head "
-             "(--classnames, --templates, --head-out) needs one")
-    missing = [k for k in TEXT_TOWER if k not in state]
-    if not any(k.startswith("transformer.resblocks.") for k in state):
-        missing.append("transformer.resblocks.*")
-    if missing:
-        fail(f"{path}: the text tower lacks {', '.join(missing)}")
-
-
-def encode_text(state, tokens, heads):
-    width = state["token_embedding.weight"].shape[1]
-    context = state["positional_embedding"].shape[0]
-    layers = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("transformer.resblocks."))
-    x = state["token_embedding.weight"][tokens] + state["positional_embedding"]
-    mask = torch.full((context, context), float("-inf")).triu(1)
-    for i in range(layers):
-        p = lambda name: state[f"transformer.resblocks.{i}.{name}"]  # noqa: E731
-        h = F.layer_norm(x, (width,), p("ln_1.weight"), p("ln_1.bias"), 1e-5)
-        q, k, v = F.linear(h, p("attn.in_proj_weight"), p("attn.in_proj_bias")).chunk(3, dim=-1)
-        split = lambda t: t.reshape(t.shape[0], context, heads, width // heads).transpose(1, 2)  # noqa: E731
-        scores = split(q) @ split(k).transpose(-1, -2) / (width // heads) ** 0.5 + mask
-        attended = (scores.softmax(-1) @ split(v)).transpose(1, 2).reshape(x.shape)
-        x = x + F.linear(attended, p("attn.out_proj.weight"), p("attn.out_proj.bias"))
-        h = F.layer_norm(x, (width,), p("ln_2.weight"), p("ln_2.bias"), 1e-5)
-        h = F.linear(h, p("mlp.c_fc.weight"), p("mlp.c_fc.bias"))
-        x = x + F.linear(h * torch.sigmoid(1.702 * h), p("mlp.c_proj.weight"), p("mlp.c_proj.bias"))
-    x = F.layer_norm(x, (width,), state["ln_final.weight"], state["ln_final.bias"], 1e-5)
-    return x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)] @ state["text_projection"]
-
-
-def zero_shot_head(state, tokenizer, classnames, templates, heads):
-    state = {k: v.float() for k, v in state.items()}
-    context = state["positional_embedding"].shape[0]
-    rows = []
-    with torch.no_grad():
-        for name in classnames:
-            prompts = [template.replace("{}", name) for template in templates]
-            embeddings = F.normalize(encode_text(state, tokenizer.tokenize(prompts, context), heads), dim=-1)
-            rows.append(F.normalize(embeddings.mean(dim=0), dim=0))
-    return torch.stack(rows) * state["logit_scale"].exp()
-
-
-def read_lines(path, what):
-    if not os.path.isfile(path):
-        fail(f"{path}: no such {what} file")
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = [line.strip() for line in f if line.strip()]
-    except (OSError, ValueError) as e:  # unreadable, not UTF-8 text
-        fail(f"{path}: cannot be read as a {what} file ({type(e).__name__}: {e})")
-    if not lines:
-        fail(f"{path}: the {what} file is empty")
-    return lines
+# Options of the converter's former zero-shot head path; cftrain zeroshot-head makes the head now.
+HEAD_OPTIONS = ("--classnames", "--templates", "--head-out", "--bpe")
 
 
 def main():
@@ -497,18 +351,18 @@ def main():
                         "CLIPVisionModelWithProjection) directory")
     parser.add_argument("--out", required=True, help="output .safetensors (OpenAI names)")
     parser.add_argument("--dtype", choices=("f32", "f16"), default="f32", help="stored precision (default f32)")
-    parser.add_argument("--classnames", help="text file, one class name per line")
-    parser.add_argument("--templates", help="text file, one prompt template per line, '{}' marks the class name")
-    parser.add_argument("--head-out", help="output float32 (classes, dim) .npy zero-shot head")
-    parser.add_argument("--bpe", help="tokenizer merges (bpe_simple_vocab_16e6.txt.gz, or merges.txt)")
     parser.add_argument("--heads", type=int, help="attention heads of the visual tower (default: a HuggingFace "
                         "config's, else width / 64 as in OpenAI CLIP; open_clip's ViT-H/14 and ViT-g/14 need it)")
     parser.add_argument("--text-heads", type=int, help="attention heads of the text tower (default: a HuggingFace "
                         "config's text_config, else text width / 64 as in OpenAI CLIP)")
+    for option in HEAD_OPTIONS:  # refused below with a pointer to cftrain, not argparse's usage text
+        parser.add_argument(option, nargs="?", const="", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    head_args = (args.classnames, args.templates, args.head_out)
-    if any(head_args) and not all(head_args):
-        fail("--classnames, --templates and --head-out go together")
+    given = [option for option in HEAD_OPTIONS if getattr(args, option[2:].replace("-", "_")) is not None]
+    if given:
+        fail(f"{', '.join(given)}: the converter no longer makes zero-shot heads; convert, then make the head "
+             "with `cftrain zeroshot-head --weights CONVERTED.safetensors [--classnames FILE] [--templates FILE] "
+             "--out head.npy`")
 
     source = read_source(args.source)
     state = source.state
@@ -525,24 +379,8 @@ def main():
     if heads <= 0 or width % heads:
         fail(f"{args.source}: {heads} attention heads do not divide the visual width {width}")
     heads_text = text_heads(source, args.source, args.text_heads)
-    for target in (args.out, args.head_out):
-        if target and not os.path.isdir(os.path.dirname(os.path.abspath(target))):
-            fail(f"{target}: no such directory {os.path.dirname(os.path.abspath(target))}")
-    head = None
-    if args.head_out:  # every input checked, and the head computed, before anything is written
-        require_text_tower(state, args.source)
-        merges = args.bpe or source.merges
-        if not merges:
-            fail("the tokenizer vocabulary is needed: pass --bpe bpe_simple_vocab_16e6.txt.gz")
-        tokenizer = read_tokenizer(merges)
-        classnames = read_lines(args.classnames, "class-name")
-        templates = read_lines(args.templates, "template")
-        if not all("{}" in t for t in templates):
-            fail(f"{args.templates}: every template needs a '{{}}' for the class name")
-        try:
-            head = zero_shot_head(state, tokenizer, classnames, templates, heads_text)
-        except (KeyError, IndexError, RuntimeError, ValueError) as e:  # tensors whose shapes do not fit
-            fail(f"{args.source}: the text tower's tensors do not fit together ({type(e).__name__}: {e})")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        fail(f"{args.out}: no such directory {os.path.dirname(os.path.abspath(args.out))}")
     dtype = torch.float16 if args.dtype == "f16" else torch.float32
     converted = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
     # Shapes do not tell the number of heads: the file records both towers' for the C++ loaders.
@@ -556,17 +394,8 @@ def main():
         fail(f"{args.out}: cannot be written ({e.strerror or e})")
     print(f"wrote {args.out}: {len(converted)} tensors ({args.dtype}, {heads} visual attention heads"
           + (f", {heads_text} text attention heads)" if heads_text is not None else ")"))
-    if head is not None:
-        temporary = args.head_out + ".tmp"
-        try:
-            with open(temporary, "wb") as f:  # written whole, then renamed: never half a head
-                np.save(f, head.numpy().astype(np.float32))
-            os.replace(temporary, args.head_out)
-        except OSError as e:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-            fail(f"{args.head_out}: cannot be written ({e.strerror or e})")
-        print(f"wrote {args.head_out}: head of {head.shape[0]} classes x {head.shape[1]} dims")
+    if heads_text is not None:
+        print(f"zero-shot head: cftrain zeroshot-head --weights {args.out} --out head.npy")
 
 
 if __name__ == "__main__":

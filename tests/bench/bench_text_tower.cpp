@@ -4,7 +4,7 @@
 // (TextTransformer::encode(ids, 77), what OpenAI computes) and truncated to each batch's
 // longest sequence (TextTransformer::forward), against PyTorch doing both in the same run
 // (bench_text_tower_pytorch.py: OpenAI's encode_text through torch.nn.MultiheadAttention).
-// The script also tokenizes the prompts (weights/convert_clip.py's tokenizer), so both sides
+// The script also tokenizes the prompts (tests/fixtures/clip_tokenizer_reference.py), so both sides
 // encode the same ids; without PyTorch every case is skipped with a message. Both sides use the
 // engine's thread count (OMP_NUM_THREADS, else every core). The PyTorch case runs first; each
 // of ours reports `vs_pytorch`, its rate over PyTorch's for the same way.

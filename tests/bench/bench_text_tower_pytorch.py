@@ -9,7 +9,7 @@ The prompts: the 80 templates of weights/prompts/imagenet_templates.txt filled w
 names spread over weights/prompts/imagenet_classnames.txt (every 1000 / CLASSES-th, from the
 first; over all 1000 classes the prompts average 9.6 tokens and a class's batch 13.2 at the
 longest, these batches alike), tokenized by
-weights/convert_clip.py's tokenizer (the shipped BPE vocabulary); one batch per class (80
+tests/fixtures/clip_tokenizer_reference.py (the shipped BPE vocabulary); one batch per class (80
 prompts), as the zero-shot head is built. After one warm-up pass, REPEATS timed passes over all
 batches; prints the median prompts per second of each way as one JSON line.
 
@@ -51,7 +51,7 @@ except ImportError as e:
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "weights"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
-from convert_clip import Tokenizer  # noqa: E402
+from clip_tokenizer_reference import SimpleTokenizer  # noqa: E402
 from clip_reference import TextTransformer  # noqa: E402
 
 
@@ -62,8 +62,9 @@ def prompt_ids(classes):
             return [line.strip() for line in f if line.strip()]
     templates, names = lines("imagenet_templates.txt"), lines("imagenet_classnames.txt")
     names = [names[i * len(names) // classes] for i in range(classes)]
-    tokenizer = Tokenizer(os.path.join(ROOT, "weights", "bpe_simple_vocab_16e6.txt.gz"))
-    return tokenizer.tokenize([t.replace("{}", name) for name in names for t in templates], 77), len(templates)
+    tokenizer = SimpleTokenizer(os.path.join(ROOT, "weights", "bpe_simple_vocab_16e6.txt.gz"))
+    prompts = [t.replace("{}", name) for name in names for t in templates]
+    return torch.tensor(tokenizer.tokenize(prompts, 77)), len(templates)
 
 
 def main():

@@ -3,12 +3,14 @@
 (OpenAI layout as a plain state dict, a TorchScript archive and an open_clip training
 checkpoint, and the same weights as HuggingFace directories with model.safetensors or
 pytorch_model.bin, CLIPModel or vision-only) is converted, loaded by `cftrain embed`, and the
-features and zero-shot logits are compared with the independent PyTorch reference
-(tests/fixtures/clip_reference.py); malformed input of every kind must be refused in one
-`error:` line, with no traceback and no output file. Where
-HuggingFace transformers is installed, a tiny transformers.CLIPModel is converted too and
-`cftrain embed` is compared with its get_image_features. Exits 77 (skipped) when PyTorch is not
-installed.
+features are compared with the independent PyTorch reference (tests/fixtures/clip_reference.py);
+`cftrain zeroshot-head` makes the zero-shot head of every converted layout that has a text tower
+(those towers have CLIP's real vocabulary), compared with the head computed in PyTorch
+(zero_shot_head_reference.py) within 1e-4 of its scale, and the logits of `cftrain embed --head`
+with it. Malformed input of every kind must be refused in one `error:` line, with no traceback
+and no output file. Where HuggingFace transformers is installed, a tiny transformers.CLIPModel is
+converted too: `cftrain embed` is compared with its get_image_features and the head with one made
+from its get_text_features. Exits 77 (skipped) when PyTorch is not installed.
 
     test_convert_clip.py --cftrain build/cftrain
 """
@@ -35,10 +37,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "weights"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
+sys.path.insert(0, HERE)
 import safetensors_io  # noqa: E402
 from clip_reference import TextTransformer, VisionTransformer, perturb_norms_and_biases  # noqa: E402
 import convert_clip  # noqa: E402
-from convert_clip import Tokenizer  # noqa: E402
+import zero_shot_head_reference as reference_head  # noqa: E402
 
 CONVERTER = os.path.join(ROOT, "weights", "convert_clip.py")
 failures = []
@@ -91,18 +94,45 @@ def embed(cftrain, weights, images, out, *extra):
     return result, (np.load(out) if result.returncode == 0 else None)
 
 
-def write_merges(path):
-    # A tiny BPE vocabulary: bytes, their end-of-word forms, and four merges.
-    with open(path, "w") as f:
-        f.write("#version: 0.2\nc a\nca t</w>\nd o\ndo g</w>\n")
+VOCAB = 49408  # CLIP's: cftrain zeroshot-head tokenizes with the shipped vocabulary
+CLASSES = ("cat", "dog", "ca", "hot-dog stand")
+TEMPLATES = ("a {}.", "a photo of a {}")
 
 
-def hf_directory(directory, state, merges, weights_file="model.safetensors", heads=1, text_heads=1,
+def write_prompts(path):
+    """The class-name and template files every head of this test is made from."""
+    with open(path("classes.txt"), "w") as f:
+        f.write("".join(name + "\n" for name in CLASSES))
+    with open(path("templates.txt"), "w") as f:
+        f.write("".join(template + "\n" for template in TEMPLATES))
+
+
+def zeroshot_head(cftrain, path, weights, out):
+    """`cftrain zeroshot-head` of the test's classes and templates; returns (process, head or None)."""
+    out = path(out)
+    result = run(cftrain, "zeroshot-head", "--weights", weights, "--classnames", path("classes.txt"),
+                 "--templates", path("templates.txt"), "--out", out)
+    return result, (np.load(out) if result.returncode == 0 else None)
+
+
+def check_head(cftrain, path, weights, out, reference, what):
+    """cftrain's head of a converted file equals the reference (float64 PyTorch) within 1e-4 of
+    the head's scale, float32 (classes, dim); returns it (or None)."""
+    result, head = zeroshot_head(cftrain, path, weights, out)
+    error = reference_head.max_error(head, reference) if head is not None and head.shape == reference.shape else None
+    good = head is not None and head.dtype == np.float32 and error is not None and error <= 1e-4
+    check(good, f"{what}: cftrain zeroshot-head equals the PyTorch head (max |diff| "
+          + (f"{error:.1e}" if error is not None else "n/a") + " of the scale)"
+          + ("" if good else ": " + result.stderr.strip()))
+    return head
+
+
+def hf_directory(directory, state, weights_file="model.safetensors", heads=1, text_heads=1,
                  vision_only=False, nested=True):
     """The same weights as a HuggingFace directory with a config.json stating every size, as
     transformers writes them: a CLIPModel (vision_config and text_config nested), or with
     vision_only the visual tower alone as CLIPVisionModelWithProjection (its fields at the top
-    unless nested; no text model, no merges.txt). weights_file is model.safetensors or (older
+    unless nested; no text model). weights_file is model.safetensors or (older
     transformers) pytorch_model.bin. Returns the config."""
     os.makedirs(directory)
     hf = {"visual_projection.weight": state["visual.proj"].t(), "logit_scale": state["logit_scale"],
@@ -161,9 +191,6 @@ def hf_directory(directory, state, merges, weights_file="model.safetensors", hea
     else:
         safetensors_io.save(os.path.join(directory, weights_file), hf, quiet=True)
     write_json(os.path.join(directory, "config.json"), config)
-    if not vision_only:
-        with open(merges) as src, open(os.path.join(directory, "merges.txt"), "w") as dst:
-            dst.write(src.read())
     return config
 
 
@@ -181,13 +208,24 @@ def refused(result, fragment, what, output=None):
           f"{what} is refused in one line: {result.stderr.strip()!r}")
 
 
+def refused_by_cftrain(result, fragment, what, output):
+    """A refusal by `cftrain zeroshot-head`: non-zero exit, one line `error: ...` naming
+    `fragment` (after at most its opening line `zero-shot head: N classes x M templates from
+    ...`), and no output file."""
+    lines = result.stderr.strip().splitlines()
+    check(result.returncode != 0 and len(lines) in (1, 2) and lines[-1].startswith("error: ")
+          and fragment in lines[-1] and (len(lines) == 1 or lines[0].startswith("zero-shot head: "))
+          and not os.path.exists(output), f"{what} is refused in one error line: {result.stderr.strip()!r}")
+
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def check_transformers(cftrain, path):
     """A tiny transformers.CLIPModel, saved as save_pretrained writes it, converts and embeds as
-    get_image_features computes (only where transformers is installed)."""
+    get_image_features computes, and cftrain's head of the conversion equals the head made from
+    get_text_features (only where transformers is installed)."""
     try:
         import transformers
     except ImportError:
@@ -197,7 +235,7 @@ def check_transformers(cftrain, path):
     config = transformers.CLIPConfig(
         vision_config=dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
                            patch_size=8, image_size=32, hidden_act="quick_gelu"),
-        text_config=dict(vocab_size=100, hidden_size=32, intermediate_size=128, num_hidden_layers=1,
+        text_config=dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=128, num_hidden_layers=1,
                          num_attention_heads=2, max_position_embeddings=16, hidden_act="quick_gelu"),
         projection_dim=24)
     model = transformers.CLIPModel(config).eval()
@@ -218,13 +256,23 @@ def check_transformers(cftrain, path):
           "cftrain embed matches transformers CLIPModel.get_image_features (max |diff| "
           + (f"{np.abs(features - reference).max():.2e}" if features is not None and features.shape == reference.shape
              else "n/a") + "): " + result.stderr.strip())
+    with torch.no_grad():
+        rows = []
+        for name in CLASSES:
+            ids = torch.tensor(reference_head.tokenizer().tokenize([t.replace("{}", name) for t in TEMPLATES], 16))
+            text_features = model.get_text_features(input_ids=ids)
+            text_features = getattr(text_features, "pooler_output", text_features)
+            rows.append(F.normalize(F.normalize(text_features.double(), dim=-1).mean(dim=0), dim=0))
+        reference = (torch.stack(rows) * model.logit_scale.double().exp()).numpy()
+    check_head(cftrain, path, path("transformers.safetensors"), "transformers_head.npy", reference,
+               "transformers CLIPModel (2 text heads of 16), head from get_text_features")
 
 
-def check_vision_only(cftrain, path, narrow_state, narrow_features, merges):
+def check_vision_only(cftrain, path, narrow_state, narrow_features):
     """A vision-only HuggingFace directory (CLIPVisionModelWithProjection: no text model) converts
     to the visual tower with the config's heads, and its model.safetensors also loads directly
-    with the config.json beside it; a zero-shot head needs a text tower and is refused."""
-    hf_directory(path("hf_vision"), narrow_state, merges, heads=4, vision_only=True, nested=False)
+    with the config.json beside it; cftrain zeroshot-head refuses it (no text tower)."""
+    hf_directory(path("hf_vision"), narrow_state, heads=4, vision_only=True, nested=False)
     result = run(sys.executable, CONVERTER, path("hf_vision"), "--out", path("hf_vision.safetensors"))
     check(result.returncode == 0, "convert a vision-only HuggingFace directory: " + result.stderr.strip())
     converted = safetensors_io.load(path("hf_vision.safetensors")) if result.returncode == 0 else {}
@@ -240,7 +288,7 @@ def check_vision_only(cftrain, path, narrow_state, narrow_features, merges):
     check(features is not None and close(features, narrow_features, 1e-5, 1e-6),
           "vision-only conversion: cftrain embed matches the PyTorch reference: " + result.stderr.strip())
     # The same config with the vision fields under vision_config converts to the same file.
-    hf_directory(path("hf_vision_nested"), narrow_state, merges, heads=4, vision_only=True, nested=True)
+    hf_directory(path("hf_vision_nested"), narrow_state, heads=4, vision_only=True, nested=True)
     result = run(sys.executable, CONVERTER, path("hf_vision_nested"), "--out", path("hf_vision_nested.safetensors"))
     check(result.returncode == 0 and same_tensors(path("hf_vision.safetensors"), path("hf_vision_nested.safetensors")),
           "vision-only with vision_config nested converts the same: " + result.stderr.strip())
@@ -249,40 +297,33 @@ def check_vision_only(cftrain, path, narrow_state, narrow_features, merges):
                              path("e_direct.npy"))
     check(features is not None and close(features, narrow_features, 1e-5, 1e-6),
           "a HuggingFace model.safetensors loaded directly takes the config's 4 heads: " + result.stderr.strip())
-    result = run(sys.executable, CONVERTER, path("hf_vision"), "--out", path("hf_vision_head.safetensors"),
-                 "--classnames", path("classes.txt"), "--templates", path("templates.txt"),
-                 "--head-out", path("hf_vision_head.npy"), "--bpe", merges)
-    refused(result, "a zero-shot head (--classnames, --templates, --head-out) needs one",
-            "a head for a vision-only model", path("hf_vision_head.safetensors"))
-    check(not os.path.exists(path("hf_vision_head.npy")), "no head file is written for a vision-only model")
+    result, _ = zeroshot_head(cftrain, path, path("hf_vision.safetensors"), "hf_vision_head.npy")
+    refused_by_cftrain(result, "no logit_scale (a CLIP checkpoint keeps it beside the text tower)",
+                       "cftrain zeroshot-head of a vision-only conversion", path("hf_vision_head.npy"))
 
 
-def check_text_heads(path, state, merges, tokenizer, vocab):
-    """The head of a HuggingFace directory is computed with its text_config's heads, here 4 of 16
-    (width / 64 would be one)."""
-    text = TextTransformer(vocab=vocab, context=16, width=64, layers=2, heads=4, output_dim=24)
+def check_text_heads(cftrain, path, state):
+    """Text heads 16 wide (4 of them; width / 64 would be one), stated by a HuggingFace config's
+    text_config or given with --text-heads, are recorded, and cftrain's head made with them
+    equals PyTorch's."""
+    text = TextTransformer(vocab=VOCAB, context=16, width=64, layers=2, heads=4, output_dim=24)
     perturb_norms_and_biases(text)
     text_state = dict(state, **text.state_dict())
-    hf_directory(path("hf_text4"), text_state, merges, text_heads=4)
-    result = run(sys.executable, CONVERTER, path("hf_text4"), "--out", path("hf_text4.safetensors"), "--classnames",
-                 path("classes.txt"), "--templates", path("templates.txt"), "--head-out", path("hf_text4_head.npy"))
+    reference = reference_head.zero_shot_head(text_state, 4, CLASSES, TEMPLATES)
+    hf_directory(path("hf_text4"), text_state, text_heads=4)
+    result = run(sys.executable, CONVERTER, path("hf_text4"), "--out", path("hf_text4.safetensors"))
     check(result.returncode == 0, "convert a HuggingFace directory whose text heads are 16 wide: " + result.stderr.strip())
-    with torch.no_grad():
-        rows = [F.normalize(F.normalize(text(tokenizer.tokenize([f"a {name}.", f"a photo of a {name}"], 16)), dim=-1)
-                            .mean(0), dim=0) for name in ("cat", "dog", "ca")]
-        head = (torch.stack(rows) * np.exp(2.0)).numpy()
-    check(result.returncode == 0 and close(np.load(path("hf_text4_head.npy")), head, 1e-5, 1e-6),
-          "the head uses text_config.num_attention_heads")
     check(safetensors_io.metadata(path("hf_text4.safetensors")).get("text_heads") == "4",
           "a HuggingFace config's text_config.num_attention_heads is recorded as text_heads")
+    check_head(cftrain, path, path("hf_text4.safetensors"), "hf_text4_head.npy", reference,
+               "HuggingFace directory with text_config.num_attention_heads 4")
     # An OpenAI-layout checkpoint: --text-heads, recorded and used for the head.
     torch.save(text_state, path("text4.pt"))
-    result = run(sys.executable, CONVERTER, path("text4.pt"), "--out", path("text4.safetensors"), "--text-heads", "4",
-                 "--classnames", path("classes.txt"), "--templates", path("templates.txt"),
-                 "--head-out", path("text4_head.npy"), "--bpe", merges)
-    check(result.returncode == 0 and safetensors_io.metadata(path("text4.safetensors")).get("text_heads") == "4"
-          and close(np.load(path("text4_head.npy")), head, 1e-5, 1e-6),
-          "--text-heads is recorded as text_heads and used for the head: " + result.stderr.strip())
+    result = run(sys.executable, CONVERTER, path("text4.pt"), "--out", path("text4.safetensors"), "--text-heads", "4")
+    check(result.returncode == 0 and safetensors_io.metadata(path("text4.safetensors")).get("text_heads") == "4",
+          "--text-heads is recorded as text_heads: " + result.stderr.strip())
+    check_head(cftrain, path, path("text4.safetensors"), "text4_head.npy", reference,
+               "OpenAI state dict converted with --text-heads 4")
     result = run(sys.executable, CONVERTER, path("text4.pt"), "--out", path("text3.safetensors"), "--text-heads", "3")
     refused(result, "3 attention heads do not divide the text width 64", "--text-heads that do not divide the width",
             path("text3.safetensors"))
@@ -306,7 +347,7 @@ def check_width_96(cftrain, path, images):
           "width 96 with 3 recorded heads: cftrain embed matches the PyTorch reference: " + result.stderr.strip())
 
 
-def check_malformed(path, state, narrow_state, merges):
+def check_malformed(cftrain, path, state, narrow_state):
     """Bad input of every kind: one `error:` line, no traceback, no output file. A few cases run
     the converter as a process; the rest run the same code in this process."""
     def refuse(source, fragment, what, *extra, process=False):
@@ -320,7 +361,7 @@ def check_malformed(path, state, narrow_state, merges):
         refused(result, fragment, what, out)
 
     def directory(name, **options):
-        hf_directory(path(name), narrow_state, merges, heads=4, **options)
+        hf_directory(path(name), narrow_state, heads=4, **options)
         return path(name)
 
     def edit_weights(source, change):
@@ -400,18 +441,18 @@ def check_malformed(path, state, narrow_state, merges):
     refuse(path("tiny.pt"), "0 attention heads do not divide the visual width 64", "--heads 0", "--heads", "0")
     result = run(sys.executable, CONVERTER, path("tiny.pt"), "--out", path("no_such_dir/x.safetensors"))
     refused(result, "no_such_dir/x.safetensors: no such directory", "an output in a missing directory")
-    head_options = ("--classnames", path("classes.txt"), "--templates", path("templates.txt"), "--head-out",
-                    path("malformed.npy"))
-    refuse(path("tiny.pt"), "no_such_merges.txt: no such tokenizer vocabulary file", "a missing --bpe file",
-           *head_options, "--bpe", path("no_such_merges.txt"))
-    with open(path("binary_classes.txt"), "wb") as f:
-        f.write(b"\xff\xfe\x00cat\n")
-    refuse(path("tiny.pt"), "binary_classes.txt: cannot be read as a class-name file", "a class-name file that is not UTF-8",
-           "--classnames", path("binary_classes.txt"), *head_options[2:], "--bpe", merges)
-    text_less = {k: v for k, v in state.items() if k != "ln_final.bias"}
-    torch.save(text_less, path("text_less.pt"))
-    refuse(path("text_less.pt"), "the text tower lacks ln_final.bias", "a head from a text tower missing a tensor",
-           *head_options, "--bpe", merges)
+    # The converter's former zero-shot head options are refused with a pointer to cftrain.
+    for option in convert_clip.HEAD_OPTIONS:
+        refuse(path("tiny.pt"), f"{option}: the converter no longer makes zero-shot heads; convert, then make the "
+               "head with `cftrain zeroshot-head --weights", f"the removed option {option}", option, path("x.txt"),
+               process=option == "--head-out")
+    # The converter keeps a text tower as it finds it; cftrain zeroshot-head refuses an incomplete one.
+    torch.save({k: v for k, v in state.items() if k != "ln_final.bias"}, path("text_less.pt"))
+    result = run(sys.executable, CONVERTER, path("text_less.pt"), "--out", path("text_less.safetensors"))
+    check(result.returncode == 0, "a text tower lacking ln_final.bias converts as it is: " + result.stderr.strip())
+    result, _ = zeroshot_head(cftrain, path, path("text_less.safetensors"), "text_less_head.npy")
+    refused_by_cftrain(result, "missing: ln_final.bias", "cftrain zeroshot-head of a text tower lacking ln_final.bias",
+            path("text_less_head.npy"))
 
 
 def main():
@@ -422,50 +463,29 @@ def main():
     work = tempfile.mkdtemp(prefix="convert_clip_")
     path = lambda name: os.path.join(work, name)  # noqa: E731
 
-    merges = path("merges.txt")
-    write_merges(merges)
-    tokenizer = Tokenizer(merges)
-    ids = lambda s: tokenizer.encoder[s]  # noqa: E731
-    check(tokenizer.encode("A cat, a  DOG!") == [ids("a</w>"), ids("cat</w>"), ids(",</w>"), ids("a</w>"),
-                                                 ids("dog</w>"), ids("!</w>")], "tokenizer applies merges, lowercases, splits")
-    vocab = len(tokenizer.encoder)
-
+    write_prompts(path)
     visual = VisionTransformer(width=64, layers=2, heads=1, patch=8, grid=4, output_dim=24)
-    text = TextTransformer(vocab=vocab, context=16, width=64, layers=2, heads=1, output_dim=24)
+    text = TextTransformer(vocab=VOCAB, context=16, width=64, layers=2, heads=1, output_dim=24)
     perturb_norms_and_biases(visual)
     perturb_norms_and_biases(text)
     state = {"visual." + k: v for k, v in visual.state_dict().items()}
     state.update(text.state_dict())
     state["logit_scale"] = torch.tensor(2.0)
     torch.save(state, path("tiny.pt"))
-    with open(path("classes.txt"), "w") as f:
-        f.write("cat\ndog\nca\n")
-    with open(path("templates.txt"), "w") as f:
-        f.write("a {}.\na photo of a {}\n")
+    # The head computed in PyTorch (float64) from the weights converted below.
+    reference = reference_head.zero_shot_head(state, 1, CLASSES, TEMPLATES)
 
-    result = run(sys.executable, CONVERTER, path("tiny.pt"), "--out", path("tiny.safetensors"),
-                 "--classnames", path("classes.txt"), "--templates", path("templates.txt"),
-                 "--head-out", path("head.npy"), "--bpe", merges)
+    result = run(sys.executable, CONVERTER, path("tiny.pt"), "--out", path("tiny.safetensors"))
     check(result.returncode == 0, "convert OpenAI-layout state dict: " + result.stderr.strip())
     check(safetensors_io.metadata(path("tiny.safetensors")).get("text_heads") == "1",
           "the text tower's heads (width 64 / 64) are recorded as text_heads")
-
-    # Reference head from the independent text tower.
-    with torch.no_grad():
-        rows = []
-        for name in ("cat", "dog", "ca"):
-            prompts = [f"a {name}.", f"a photo of a {name}"]
-            rows.append(F.normalize(F.normalize(text(tokenizer.tokenize(prompts, 16)), dim=-1).mean(0), dim=0))
-        head = (torch.stack(rows) * np.exp(2.0)).numpy()
-    converted_head = np.load(path("head.npy"))
-    check(converted_head.dtype == np.float32 and converted_head.shape == (3, 24), "head is float32 (3, 24)")
-    check(close(converted_head, head, 1e-5, 1e-6), "head matches the reference text tower")
+    head = check_head(args.cftrain, path, path("tiny.safetensors"), "head.npy", reference, "OpenAI state dict")
 
     images = torch.randn(4, 3, 32, 32)
     np.save(path("x.npy"), images.numpy())
     with torch.no_grad():
         features = visual(images)[0].numpy()
-    logits = F.normalize(torch.from_numpy(features), dim=-1).numpy() @ converted_head.T
+    logits = F.normalize(torch.from_numpy(features), dim=-1).numpy() @ (head.T if head is not None else 0)
     result, embedded = embed(args.cftrain, path("tiny.safetensors"), path("x.npy"), path("e.npy"),
                              "--head", path("head.npy"), "--logits-out", path("l.npy"))
     check(result.returncode == 0, "cftrain embed on the converted file: " + result.stderr.strip())
@@ -489,6 +509,7 @@ def main():
     result = run(sys.executable, CONVERTER, path("tiny_jit.pt"), "--out", path("jit.safetensors"))
     check(result.returncode == 0, "convert TorchScript archive: " + result.stderr.strip())
     check(same_tensors(path("tiny.safetensors"), path("jit.safetensors")), "TorchScript conversion equals state-dict conversion")
+    check_head(args.cftrain, path, path("jit.safetensors"), "jit_head.npy", reference, "TorchScript archive")
 
     # An open_clip training checkpoint: the state dict under "state_dict" next to the epoch and
     # optimizer, keys "module."-prefixed by DistributedDataParallel.
@@ -501,6 +522,7 @@ def main():
     result, open_clip_features = embed(args.cftrain, path("open_clip.safetensors"), path("x.npy"), path("e_oc.npy"))
     check(open_clip_features is not None and embedded is not None and np.array_equal(open_clip_features, embedded),
           "cftrain embed of the open_clip conversion equals the state-dict one: " + result.stderr.strip())
+    check_head(args.cftrain, path, path("open_clip.safetensors"), "open_clip_head.npy", reference, "open_clip checkpoint")
 
     # f16 storage: the C++ loader widens to f32; compare with the reference on rounded weights.
     result = run(sys.executable, CONVERTER, path("tiny.pt"), "--out", path("tiny16.safetensors"), "--dtype", "f16")
@@ -515,24 +537,30 @@ def main():
     check(embedded16 is not None and close(embedded16, features16, 1e-5, 1e-6),
           "f16 checkpoint loads and matches the rounded reference")
 
-    # A HuggingFace directory converts to the same tensors, tokenizer included.
-    hf_directory(path("hf"), state, merges)
-    result = run(sys.executable, CONVERTER, path("hf"), "--out", path("hf.safetensors"), "--classnames",
-                 path("classes.txt"), "--templates", path("templates.txt"), "--head-out", path("hf_head.npy"))
+    # A HuggingFace directory converts to the same tensors.
+    hf_directory(path("hf"), state)
+    result = run(sys.executable, CONVERTER, path("hf"), "--out", path("hf.safetensors"))
     check(result.returncode == 0, "convert HuggingFace directory: " + result.stderr.strip())
     check(same_tensors(path("tiny.safetensors"), path("hf.safetensors")), "HF conversion equals OpenAI conversion")
-    check(np.array_equal(np.load(path("hf_head.npy")), converted_head), "HF head equals OpenAI head")
+    check_head(args.cftrain, path, path("hf.safetensors"), "hf_head.npy", reference, "HuggingFace directory")
     # The same directory as older transformers save it: pytorch_model.bin, no model.safetensors.
-    hf_directory(path("hf_bin"), state, merges, "pytorch_model.bin")
+    hf_directory(path("hf_bin"), state, "pytorch_model.bin")
     result = run(sys.executable, CONVERTER, path("hf_bin"), "--out", path("hf_bin.safetensors"))
     check(result.returncode == 0, "convert HuggingFace directory with pytorch_model.bin: " + result.stderr.strip())
     check(same_tensors(path("tiny.safetensors"), path("hf_bin.safetensors")), "HF pytorch_model.bin conversion equals OpenAI conversion")
+    check_head(args.cftrain, path, path("hf_bin.safetensors"), "hf_bin_head.npy", reference,
+               "HuggingFace directory with pytorch_model.bin")
 
     # Heads that are not 64 wide: given with --heads (OpenAI layout) or by a HuggingFace config,
-    # recorded in the file, and used by the C++ loader.
+    # recorded in the file, and used by the C++ loader. These checkpoints (and the many
+    # HuggingFace directories made from them below) make no heads: their text tower has a
+    # vocabulary of 100, to keep the files small.
     narrow = VisionTransformer(width=64, layers=2, heads=4, patch=8, grid=4, output_dim=24)
+    small_text = TextTransformer(vocab=100, context=16, width=64, layers=2, heads=1, output_dim=24)
     perturb_norms_and_biases(narrow)
-    narrow_state = dict(state, **{"visual." + k: v for k, v in narrow.state_dict().items()})
+    perturb_norms_and_biases(small_text)
+    narrow_state = {"visual." + k: v for k, v in narrow.state_dict().items()}
+    narrow_state.update(small_text.state_dict(), logit_scale=state["logit_scale"])
     torch.save(narrow_state, path("narrow.pt"))
     with torch.no_grad():
         narrow_features = narrow(images)[0].numpy()
@@ -542,7 +570,7 @@ def main():
     result, embedded_narrow = embed(args.cftrain, path("narrow.safetensors"), path("x.npy"), path("e_narrow.npy"))
     check(embedded_narrow is not None and close(embedded_narrow, narrow_features, 1e-5, 1e-6),
           "4 heads of 16: features match the PyTorch reference: " + result.stderr.strip())
-    hf_directory(path("hf_narrow"), narrow_state, merges, heads=4)
+    hf_directory(path("hf_narrow"), narrow_state, heads=4)
     result = run(sys.executable, CONVERTER, path("hf_narrow"), "--out", path("hf_narrow.safetensors"))
     check(result.returncode == 0 and safetensors_io.metadata(path("hf_narrow.safetensors")).get("heads") == "4",
           "a HuggingFace config's num_attention_heads is recorded: " + result.stderr.strip())
@@ -550,10 +578,10 @@ def main():
     check(result.returncode != 0 and "5 attention heads do not divide the visual width 64" in result.stderr
           and not os.path.exists(path("bad.safetensors")), "heads that do not divide the width are refused")
 
-    check_vision_only(args.cftrain, path, narrow_state, narrow_features, merges)
-    check_text_heads(path, state, merges, tokenizer, vocab)
+    check_vision_only(args.cftrain, path, narrow_state, narrow_features)
+    check_text_heads(args.cftrain, path, state)
     check_width_96(args.cftrain, path, images)
-    check_malformed(path, state, narrow_state, merges)
+    check_malformed(args.cftrain, path, state, narrow_state)
 
     check_transformers(args.cftrain, path)
 
@@ -564,14 +592,6 @@ def main():
         f.write("not a checkpoint")
     result = run(sys.executable, CONVERTER, path("junk.pt"), "--out", path("j.safetensors"))
     refused(result, "junk.pt: not a TorchScript archive or PyTorch checkpoint", "a non-checkpoint", path("j.safetensors"))
-    result = run(sys.executable, CONVERTER, path("tiny.pt"), "--out", path("x.safetensors"), "--head-out", path("h.npy"))
-    check(result.returncode != 0 and "go together" in result.stderr, "head options must come together")
-    with open(path("bad_templates.txt"), "w") as f:
-        f.write("a photo\n")
-    result = run(sys.executable, CONVERTER, path("tiny.pt"), "--out", path("t.safetensors"), "--classnames",
-                 path("classes.txt"), "--templates", path("bad_templates.txt"), "--head-out", path("t.npy"), "--bpe", merges)
-    check(result.returncode != 0 and "needs a '{}'" in result.stderr and not os.path.exists(path("t.safetensors")),
-          "bad head input is refused before the checkpoint is written")
 
     # Writes are atomic: a write that fails part-way (here: packing the header raises) leaves
     # the file that was there intact and no temporary file behind.
