@@ -38,7 +38,7 @@ TEST_F(Cli, HelpForEveryCommand) {
   const CliRun top = cftrain("--help");
   EXPECT_EQ(top.status, 0);
   for (const char* command :
-       {"demo", "train", "eval", "wise", "cam", "mask", "embed", "preprocess", "smoke"}) {
+       {"demo", "train", "eval", "wise", "cam", "mask", "embed", "preprocess", "smoke", "report"}) {
     EXPECT_NE(top.output.find(command), std::string::npos) << command;
     const CliRun help = cftrain(std::string(command) + " --help");
     EXPECT_EQ(help.status, 0) << command;

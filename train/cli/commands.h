@@ -22,5 +22,6 @@ Command add_wise_command(CLI::App& root);
 Command add_cam_command(CLI::App& root);
 Command add_mask_command(CLI::App& root);
 Command add_bench_command(CLI::App& root);
+Command add_report_command(CLI::App& root);
 
 }  // namespace train

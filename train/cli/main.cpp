@@ -70,7 +70,8 @@ int main(int argc, char** argv) {
       train::add_eval_command(app),       train::add_wise_command(app),
       train::add_cam_command(app),        train::add_mask_command(app),
       train::add_bench_command(app),      train::add_embed_command(app),
-      train::add_preprocess_command(app), train::add_smoke_command(app)};
+      train::add_preprocess_command(app), train::add_smoke_command(app),
+      train::add_report_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

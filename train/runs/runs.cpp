@@ -235,6 +235,11 @@ EvalOptions eval_options(const Config& config, int image_size, std::ostream* log
   options.on_bad_input = data::parse_bad_input_policy(config.string("eval.on_error"));
   options.max_pixels = config.integer("data.max_pixels");
   options.log = log;
+  // kind = "demo": the demo benchmark's test sets, generated as `cftrain demo` generates them.
+  options.in_memory = [](const std::string& split) {
+    const DemoData data = generate_demo_split(demo_split(split));
+    return std::make_pair(data.images, data.labels);
+  };
   return options;
 }
 

@@ -1,0 +1,53 @@
+// `cftrain report`: one self-contained HTML page about a training run (train/README.md, "Reports"):
+// its resolved configuration and state (finished or stopped early, resumed, best epoch), its
+// curves over steps (loss terms, learning rate, gradient norm, accuracy, images/s), its epochs,
+// and, when it was evaluated, the table of ID and every shift with the OOD average and the
+// ID-vs-OOD trade-off plot (zero-shot, the run, a WiSE-FT sweep).
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace train {
+
+// metrics.jsonl read back: its step and epoch records in order, the steps at which the run was
+// resumed ("type": "resume" records), and whether a last record cut short by a kill was left out.
+struct RunMetrics {
+  std::vector<nlohmann::json> steps, epochs;
+  std::vector<int64_t> resumed_at;
+  bool cut_record = false;
+};
+
+// Errors name the file and the line.
+RunMetrics read_run_metrics(const std::string& path);
+
+// An evaluation (eval.json): datasets in order, the first is ID.
+struct EvalResult {
+  std::vector<std::pair<std::string, double>> accuracies;  // dataset -> accuracy in %
+  double id = 0, ood_average = 0;
+  bool complete = true;
+};
+EvalResult read_eval_json(const std::string& path);
+
+// A WiSE-FT sweep (wise.csv of `cftrain wise --alphas`): per alpha, ID and OOD average.
+struct WisePoint {
+  double alpha, id, ood_average;
+};
+std::vector<WisePoint> read_wise_csv(const std::string& path);
+
+struct RunReportOptions {
+  std::string run_dir;
+  std::string out;        // default run_dir/report.html
+  std::string eval;       // default run_dir/eval.json when it exists
+  std::string wise;       // default run_dir/wise.csv when it exists
+  std::string zero_shot;  // eval.json of the zero-shot model (optional)
+};
+
+// Writes the report (atomically); returns its path.
+std::string write_run_report(const RunReportOptions& options);
+
+}  // namespace train
