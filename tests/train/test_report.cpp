@@ -209,7 +209,7 @@ TEST_F(Report, StateOfAStoppedResumedRunAndBadInputs) {
 }
 
 // cftrain eval scores the demo's test sets with the shipped configuration, as a direct
-// computation does, and the report of the evaluated run shows them.
+// computation does, and the report of the evaluated run shows them with a WiSE-FT sweep.
 TEST_F(Report, EvalScoresTheDemoTestSetsAndTheReportShowsThem) {
   train_run();
   const std::string config = std::string(SOURCE_DIR) + "/train/configs/eval_demo.toml";
@@ -232,10 +232,20 @@ TEST_F(Report, EvalScoresTheDemoTestSetsAndTheReportShowsThem) {
     if (std::string(set) != "ID") ood += json["datasets"][set]["accuracy"].get<double>() / 4;
   }
   EXPECT_NEAR(json["OOD-avg"].get<double>(), ood, 1e-9);
+  // A WiSE-FT sweep on the same sets into the run directory; alpha 1 is the fine-tuned model.
+  const auto wise = cftrain("wise --zeroshot " + dir_ / "zs.safetensors" + " --finetuned " +
+                            dir_ / "run/best.safetensors" + " --alphas 1 --config " + config +
+                            " --out " + dir_ / "run");
+  ASSERT_EQ(wise.status, 0) << wise.output;
   ASSERT_EQ(cftrain("report " + dir_ / "run").status, 0);
-  const auto rows = table_values(read_text(dir_ / "run/report.html"), "eval");
+  const std::string html = read_text(dir_ / "run/report.html");
+  const auto rows = table_values(html, "eval");
   ASSERT_EQ(rows.size(), 6u);
   EXPECT_EQ(value(rows[1][2]), json["datasets"]["faint-anti"]["accuracy"].get<double>());
+  const auto sweep = table_values(html, "wise");
+  ASSERT_EQ(sweep.size(), 1u);
+  EXPECT_EQ(value(sweep[0][1]), json["ID"].get<double>());
+  EXPECT_NEAR(value(sweep[0][2]), json["OOD-avg"].get<double>(), 1e-4);  // wise.csv: 6 digits
 }
 
 TEST(Plot, TicksAreRoundAndCoverTheRange) {
