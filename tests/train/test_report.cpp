@@ -154,6 +154,12 @@ TEST_F(Report, NumbersOnThePageAreThoseOfTheRunsFiles) {
       epochs[1]["val_accuracy"].get<double>() > epochs[0]["val_accuracy"].get<double>() ? 2 : 1;
   EXPECT_NE(html.find("<td>best epoch</td><td>" + std::to_string(best) + " (validation"),
             std::string::npos);
+  // The method's pictures: 6 validation images of 32 px at zoom 4, five columns.
+  EXPECT_NE(html.find("The first 6 validation images with the final checkpoint"),
+            std::string::npos);
+  EXPECT_NE(html.find("<img alt=\"images, CAMs, masks and counterfactuals\" width=\"700\" "
+                      "height=\"858\" src=\"data:image/png;base64,"),
+            std::string::npos);
   // Every picture is embedded; nothing is fetched.
   EXPECT_EQ(std::regex_search(html, std::regex("src=\"(?!data:image/png;base64,)")), false);
   EXPECT_EQ(html.find("http"), std::string::npos);
@@ -183,6 +189,11 @@ TEST_F(Report, StateOfAStoppedResumedRunAndBadInputs) {
   EXPECT_NE(html.find("<td>best epoch</td><td>no validation</td>"), std::string::npos);
   EXPECT_NE(html.find("was cut short"), std::string::npos);
   EXPECT_EQ(table_values(html, "steps")[0][7], "null");  // grad_norm null stays null
+
+  // Through the command line, a mode without counterfactuals says so instead of drawing.
+  ASSERT_EQ(cftrain("report " + run).status, 0);
+  EXPECT_NE(read_text(run + "/report.html").find("Mode ft makes no counterfactual images."),
+            std::string::npos);
 
   // Bad inputs: one error line naming the file (and the line).
   std::ofstream(run + "/metrics.jsonl") << R"({"type":"step","step":1})"

@@ -4,6 +4,7 @@
 
 #include "train/cli/commands.h"
 #include "train/report/run_report.h"
+#include "train/runs/runs.h"
 
 namespace train {
 
@@ -22,6 +23,7 @@ Command add_report_command(CLI::App& root) {
   app->add_option("--zero-shot", options->zero_shot,
                   "eval.json of the zero-shot model, a point of the trade-off plot");
   return {app, [options] {
+            add_method_pictures(*options);
             const std::string path = write_run_report(*options);
             std::cout << "wrote " << path << "\n";
           }};

@@ -328,6 +328,12 @@ std::string write_run_report(const RunReportOptions& options) {
   summary(page, settings, metrics, dir);
   curves(page, settings, metrics);
   epoch_table(page, metrics);
+  if (options.method_pictures || !options.method_pictures_note.empty()) {
+    page.heading("What the student was distilled on");
+    if (!options.method_pictures_note.empty()) page.paragraph(options.method_pictures_note);
+    if (options.method_pictures)
+      page.picture(*options.method_pictures, "images, CAMs, masks and counterfactuals");
+  }
   evaluation(page, eval, wise, options.zero_shot);
   page.heading("Configuration");
   page.paragraph("The resolved " + dir + "/config.toml:");

@@ -6,11 +6,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "train/pictures/picture.h"
 
 namespace train {
 
@@ -45,6 +48,10 @@ struct RunReportOptions {
   std::string eval;       // default run_dir/eval.json when it exists
   std::string wise;       // default run_dir/wise.csv when it exists
   std::string zero_shot;  // eval.json of the zero-shot model (optional)
+  // The method's pictures (draw_method_pictures) of the final checkpoint, when drawn, and a
+  // note saying what they show or why there are none.
+  std::shared_ptr<const Canvas> method_pictures;
+  std::string method_pictures_note;
 };
 
 // Writes the report (atomically); returns its path.
