@@ -255,6 +255,9 @@ TEST_F(Report, EvalScoresTheDemoTestSetsAndTheReportShowsThem) {
   EXPECT_EQ(value(rows[1][2]), json["datasets"]["faint-anti"]["accuracy"].get<double>());
   const auto sweep = table_values(html, "wise");
   ASSERT_EQ(sweep.size(), 1u);
+  // eval and wise write their own pages too.
+  EXPECT_EQ(table_values(read_text(dir_ / "run/eval.html"), "eval"), rows);
+  EXPECT_EQ(table_values(read_text(dir_ / "run/wise.html"), "wise"), sweep);
   EXPECT_EQ(value(sweep[0][1]), json["ID"].get<double>());
   EXPECT_NEAR(value(sweep[0][2]), json["OOD-avg"].get<double>(), 1e-4);  // wise.csv: 6 digits
 }

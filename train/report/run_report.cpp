@@ -310,6 +310,13 @@ std::vector<WisePoint> read_wise_csv(const std::string& path) {
   return points;
 }
 
+void write_eval_report(const std::string& out, const std::string& eval_json,
+                       const std::string& wise_csv) {
+  HtmlPage page(eval_json.empty() ? "cftrain wise" : "cftrain eval");
+  evaluation(page, eval_json, wise_csv, "");
+  page.write(out);
+}
+
 std::string write_run_report(const RunReportOptions& options) {
   const std::string& dir = options.run_dir;
   ENGINE_CHECK(std::filesystem::is_directory(dir), dir, ": not a run directory");

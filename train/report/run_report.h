@@ -57,4 +57,10 @@ struct RunReportOptions {
 // Writes the report (atomically); returns its path.
 std::string write_run_report(const RunReportOptions& options);
 
+// The page of an evaluation alone (cftrain eval: eval.html; cftrain wise --alphas: wise.html):
+// the table of `eval_json` and / or the sweep of `wise_csv` (either may be empty), with the
+// ID-vs-OOD plot. Written atomically.
+void write_eval_report(const std::string& out, const std::string& eval_json,
+                       const std::string& wise_csv);
+
 }  // namespace train

@@ -334,7 +334,8 @@ void eval_from_config(const Config& config, const std::string& checkpoint,
     write_text(prefix + ".csv", so_far.csv());
   });
   table.print(log);
-  log << "wrote " << prefix << ".json and " << prefix << ".csv" << std::endl;
+  if (ranks.is_main()) write_eval_report(prefix + ".html", prefix + ".json", "");
+  log << "wrote " << prefix << ".json, " << prefix << ".csv and " << prefix << ".html" << std::endl;
 }
 
 }  // namespace train
