@@ -116,6 +116,8 @@ TEST(Demo, ShrunkenRunWritesTheBenchmarkOutputs) {
     EXPECT_NE(html.find(row + "</tr>"), std::string::npos) << row;
   }
   EXPECT_NE(html.find("src=\"data:image/png;base64,"), std::string::npos);
+  EXPECT_NE(html.find("<img alt=\"train loss per epoch of every method\""), std::string::npos);
+  EXPECT_NE(html.find("<img alt=\"train accuracy per epoch of every method\""), std::string::npos);
   EXPECT_NE(log.str().find("+-"), std::string::npos) << "spread over seeds in the table";
   // The second run uses the cached pre-trained model.
   std::ostringstream again;

@@ -19,6 +19,7 @@
 #include "train/eval/wise.h"
 #include "train/loop/trainer.h"
 #include "train/pictures/picture.h"
+#include "train/pictures/plot.h"
 #include "train/report/html.h"
 
 namespace train {
@@ -147,7 +148,7 @@ struct FineTuning {
 
 models::Classifier finetune(const models::Classifier& zero_shot, const FineTuning& method,
                             const DemoData& data, const Scaled& scale, uint64_t seed,
-                            std::ostream& log) {
+                            std::ostream& log, std::vector<EpochRecord>& epochs) {
   models::Classifier student = models::clone_classifier(zero_shot);
   TrainConfig config;
   config.method.mode = method.mode;
@@ -167,6 +168,7 @@ models::Classifier finetune(const models::Classifier& zero_shot, const FineTunin
       << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()
       << " s, train acc " << 100 * result.epochs.back().train_accuracy << "%" << std::endl
       << std::defaultfloat;
+  epochs = result.epochs;
   return student;
 }
 
@@ -334,8 +336,27 @@ Canvas draw_counterfactuals(const models::Classifier& model, const DemoData& id)
 
 // report.html: the table (mean over seeds, exact values kept), the trade-off plot and the CAMs and
 // counterfactuals, in one self-contained page.
+// Seed 0's epoch records of each fine-tuning method, in the order of the methods.
+using Curves = std::vector<std::pair<std::string, std::vector<EpochRecord>>>;
+
+// Train loss and train accuracy per epoch, one line per method.
+Canvas plot_curves(const Curves& curves, bool accuracy) {
+  Plot plot{accuracy ? "Train accuracy (seed 0)" : "Train loss (seed 0)",
+            "epoch",
+            accuracy ? "accuracy (%)" : "loss",
+            {}};
+  for (size_t i = 0; i < curves.size(); ++i) {
+    PlotSeries series{curves[i].first, {}, true, true, plot_colour(i)};
+    for (const EpochRecord& e : curves[i].second)
+      series.points.emplace_back(static_cast<double>(e.epoch),
+                                 accuracy ? 100 * e.train_accuracy : e.train_loss);
+    plot.series.push_back(series);
+  }
+  return draw_plot(plot);
+}
+
 void write_report(const std::string& dir, const Results& results, int64_t seeds,
-                  const Canvas& tradeoff, const Canvas& counterfactuals) {
+                  const Canvas& tradeoff, const Canvas& counterfactuals, const Curves& curves) {
   HtmlPage page("cftrain demo");
   page.paragraph(
       "A tiny CLIP-shaped ViT pre-trained on clean shapes, fine-tuned by every method on faint "
@@ -352,6 +373,11 @@ void write_report(const std::string& dir, const Results& results, int64_t seeds,
   page.table(table);
   page.heading("ID vs OOD");
   page.picture(tradeoff, "ID accuracy against OOD average, one point per method");
+  page.heading("Fine-tuning curves");
+  page.begin_row();
+  page.picture(plot_curves(curves, false), "train loss per epoch of every method");
+  page.picture(plot_curves(curves, true), "train accuracy per epoch of every method");
+  page.end_row();
   page.heading("CAMs and counterfactuals");
   page.paragraph(
       "The first ID test images, their MMCAM for the true class, the object mask at 0.3, and "
@@ -413,12 +439,15 @@ void run_demo(const DemoOptions& options, std::ostream& log) {
 
   const Scores zero_shot_scores = score(zero_shot, tests);
   models::Classifier picture_model;
+  Curves curves;
   for (int64_t seed = 0; seed < options.seeds; ++seed) {
     log << "fine-tuning, seed " << seed << std::endl;
     record("zero-shot", zero_shot_scores);
     for (const FineTuning& method : methods) {
-      const models::Classifier tuned =
-          finetune(zero_shot, method, finetune_data, scale, static_cast<uint64_t>(seed), log);
+      std::vector<EpochRecord> epochs;
+      const models::Classifier tuned = finetune(zero_shot, method, finetune_data, scale,
+                                                static_cast<uint64_t>(seed), log, epochs);
+      if (seed == 0) curves.emplace_back(method.name, epochs);
       record(method.name, score(tuned, tests));
       if (method.mode == TrainMode::FT)
         for (double alpha : kWiseAlphas) {
@@ -435,7 +464,7 @@ void run_demo(const DemoOptions& options, std::ostream& log) {
   tradeoff.save_png(out_dir + "/tradeoff.png");
   const Canvas counterfactuals = draw_counterfactuals(picture_model, tests.at("ID"));
   counterfactuals.save_png(out_dir + "/counterfactuals.png");
-  write_report(out_dir, results, options.seeds, tradeoff, counterfactuals);
+  write_report(out_dir, results, options.seeds, tradeoff, counterfactuals, curves);
   log << "wrote " << out_dir
       << "/results.json, results.csv, tradeoff.png, counterfactuals.png, report.html in "
       << std::fixed << std::setprecision(0)
