@@ -2,7 +2,8 @@
 # Checks that every #include of the sources points down the project's layers, so that the folders
 # can be read bottom up (each README gives the order):
 #   engine < nn < models, data < train/common < train/pictures, train/method
-#          < train/tools, train/eval, train/loop < train/demo < train/runs < train/cli
+#          < train/tools, train/eval, train/loop < train/report < train/demo < train/runs
+#          < train/cli
 # A folder may include itself and any folder of a lower rank, never a sibling of the same rank
 # nor anything above it. Inside the engine, the CPU and CUDA backends share code only through
 # engine/kernels (neither includes the other), and nothing outside engine/ includes a backend's
@@ -25,9 +26,10 @@ classify() {
     train/common) rank=3 ;;
     train/pictures | train/method) rank=4 ;;
     train/tools | train/eval | train/loop) rank=5 ;;
-    train/demo) rank=6 ;;
-    train/runs) rank=7 ;;
-    train/cli) rank=8 ;;
+    train/report) rank=6 ;;
+    train/demo) rank=7 ;;
+    train/runs) rank=8 ;;
+    train/cli) rank=9 ;;
     *) rank="" ;;
   esac
 }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "engine/core/error.h"
+#include "engine/ops/ops.h"
 #ifdef ENGINE_HAVE_MPI
 #include <mpi.h>
 #endif

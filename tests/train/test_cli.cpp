@@ -37,8 +37,9 @@ TEST_F(Cli, EmbedReproducesTheReferenceFeaturesAndLogits) {
 TEST_F(Cli, HelpForEveryCommand) {
   const CliRun top = cftrain("--help");
   EXPECT_EQ(top.status, 0);
-  for (const char* command : {"demo", "train", "eval", "wise", "cam", "mask", "embed", "preprocess",
-                              "smoke", "bench", "zeroshot-head", "tokenize", "classify"}) {
+  for (const char* command :
+       {"demo", "train", "eval", "wise", "cam", "mask", "embed", "preprocess", "smoke", "bench",
+        "zeroshot-head", "tokenize", "classify", "report"}) {
     EXPECT_NE(top.output.find(command), std::string::npos) << command;
     const CliRun help = cftrain(std::string(command) + " --help");
     EXPECT_EQ(help.status, 0) << command;

@@ -176,7 +176,8 @@ TEST_F(ConfigTest, EveryShippedConfigurationIsValid) {
     EXPECT_NO_THROW(parse_mask_strategy(config.string("train.strategy"))) << entry.path();
     ++count;
   }
-  EXPECT_EQ(count, 16);  // ft, lp, ft_fd, ft_kd, ft_kd_mask, 9 strategies, evaluation, demo
+  // ft, lp, ft_fd, ft_kd, ft_kd_mask, 9 strategies, the demo run, ImageNet and demo evaluation
+  EXPECT_EQ(count, 17);
   const Config method =
       Config::load((configs / "ft_fd_mask_ObjMaskSingleFill_0.3.toml").string(), {}, vars);
   EXPECT_EQ(method.string("model.weights"), "/c/clip_vit_b16.safetensors");
@@ -188,6 +189,9 @@ TEST_F(ConfigTest, EveryShippedConfigurationIsValid) {
                 .tables("eval.datasets")
                 .size(),
             6u);
+  EXPECT_EQ(
+      Config::load((configs / "eval_demo.toml").string(), {}, vars).tables("eval.datasets").size(),
+      5u);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // The demo benchmark: its generated splits follow train/README.md, "The demo benchmark"
 // (backgrounds tied to or independent of the label, styles, value range, reproducibility), and a
-// shrunken run writes results.json with the benchmark's schema, results.csv and both pictures.
+// shrunken run writes results.json with the benchmark's schema, results.csv, both pictures and
+// report.html, whose table holds the means of results.json.
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -95,8 +97,27 @@ TEST(Demo, ShrunkenRunWritesTheBenchmarkOutputs) {
   EXPECT_NEAR(ft["OOD-avg"][0].get<double>(), ood, 1e-9);
   EXPECT_EQ(results["zero-shot"]["ID"][0],
             results["zero-shot"]["ID"][1]);  // seeds vary fine-tuning only
-  for (const char* file : {"results.csv", "tradeoff.png", "counterfactuals.png"})
+  for (const char* file : {"results.csv", "tradeoff.png", "counterfactuals.png", "report.html"})
     EXPECT_GT(std::filesystem::file_size(options.out_dir + "/" + file), 100u) << file;
+  // The report's table holds the mean over seeds of every cell of results.json, exactly.
+  std::ifstream page(options.out_dir + "/report.html");
+  const std::string html((std::istreambuf_iterator<char>(page)), std::istreambuf_iterator<char>());
+  for (const std::string& method : methods) {
+    std::string row = "<tr><td>" + method + "</td>";
+    for (const char* test :
+         {"ID", "faint-anti", "clean-indep", "clean-anti", "outline", "OOD-avg"}) {
+      const double mean =
+          (results[method][test][0].get<double>() + results[method][test][1].get<double>()) / 2;
+      char exact[64], shown[64];
+      std::snprintf(exact, sizeof(exact), "%.17g", mean);
+      std::snprintf(shown, sizeof(shown), "%.1f", mean);
+      row += std::string("<td data-value=\"") + exact + "\">" + shown + "</td>";
+    }
+    EXPECT_NE(html.find(row + "</tr>"), std::string::npos) << row;
+  }
+  EXPECT_NE(html.find("src=\"data:image/png;base64,"), std::string::npos);
+  EXPECT_NE(html.find("<img alt=\"train loss per epoch of every method\""), std::string::npos);
+  EXPECT_NE(html.find("<img alt=\"train accuracy per epoch of every method\""), std::string::npos);
   EXPECT_NE(log.str().find("+-"), std::string::npos) << "spread over seeds in the table";
   // The second run uses the cached pre-trained model.
   std::ostringstream again;

@@ -136,15 +136,22 @@ TEST_F(Trainer, ResumingAfterACrashReproducesTheUninterruptedRun) {
   EXPECT_EQ(uninterrupted.head->weight.to_vector<float>(), resumed.head->weight.to_vector<float>());
   // The metrics log of the resumed run has each step once, with the uninterrupted run's values
   // (the epoch's running sums are restored too); only the measured speed differs.
-  auto records = [](const std::string& path) {
+  // The resumed log also marks where it continues, once.
+  std::vector<std::string> resumes;
+  auto records = [&](const std::string& path) {
     std::vector<std::string> lines;
     std::ifstream in(path);
     for (std::string line; std::getline(in, line);)
-      lines.push_back(line.substr(0, line.find(",\"images_per_s\"")));
+      if (line.find("\"type\":\"resume\"") != std::string::npos)
+        resumes.push_back(line);
+      else
+        lines.push_back(line.substr(0, line.find(",\"images_per_s\"")));
     return lines;
   };
-  const std::vector<std::string> a = records(dir_ / "a/metrics.jsonl"),
-                                 b = records(dir_ / "b/metrics.jsonl");
+  const std::vector<std::string> a = records(dir_ / "a/metrics.jsonl");
+  EXPECT_TRUE(resumes.empty());
+  const std::vector<std::string> b = records(dir_ / "b/metrics.jsonl");
+  EXPECT_EQ(resumes, std::vector<std::string>{"{\"type\":\"resume\",\"epoch\":2,\"step\":4}"});
   EXPECT_EQ(std::count_if(b.begin(), b.end(),
                           [](const std::string& l) {
                             return l.find("\"type\":\"step\"") != std::string::npos;

@@ -25,5 +25,6 @@ Command add_bench_command(CLI::App& root);
 Command add_zeroshot_head_command(CLI::App& root);
 Command add_tokenize_command(CLI::App& root);
 Command add_classify_command(CLI::App& root);
+Command add_report_command(CLI::App& root);
 
 }  // namespace train

@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
       train::add_bench_command(app),         train::add_embed_command(app),
       train::add_preprocess_command(app),    train::add_smoke_command(app),
       train::add_zeroshot_head_command(app), train::add_tokenize_command(app),
-      train::add_classify_command(app)};
+      train::add_classify_command(app),      train::add_report_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

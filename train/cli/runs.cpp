@@ -13,6 +13,7 @@
 #include "train/cli/commands.h"
 #include "train/eval/eval_sets.h"
 #include "train/eval/wise.h"
+#include "train/report/run_report.h"
 
 namespace train {
 
@@ -116,7 +117,9 @@ Command add_eval_command(CLI::App& root) {
               std::filesystem::create_directories(options->out);
               engine::check_outputs(
                   {{"--config", options->config.path}, {"--checkpoint", options->checkpoint}},
-                  {{"--out", options->out + "/eval.json"}, {"--out", options->out + "/eval.csv"}});
+                  {{"--out", options->out + "/eval.json"},
+                   {"--out", options->out + "/eval.csv"},
+                   {"--out", options->out + "/eval.html"}});
             }
             eval_from_config(options->config.load(), options->checkpoint, options->out, std::cout);
           }};
@@ -160,7 +163,8 @@ Command add_wise_command(CLI::App& root) {
             } else {  // the result folder is made when missing
               const std::string dir = options->out.empty() ? std::string(".") : options->out;
               std::filesystem::create_directories(dir);
-              engine::check_outputs(inputs, {{"--out", dir + "/wise.csv"}});
+              engine::check_outputs(inputs,
+                                    {{"--out", dir + "/wise.csv"}, {"--out", dir + "/wise.html"}});
             }
             models::Classifier zs =
                 models::load_classifier_or_zero_shot(options->zeroshot, options->head);
@@ -209,7 +213,8 @@ Command add_wise_command(CLI::App& root) {
                   << std::setw(10) << table.ood_average();
               std::cout << row.str() << "\n" << std::flush;
             }
-            std::cout << "wrote " << path << "\n";
+            write_eval_report(dir + "/wise.html", "", path);
+            std::cout << "wrote " << path << " and " << dir << "/wise.html\n";
           }};
 }
 

@@ -19,6 +19,8 @@
 #include "train/eval/wise.h"
 #include "train/loop/trainer.h"
 #include "train/pictures/picture.h"
+#include "train/pictures/plot.h"
+#include "train/report/html.h"
 
 namespace train {
 
@@ -146,7 +148,7 @@ struct FineTuning {
 
 models::Classifier finetune(const models::Classifier& zero_shot, const FineTuning& method,
                             const DemoData& data, const Scaled& scale, uint64_t seed,
-                            std::ostream& log) {
+                            std::ostream& log, std::vector<EpochRecord>& epochs) {
   models::Classifier student = models::clone_classifier(zero_shot);
   TrainConfig config;
   config.method.mode = method.mode;
@@ -166,6 +168,7 @@ models::Classifier finetune(const models::Classifier& zero_shot, const FineTunin
       << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()
       << " s, train acc " << 100 * result.epochs.back().train_accuracy << "%" << std::endl
       << std::defaultfloat;
+  epochs = result.epochs;
   return student;
 }
 
@@ -242,7 +245,7 @@ void write_results(const std::string& dir, const Results& results) {
 }
 
 // ID accuracy (x) against OOD average (y), one point per method, WiSE-FT joined as a curve.
-void plot_tradeoff(const std::string& path, const Results& results) {
+Canvas plot_tradeoff(const Results& results) {
   const int W = 760, H = 520, left = 70, right = 250, top = 40, bottom = 60;
   Canvas canvas(W, H);
   std::vector<std::pair<double, double>> points;
@@ -287,13 +290,12 @@ void plot_tradeoff(const std::string& path, const Results& results) {
     canvas.disc(W - right + 20, top + 20 + 28 * static_cast<int>(i), 6, c);
     canvas.text(W - right + 32, top + 14 + 28 * static_cast<int>(i), results[i].first, black, 1);
   }
-  canvas.save_png(path);
+  return canvas;
 }
 
 // A few ID images: the image, its MMCAM, the object mask and the counterfactuals of the
 // ObjMask and CtxMask SingleFill strategies.
-void draw_counterfactuals(const std::string& path, const models::Classifier& model,
-                          const DemoData& id) {
+Canvas draw_counterfactuals(const models::Classifier& model, const DemoData& id) {
   const int64_t n = 6, zoom = 4, cell = 32 * zoom + 10;
   const Tensor images = narrow(id.images, 0, 0, n), labels = narrow(id.labels, 0, 0, n);
   const Tensor cam =
@@ -329,7 +331,60 @@ void draw_counterfactuals(const std::string& path, const models::Classifier& mod
     canvas.image(10 + 3 * cell, y, pixels(select(obj_images, 0, i)), zoom);
     canvas.image(10 + 4 * cell, y, pixels(select(ctx_images, 0, i)), zoom);
   }
-  canvas.save_png(path);
+  return canvas;
+}
+
+// report.html: the table (mean over seeds, exact values kept), the trade-off plot and the CAMs and
+// counterfactuals, in one self-contained page.
+// Seed 0's epoch records of each fine-tuning method, in the order of the methods.
+using Curves = std::vector<std::pair<std::string, std::vector<EpochRecord>>>;
+
+// Train loss and train accuracy per epoch, one line per method.
+Canvas plot_curves(const Curves& curves, bool accuracy) {
+  Plot plot{accuracy ? "Train accuracy (seed 0)" : "Train loss (seed 0)",
+            "epoch",
+            accuracy ? "accuracy (%)" : "loss",
+            {}};
+  for (size_t i = 0; i < curves.size(); ++i) {
+    PlotSeries series{curves[i].first, {}, true, true, plot_colour(i)};
+    for (const EpochRecord& e : curves[i].second)
+      series.points.emplace_back(static_cast<double>(e.epoch),
+                                 accuracy ? 100 * e.train_accuracy : e.train_loss);
+    plot.series.push_back(series);
+  }
+  return draw_plot(plot);
+}
+
+void write_report(const std::string& dir, const Results& results, int64_t seeds,
+                  const Canvas& tradeoff, const Canvas& counterfactuals, const Curves& curves) {
+  HtmlPage page("cftrain demo");
+  page.paragraph(
+      "A tiny CLIP-shaped ViT pre-trained on clean shapes, fine-tuned by every method on faint "
+      "shapes whose background colour is a spurious shortcut (train/README.md, \"The demo "
+      "benchmark\"). Accuracy in %, mean over " +
+      std::to_string(seeds) + (seeds == 1 ? " seed." : " seeds."));
+  HtmlTable table{"results", {"method"}, {}};
+  for (const std::string& c : kColumns) table.header.push_back(c);
+  for (const auto& [method, tests] : results) {
+    std::vector<HtmlCell> row = {text_cell(method)};
+    for (const std::string& c : kColumns) row.push_back(number_cell(mean_of(tests.at(c)), 1));
+    table.rows.push_back(row);
+  }
+  page.table(table);
+  page.heading("ID vs OOD");
+  page.picture(tradeoff, "ID accuracy against OOD average, one point per method");
+  page.heading("Fine-tuning curves");
+  page.begin_row();
+  page.picture(plot_curves(curves, false), "train loss per epoch of every method");
+  page.picture(plot_curves(curves, true), "train accuracy per epoch of every method");
+  page.end_row();
+  page.heading("CAMs and counterfactuals");
+  page.paragraph(
+      "The first ID test images, their MMCAM for the true class, the object mask at 0.3, and "
+      "the ObjMaskSingleFill(0.3) and CtxMaskSingleFill(0.5) counterfactuals, from seed 0's "
+      "FT+FD+ObjMaskSingleFill(0.3) model.");
+  page.picture(counterfactuals, "CAMs, masks and counterfactual images");
+  page.write(dir + "/report.html");
 }
 
 }  // namespace
@@ -384,12 +439,15 @@ void run_demo(const DemoOptions& options, std::ostream& log) {
 
   const Scores zero_shot_scores = score(zero_shot, tests);
   models::Classifier picture_model;
+  Curves curves;
   for (int64_t seed = 0; seed < options.seeds; ++seed) {
     log << "fine-tuning, seed " << seed << std::endl;
     record("zero-shot", zero_shot_scores);
     for (const FineTuning& method : methods) {
-      const models::Classifier tuned =
-          finetune(zero_shot, method, finetune_data, scale, static_cast<uint64_t>(seed), log);
+      std::vector<EpochRecord> epochs;
+      const models::Classifier tuned = finetune(zero_shot, method, finetune_data, scale,
+                                                static_cast<uint64_t>(seed), log, epochs);
+      if (seed == 0) curves.emplace_back(method.name, epochs);
       record(method.name, score(tuned, tests));
       if (method.mode == TrainMode::FT)
         for (double alpha : kWiseAlphas) {
@@ -402,9 +460,13 @@ void run_demo(const DemoOptions& options, std::ostream& log) {
   }
   print_table(results, options.seeds, log);
   write_results(out_dir, results);
-  plot_tradeoff(out_dir + "/tradeoff.png", results);
-  draw_counterfactuals(out_dir + "/counterfactuals.png", picture_model, tests.at("ID"));
-  log << "wrote " << out_dir << "/results.json, results.csv, tradeoff.png, counterfactuals.png in "
+  const Canvas tradeoff = plot_tradeoff(results);
+  tradeoff.save_png(out_dir + "/tradeoff.png");
+  const Canvas counterfactuals = draw_counterfactuals(picture_model, tests.at("ID"));
+  counterfactuals.save_png(out_dir + "/counterfactuals.png");
+  write_report(out_dir, results, options.seeds, tradeoff, counterfactuals, curves);
+  log << "wrote " << out_dir
+      << "/results.json, results.csv, tradeoff.png, counterfactuals.png, report.html in "
       << std::fixed << std::setprecision(0)
       << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() << " s\n"
       << std::defaultfloat;

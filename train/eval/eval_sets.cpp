@@ -8,6 +8,7 @@
 
 #include "engine/core/printable.h"
 #include "train/common/format_guard.h"
+#include "train/eval/evaluate.h"
 
 namespace train {
 
@@ -50,7 +51,7 @@ data::Dataset open_eval_dataset(const EvalDatasetSpec& spec, const data::ScanOpt
   if (k == "filelist") return data::file_list(spec.root, options);
   fail("eval dataset ", spec.name, ": unknown kind '", k,
        "' (imagenet, imagefolder, imagenet-v2, imagenet-sketch, ",
-       "imagenet-r, imagenet-a, objectnet, filelist)");
+       "imagenet-r, imagenet-a, objectnet, filelist, demo)");
 }
 
 EvalScore evaluate_dataset(const models::Classifier& model, const std::string& name,
@@ -195,8 +196,16 @@ EvalTable evaluate_all(const models::Classifier& model, const std::vector<EvalDa
   scan.on_bad_input = options.on_bad_input;
   if (options.log) scan.log = options.log;
   for (size_t i = 0; i < specs.size(); ++i) {
-    table.scores.push_back(
-        evaluate_dataset(model, specs[i].name, open_eval_dataset(specs[i], scan), options));
+    if (specs[i].kind == "demo") {
+      ENGINE_CHECK(options.in_memory, "eval dataset ", specs[i].name,
+                   ": kind demo is not available here");
+      const auto [images, labels] = options.in_memory(specs[i].root);
+      table.scores.push_back(
+          {specs[i].name, 100.0 * accuracy(model, images, labels, options.batch), labels.numel()});
+    } else {
+      table.scores.push_back(
+          evaluate_dataset(model, specs[i].name, open_eval_dataset(specs[i], scan), options));
+    }
     table.complete = i + 1 == specs.size();
     if (scored) scored(table);
   }

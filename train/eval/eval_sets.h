@@ -9,6 +9,7 @@
 #include <map>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "data/datasets.h"
@@ -19,8 +20,9 @@
 namespace train {
 
 // One [[eval.datasets]] entry: name, kind (imagenet, imagefolder, imagenet-v2, imagenet-sketch,
-// imagenet-r, imagenet-a, objectnet, filelist), root, and for imagenet-r/-a `wnids` (a wnid
-// file or the ImageNet train/val folder whose sorted folder names are the 1000 classes).
+// imagenet-r, imagenet-a, objectnet, filelist, or demo: a test set of the demo benchmark named
+// by root, generated in memory), root, and for imagenet-r/-a `wnids` (a wnid file or the
+// ImageNet train/val folder whose sorted folder names are the 1000 classes).
 struct EvalDatasetSpec {
   std::string name, kind, root, wnids, class_names;
 };
@@ -37,6 +39,9 @@ struct EvalOptions {
   // Data parallelism: each rank scores its share of every batch and the counts are summed, so
   // every rank gets the whole dataset's score. Null: this process scores everything.
   engine::Communicator* communicator = nullptr;
+  // The images and labels of an in-memory set (kind demo; runs/ generates the demo's splits),
+  // scored over all logits.
+  std::function<std::pair<engine::Tensor, engine::Tensor>(const std::string& root)> in_memory;
 };
 
 struct EvalScore {

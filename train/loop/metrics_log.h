@@ -1,5 +1,6 @@
 // A run's metrics log, run_dir/metrics.jsonl: one JSON object a line, appended as the run goes
-// ("type": "step" every log_every optimizer steps, "type": "epoch" after every epoch). A resumed
+// ("type": "step" every log_every optimizer steps, "type": "epoch" after every epoch, "type":
+// "resume" where a resumed run continues, with the step it continues from). A resumed
 // run first drops the records past its checkpoint's step (it redoes those steps) and any record
 // cut short by a kill, so the log reads as that of one uninterrupted run.
 #pragma once

@@ -19,9 +19,9 @@ namespace train {
 namespace fs = std::filesystem;
 
 const std::vector<std::string>& run_files() {
-  static const std::vector<std::string> files = {"last.safetensors", "best.safetensors",
-                                                 "metrics.jsonl",    "config.toml",
-                                                 "eval.json",        "eval.csv"};
+  static const std::vector<std::string> files = {
+      "last.safetensors", "best.safetensors", "metrics.jsonl", "config.toml",
+      "eval.json",        "eval.csv",         "eval.html",     "report.html"};
   return files;
 }
 

@@ -13,8 +13,8 @@ namespace train {
 // resumed run continues from its `last` checkpoint, an overwriting run removes the earlier files.
 enum class RunStart { Fresh, Resume, Overwrite };
 
-// The files of a run in its directory (checkpoints, metrics, resolved config) and of its
-// evaluation beside them.
+// The files of a run in its directory (checkpoints, metrics, resolved config), of its
+// evaluation beside them and its reports (eval.html, report.html).
 const std::vector<std::string>& run_files();
 
 // Refuses a directory that holds any of run_files(), naming them: only --resume continues a run,

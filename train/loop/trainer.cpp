@@ -110,6 +110,10 @@ class TrainingRun {
         metrics_(main_ ? config.run_dir : "", at_.step) {
     check_same_weights(tensors_, communicator_,
                        "at the start: every rank must load the same checkpoint");
+    // Marks where the log continues after a resumption (reports show it; the step and epoch
+    // records stay those of an uninterrupted run).
+    if (restored_)
+      metrics_.write({{"type", "resume"}, {"epoch", at_.epoch + 1}, {"step", at_.step}});
   }
 
   TrainResult run() {
@@ -142,6 +146,7 @@ class TrainingRun {
   nn::AdamW optimizer_;
   nn::OneCycleLR scheduler_;
   const Checkpoints checkpoints_;
+  bool restored_ = false;  // set by start_position when `last` was restored
   Position at_;
   EpochSums step_sums_;  // this rank's sums over the micro-batches of the step in progress
   MetricsLog metrics_;
@@ -171,6 +176,7 @@ class TrainingRun {
     if (main_ && !resume) check_run_dir_is_new(config_.run_dir);
     Position at;
     if (resume && checkpoints_.restore(at)) {
+      restored_ = true;
       scheduler_.set_step(at.step);
       log_ << "resuming from " << checkpoints_.path("last") << ": epoch " << at.epoch + 1
            << ", step " << at.step << "\n";

@@ -116,15 +116,20 @@ void Canvas::image(int x, int y, const Tensor& pixels, int zoom, const Tensor& t
     }
 }
 
-void Canvas::save_png(const std::string& path) const {
+std::vector<uint8_t> Canvas::png() const {
   std::vector<uint8_t> png;
   auto append = [](void* context, void* data, int size) {
     auto* out = static_cast<std::vector<uint8_t>*>(context);
     out->insert(out->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
   };
   ENGINE_CHECK(
-      stbi_write_png_to_func(append, &png, width_, height_, 3, rgb_.data(), width_ * 3) != 0, path,
-      ": PNG encoding failed");
+      stbi_write_png_to_func(append, &png, width_, height_, 3, rgb_.data(), width_ * 3) != 0,
+      "PNG encoding failed");
+  return png;
+}
+
+void Canvas::save_png(const std::string& path) const {
+  const std::vector<uint8_t> png = this->png();
   write_file_atomically(path, [&](int fd) { write_all(fd, png.data(), png.size(), path); });
 }
 

@@ -34,6 +34,8 @@ class Canvas {
   // values in [0, 1], when given, are blended in as a heat map with weight `opacity`.
   void image(int x, int y, const engine::Tensor& pixels, int zoom,
              const engine::Tensor& tint = engine::Tensor(), double opacity = 0.5);
+  // The canvas as PNG bytes (for a file, or a data URI in an HTML report).
+  std::vector<uint8_t> png() const;
   void save_png(const std::string& path) const;
 
  private:

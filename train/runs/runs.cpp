@@ -14,6 +14,7 @@
 #include "train/eval/eval_sets.h"
 #include "train/eval/evaluate.h"
 #include "train/loop/trainer.h"
+#include "train/report/method_pictures.h"
 #include "train/runs/prompt_head.h"
 
 namespace train {
@@ -107,7 +108,74 @@ void prepare_run_directory(const Config& config, const TrainConfig& settings, Ru
   write_text(resolved, config.to_toml());
 }
 
+// The training and validation images of a run on the demo's data (data.train = "demo:<split>"),
+// with data.limit and data.holdout applied as the run applies them.
+struct DemoTrainingData {
+  Tensor train_images, train_labels, val_images, val_labels;
+};
+
+DemoTrainingData demo_training_data(const Config& config) {
+  const std::string source = config.string("data.train");
+  const uint64_t seed = static_cast<uint64_t>(config.integer("train.seed"));
+  const DemoData all = generate_demo_split(demo_split(source.substr(5)));
+  const Tensor rows = index_tensor(
+      subset(all.labels.to_vector<int64_t>(), config.integer("data.limit"), seed, source));
+  const Tensor images = index_select(all.images, 0, rows),
+               labels = index_select(all.labels, 0, rows);
+  const std::vector<bool> held = data::stratified_holdout(
+      labels.to_vector<int64_t>(), config.integer("data.holdout"), seed, source);
+  std::vector<int64_t> train_index, val_index;
+  for (int64_t i = 0; i < labels.numel(); ++i) (held[i] ? val_index : train_index).push_back(i);
+  return {index_select(images, 0, index_tensor(train_index)),
+          index_select(labels, 0, index_tensor(train_index)),
+          index_select(images, 0, index_tensor(val_index)),
+          index_select(labels, 0, index_tensor(val_index))};
+}
+
 }  // namespace
+
+void add_method_pictures(RunReportOptions& options) {
+  const std::string& dir = options.run_dir;
+  const std::string resolved = dir + "/config.toml", last = dir + "/last.safetensors";
+  if (!std::filesystem::exists(resolved)) return;  // the report says what is missing
+  const Config config = Config::load(resolved);
+  const TrainConfig settings = trainer_config(config);
+  if (!settings.method.masks()) {
+    options.method_pictures_note = "Mode " + std::string(train_mode_name(settings.method.mode)) +
+                                   " makes no counterfactual images.";
+    return;
+  }
+  if (!std::filesystem::exists(last)) {
+    options.method_pictures_note = "No checkpoint yet (" + last + "): no pictures.";
+    return;
+  }
+  const std::string source = config.string("data.train");
+  if (source.rfind("demo:", 0) != 0) {
+    options.method_pictures_note =
+        "The pictures are drawn for runs on the demo's data (data.train = \"demo:...\"); this "
+        "run trains on " +
+        source + ".";
+    return;
+  }
+  const DemoTrainingData demo = demo_training_data(config);
+  // The first validation images (the first training images when nothing is held out).
+  const bool validation = demo.val_labels.numel() >= 2;
+  const Tensor& images = validation ? demo.val_images : demo.train_images;
+  const Tensor& labels = validation ? demo.val_labels : demo.train_labels;
+  const int64_t n = std::min<int64_t>(6, labels.numel());
+  const models::Classifier model = models::load_classifier(last).classifier;
+  MethodPictureInputs inputs{
+      narrow(images, 0, 0, n), narrow(labels, 0, 0, n), {0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
+  options.method_pictures = std::make_shared<Canvas>(draw_method_pictures(
+      model, inputs, settings.method.strategy, settings.method.cam, settings.seed));
+  options.method_pictures_note =
+      "The first " + std::to_string(n) + (validation ? " validation" : " training") +
+      " images with the final checkpoint (" + last + "): the image, its " +
+      cam_method_name(settings.method.cam) +
+      " for the true class, the object and context masks at the strategy's threshold (masked "
+      "patches dimmed), and the counterfactual " +
+      settings.method.strategy.name() + " makes (fills drawn from Generator(train.seed, 0)).";
+}
 
 std::string configured_prompt_head(const Config& config, const std::string& dir,
                                    engine::Device device, std::ostream& log) {
@@ -180,20 +248,12 @@ void train_from_config(const Config& config, RunStart start, std::ostream& log) 
   const uint64_t seed = settings.seed;
 
   if (source.rfind("demo:", 0) == 0) {
-    const DemoData all = generate_demo_split(demo_split(source.substr(5)));
-    const Tensor rows = index_tensor(subset(all.labels.to_vector<int64_t>(), limit, seed, source));
-    const Tensor images = index_select(all.images, 0, rows),
-                 labels = index_select(all.labels, 0, rows);
-    const std::vector<bool> held =
-        data::stratified_holdout(labels.to_vector<int64_t>(), holdout, seed, source);
-    std::vector<int64_t> train_index, val_index;
-    for (int64_t i = 0; i < labels.numel(); ++i) (held[i] ? val_index : train_index).push_back(i);
-    TensorBatches batches(index_select(images, 0, index_tensor(train_index)),
-                          index_select(labels, 0, index_tensor(train_index)), batch, seed, share);
-    const Tensor val_images = index_select(images, 0, index_tensor(val_index));
-    const Tensor val_labels = index_select(labels, 0, index_tensor(val_index));
+    const DemoTrainingData demo = demo_training_data(config);
+    TensorBatches batches(demo.train_images, demo.train_labels, batch, seed, share);
+    const Tensor& val_images = demo.val_images;
+    const Tensor& val_labels = demo.val_labels;
     Validator validate;
-    if (!val_index.empty())
+    if (val_labels.numel() > 0)
       validate = [&](const models::Classifier& m) { return accuracy(m, val_images, val_labels); };
     run_training(settings, student, teacher, batches, validate, log, /*resume=*/true);
     return;
@@ -249,6 +309,11 @@ EvalOptions eval_options(const Config& config, int image_size, std::ostream* log
   options.on_bad_input = data::parse_bad_input_policy(config.string("eval.on_error"));
   options.max_pixels = config.integer("data.max_pixels");
   options.log = log;
+  // kind = "demo": the demo benchmark's test sets, generated as `cftrain demo` generates them.
+  options.in_memory = [](const std::string& split) {
+    const DemoData data = generate_demo_split(demo_split(split));
+    return std::make_pair(data.images, data.labels);
+  };
   return options;
 }
 
@@ -285,7 +350,8 @@ void eval_from_config(const Config& config, const std::string& checkpoint,
     write_text(prefix + ".csv", so_far.csv());
   });
   table.print(log);
-  log << "wrote " << prefix << ".json and " << prefix << ".csv" << std::endl;
+  if (ranks.is_main()) write_eval_report(prefix + ".html", prefix + ".json", "");
+  log << "wrote " << prefix << ".json, " << prefix << ".csv and " << prefix << ".html" << std::endl;
 }
 
 }  // namespace train

@@ -10,9 +10,15 @@
 #include "models/classifier.h"
 #include "train/eval/eval_sets.h"
 #include "train/loop/run_directory.h"
+#include "train/report/run_report.h"
 #include "train/runs/config.h"
 
 namespace train {
+
+// For `cftrain report`: the method's pictures of the run in options.run_dir (its final
+// checkpoint, `last`, on its first validation images; runs on the demo's data), or a note
+// saying why there are none.
+void add_method_pictures(RunReportOptions& options);
 
 // The head that model.classnames and model.templates give, made on `device` by rank 0 and kept
 // in `dir` (prompt_head.h), then read by every rank; "" when the configuration names none.
