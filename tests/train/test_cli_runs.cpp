@@ -360,6 +360,30 @@ TEST_F(CliRuns, CamAndMaskWriteArraysAndPictures) {
       << bad.output;
 }
 
+// `cftrain report` of a run on an ImageFolder draws the method's pictures of its first held-out
+// images, read and transformed as the run reads them.
+TEST_F(CliRuns, TheReportOfAnImageFolderRunDrawsItsValidationImages) {
+  write_image_folder(dir_ / "images", {"n00", "n01", "n02", "n03", "n04", "n05"}, 4);
+  std::ofstream(dir_ / "folder.toml")
+      << "[model]\nweights = \"" << dir_ / "zs.safetensors"
+      << "\"\n"
+      << "[data]\ntrain = \"" << dir_ / "images"
+      << "\"\nholdout = 6\nimage_size = 32\n"
+      << "[train]\nmode = \"ft_fd_mask\"\nstrategy = \"ObjMaskSingleFill(0.3)\"\nlr = 1e-4\n"
+      << "epochs = 1\nbatch = 6\naccum = 1\n"
+      << "[run]\ndir = \"" << dir_ / "folder_run"
+      << "\"\n";
+  const auto train = cftrain("train --config " + dir_ / "folder.toml");
+  ASSERT_EQ(train.status, 0) << train.output;
+  const auto report = cftrain("report " + dir_ / "folder_run" + " --out " + dir_ / "r.html");
+  ASSERT_EQ(report.status, 0) << report.output;
+  const std::string html = read_text(dir_ / "r.html");
+  EXPECT_NE(html.find("The first 6 validation images with the final checkpoint"), std::string::npos)
+      << html.substr(0, 2000);
+  EXPECT_NE(html.find("<img alt=\"images, CAMs, masks and counterfactuals\""), std::string::npos);
+  EXPECT_EQ(html.find("are drawn for runs on the demo's data"), std::string::npos);
+}
+
 // model.classnames and model.templates instead of model.head: the head is made at the start of
 // a run (equal to PyTorch's), kept in the run directory, reused when nothing changed and made
 // anew when an input did; contradicting settings are refused.

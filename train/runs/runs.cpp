@@ -4,7 +4,9 @@
 #include <filesystem>
 
 #include "data/datasets.h"
+#include "data/decode.h"
 #include "data/loader.h"
+#include "data/transform.h"
 #include "engine/core/precision.h"
 #include "engine/dist/communicator.h"
 #include "engine/io/atomic_file.h"
@@ -132,6 +134,57 @@ DemoTrainingData demo_training_data(const Config& config) {
           index_select(labels, 0, index_tensor(val_index))};
 }
 
+// The training images of a run on files (data.train an ImageFolder root or a .csv file list),
+// with data.limit applied as the run applies it.
+data::Dataset file_training_data(const Config& config, const data::ScanOptions& scan) {
+  const std::string source = config.string("data.train");
+  data::Dataset dataset = source.size() > 4 && source.substr(source.size() - 4) == ".csv"
+                              ? data::file_list(source, scan)
+                              : data::image_folder(source, config.string("data.class_names"), scan);
+  if (const int64_t limit = config.integer("data.limit"); limit > 0) {
+    std::vector<int64_t> labels;
+    for (const data::Sample& sample : dataset.samples) labels.push_back(sample.label);
+    std::vector<data::Sample> kept;
+    const uint64_t seed = static_cast<uint64_t>(config.integer("train.seed"));
+    for (int64_t i : subset(labels, limit, seed, source)) kept.push_back(dataset.samples[i]);
+    dataset.samples = std::move(kept);
+  }
+  return dataset;
+}
+
+// The first `n` validation images of a run on files (the first training images when fewer than
+// two are held out), through the run's CLIP transform; unreadable images are left out.
+MethodPictureInputs file_picture_inputs(const Config& config, int64_t n, bool& validation) {
+  data::ScanOptions scan;
+  scan.on_bad_input = data::BadInputPolicy::Skip;
+  const data::Split split =
+      data::stratified_split(file_training_data(config, scan), config.integer("data.holdout"),
+                             static_cast<uint64_t>(config.integer("train.seed")));
+  validation = split.validation.samples.size() >= 2;
+  const std::vector<data::Sample>& samples =
+      validation ? split.validation.samples : split.train.samples;
+  const int size = static_cast<int>(config.integer("data.image_size"));
+  const data::ImageTransform transform = data::clip_transform(size);
+  std::vector<Tensor> images;
+  std::vector<int64_t> labels;
+  for (size_t i = 0; i < samples.size() && static_cast<int64_t>(labels.size()) < n; ++i) {
+    Tensor x = Tensor::empty({1, 3, size, size});
+    try {
+      transform.apply(data::read_image(samples[i].path, config.integer("data.max_pixels")).view(),
+                      x.data<float>());
+    } catch (const std::exception&) {
+      continue;  // a picture less, not a failed report
+    }
+    images.push_back(x);
+    labels.push_back(samples[i].label);
+  }
+  ENGINE_CHECK(!labels.empty(), config.string("data.train"), ": no readable image to draw");
+  return {cat(images, 0),
+          from_vector(labels, {static_cast<int64_t>(labels.size())}),
+          {data::kClipMean[0], data::kClipMean[1], data::kClipMean[2]},
+          {data::kClipStd[0], data::kClipStd[1], data::kClipStd[2]}};
+}
+
 }  // namespace
 
 void add_method_pictures(RunReportOptions& options) {
@@ -150,22 +203,25 @@ void add_method_pictures(RunReportOptions& options) {
     return;
   }
   const std::string source = config.string("data.train");
-  if (source.rfind("demo:", 0) != 0) {
-    options.method_pictures_note =
-        "The pictures are drawn for runs on the demo's data (data.train = \"demo:...\"); this "
-        "run trains on " +
-        source + ".";
-    return;
+  const int64_t wanted = 6;
+  bool validation = true;
+  MethodPictureInputs inputs;
+  if (source.rfind("demo:", 0) == 0) {
+    const DemoTrainingData demo = demo_training_data(config);
+    // The first validation images (the first training images when nothing is held out).
+    validation = demo.val_labels.numel() >= 2;
+    const Tensor& images = validation ? demo.val_images : demo.train_images;
+    const Tensor& labels = validation ? demo.val_labels : demo.train_labels;
+    const int64_t n = std::min<int64_t>(wanted, labels.numel());
+    inputs = {narrow(images, 0, 0, n),
+              narrow(labels, 0, 0, n),
+              {0.5f, 0.5f, 0.5f},
+              {0.25f, 0.25f, 0.25f}};
+  } else {
+    inputs = file_picture_inputs(config, wanted, validation);
   }
-  const DemoTrainingData demo = demo_training_data(config);
-  // The first validation images (the first training images when nothing is held out).
-  const bool validation = demo.val_labels.numel() >= 2;
-  const Tensor& images = validation ? demo.val_images : demo.train_images;
-  const Tensor& labels = validation ? demo.val_labels : demo.train_labels;
-  const int64_t n = std::min<int64_t>(6, labels.numel());
+  const int64_t n = inputs.labels.numel();
   const models::Classifier model = models::load_classifier(last).classifier;
-  MethodPictureInputs inputs{
-      narrow(images, 0, 0, n), narrow(labels, 0, 0, n), {0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
   options.method_pictures = std::make_shared<Canvas>(draw_method_pictures(
       model, inputs, settings.method.strategy, settings.method.cam, settings.seed));
   options.method_pictures_note =
@@ -243,7 +299,6 @@ void train_from_config(const Config& config, RunStart start, std::ostream& log) 
   models::Classifier student = distills ? models::clone_classifier(zero_shot) : zero_shot;
   const models::Classifier* teacher = distills ? &zero_shot : nullptr;
   const int64_t holdout = config.integer("data.holdout");
-  const int64_t limit = config.integer("data.limit");
   const std::string source = config.string("data.train");
   const uint64_t seed = settings.seed;
 
@@ -262,16 +317,7 @@ void train_from_config(const Config& config, RunStart start, std::ostream& log) 
   data::ScanOptions scan;
   scan.on_bad_input = data::parse_bad_input_policy(config.string("data.on_error"));
   scan.log = &log;
-  data::Dataset dataset = source.size() > 4 && source.substr(source.size() - 4) == ".csv"
-                              ? data::file_list(source, scan)
-                              : data::image_folder(source, config.string("data.class_names"), scan);
-  if (limit > 0) {
-    std::vector<int64_t> labels;
-    for (const data::Sample& sample : dataset.samples) labels.push_back(sample.label);
-    std::vector<data::Sample> kept;
-    for (int64_t i : subset(labels, limit, seed, source)) kept.push_back(dataset.samples[i]);
-    dataset.samples = std::move(kept);
-  }
+  const data::Dataset dataset = file_training_data(config, scan);
   const data::Split split = data::stratified_split(dataset, holdout, seed);
   log << "training on " << split.train.size() << " images of " << dataset.class_names.size()
       << " classes, " << split.validation.size() << " held out for validation" << std::endl;
