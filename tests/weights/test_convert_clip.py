@@ -298,7 +298,7 @@ def check_vision_only(cftrain, path, narrow_state, narrow_features):
     check(features is not None and close(features, narrow_features, 1e-5, 1e-6),
           "a HuggingFace model.safetensors loaded directly takes the config's 4 heads: " + result.stderr.strip())
     result, _ = zeroshot_head(cftrain, path, path("hf_vision.safetensors"), "hf_vision_head.npy")
-    refused_by_cftrain(result, "no logit_scale (a CLIP checkpoint keeps it beside the text tower)",
+    refused_by_cftrain(result, "CLIP text tower: checkpoint has no 'token_embedding.weight'",
                        "cftrain zeroshot-head of a vision-only conversion", path("hf_vision_head.npy"))
 
 
