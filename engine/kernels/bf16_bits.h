@@ -7,13 +7,7 @@
 
 #include <cstdint>
 
-#ifndef ENGINE_HOST_DEVICE
-#ifdef __CUDACC__
-#define ENGINE_HOST_DEVICE __host__ __device__
-#else
-#define ENGINE_HOST_DEVICE
-#endif
-#endif
+#include "engine/kernels/host_device.h"
 
 namespace engine {
 
