@@ -42,9 +42,10 @@ void train_from_config(const Config& config, RunStart start, std::ostream& log);
 // `image_size` px inputs; progress and warnings go to `log` (none when null).
 EvalOptions eval_options(const Config& config, int image_size, std::ostream* log);
 
-// Evaluates `checkpoint` (default eval.checkpoint, else run.dir/best.safetensors; a CLIP
-// checkpoint when model.head is given and the path is model.weights) on eval.datasets; prints the
-// table and writes eval.json and eval.csv next to the checkpoint or into `out_dir`.
+// Evaluates `checkpoint` (default eval.checkpoint, else run.dir/best.safetensors; the zero-shot
+// model when the path is model.weights, with model.head or the head of model.classnames, kept
+// beside the results) on eval.datasets; prints the table and writes eval.json and eval.csv (and
+// eval.html) next to the checkpoint or into `out_dir`.
 void eval_from_config(const Config& config, const std::string& checkpoint,
                       const std::string& out_dir, std::ostream& log);
 
