@@ -22,6 +22,7 @@
 #include "models/shipped_data.h"
 #include "test_util.h"
 #include "tiny_clip.h"
+#include "tiny_demo_model.h"
 #include "train/demo/demo_data.h"
 #include "train/eval/wise.h"
 #include "train/method/cam.h"
@@ -37,12 +38,7 @@ class CliRuns : public ::testing::Test {
  protected:
   void SetUp() override {
     // A tiny zero-shot classifier for 32 px images (the demo's image size).
-    Generator gen(11);
-    models::Classifier model{std::make_shared<models::VisionTransformer>(
-                                 models::VisionConfig{64, 1, 2, 8, 4, 16}, nn::Init::random(gen)),
-                             std::make_shared<models::ZeroShotHead>(
-                                 nn::Init::random(gen).uniform_fan_in({6, 16}, 16), 10.0)};
-    models::save_classifier(dir_ / "zs.safetensors", model, {}, {});
+    models::save_classifier(dir_ / "zs.safetensors", tiny_demo::model(11), {}, {});
   }
 
   std::string write_config() {

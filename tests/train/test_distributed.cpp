@@ -21,6 +21,7 @@
 #include "engine/io/safetensors.h"
 #include "models/clip_checkpoint.h"
 #include "test_util.h"
+#include "tiny_demo_model.h"
 #include "train/pictures/picture.h"
 
 namespace {
@@ -55,12 +56,7 @@ class Distributed : public ::testing::Test {
     GTEST_SKIP() << "built without MPI";
 #endif
     // A tiny zero-shot classifier for the demo's 32 px images.
-    Generator gen(11);
-    models::Classifier model{std::make_shared<models::VisionTransformer>(
-                                 models::VisionConfig{64, 2, 2, 8, 4, 16}, nn::Init::random(gen)),
-                             std::make_shared<models::ZeroShotHead>(
-                                 nn::Init::random(gen).uniform_fan_in({6, 16}, 16), 10.0)};
-    models::save_classifier(dir_ / "zs.safetensors", model, {}, {});
+    models::save_classifier(dir_ / "zs.safetensors", tiny_demo::model(11, /*layers=*/2), {}, {});
   }
 
   // 2 epochs of 10 steps on 160 demo images (global batch 16), 32 held out for validation.

@@ -19,6 +19,7 @@
 #include "models/classifier.h"
 #include "models/clip_checkpoint.h"
 #include "test_util.h"
+#include "tiny_demo_model.h"
 #include "train/demo/demo_data.h"
 #include "train/eval/evaluate.h"
 #include "train/pictures/plot.h"
@@ -73,12 +74,7 @@ class Report : public ::testing::Test {
  protected:
   // A short real run of the method (tiny model, demo images): 2 epochs of 8 steps.
   void train_run() {
-    Generator gen(11);
-    models::Classifier model{std::make_shared<models::VisionTransformer>(
-                                 models::VisionConfig{64, 1, 2, 8, 4, 16}, nn::Init::random(gen)),
-                             std::make_shared<models::ZeroShotHead>(
-                                 nn::Init::random(gen).uniform_fan_in({6, 16}, 16), 10.0)};
-    models::save_classifier(dir_ / "zs.safetensors", model, {}, {});
+    models::save_classifier(dir_ / "zs.safetensors", tiny_demo::model(11), {}, {});
     std::ofstream(dir_ / "run.toml")
         << "[model]\nweights = \"" << dir_ / "zs.safetensors"
         << "\"\n"

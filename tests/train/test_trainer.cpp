@@ -26,6 +26,7 @@
 #include "engine/test_cuda_util.h"
 #include "nn/lr_schedule.h"
 #include "test_util.h"
+#include "tiny_demo_model.h"
 #include "train/demo/demo_data.h"
 #include "train/eval/wise.h"
 #include "train/loop/metrics_log.h"
@@ -36,22 +37,6 @@ namespace {
 using namespace engine;
 using namespace train;
 using testing_util::expect_error;
-
-models::Classifier tiny_model(uint64_t seed) {
-  Generator gen(seed);
-  models::Classifier model;
-  model.visual = std::make_shared<models::VisionTransformer>(
-      models::VisionConfig{64, 1, 2, 8, 4, 16}, nn::Init::random(gen));
-  model.head = std::make_shared<models::ZeroShotHead>(
-      nn::Init::random(gen).uniform_fan_in({kDemoClasses, 16}, 16), 10.0);
-  return model;
-}
-
-DemoData tiny_data(int64_t n) {
-  DemoSplit split = demo_split("finetune");
-  split.size = n;
-  return generate_demo_split(split);
-}
 
 class Trainer : public ::testing::Test {
  protected:
@@ -109,8 +94,8 @@ class Crashing : public Wrapped {
 };
 
 TEST_F(Trainer, ResumingAfterACrashReproducesTheUninterruptedRun) {
-  const DemoData data = tiny_data(96);
-  const models::Classifier teacher = tiny_model(1);
+  const DemoData data = tiny_demo::finetune_data(96);
+  const models::Classifier teacher = tiny_demo::model(1);
   std::ostringstream log;
 
   models::Classifier uninterrupted = models::clone_classifier(teacher);
@@ -194,8 +179,8 @@ class WithAnEmptyBatch : public Wrapped {
 // An empty micro-batch (every image skipped) is a micro-batch with nothing to learn: no NaN, the
 // epoch keeps its length, and a run resumed after it equals the uninterrupted one.
 TEST_F(Trainer, AnEmptyBatchIsSkippedAndResumesExactly) {
-  const DemoData data = tiny_data(96);
-  const models::Classifier teacher = tiny_model(1);
+  const DemoData data = tiny_demo::finetune_data(96);
+  const models::Classifier teacher = tiny_demo::model(1);
   std::ostringstream log;
   TensorBatches batches(data.images, data.labels, 16, 3);  // 6 micro-batches, 3 steps per epoch
   WithAnEmptyBatch holed(batches, 2);
@@ -220,8 +205,8 @@ TEST_F(Trainer, AnEmptyBatchIsSkippedAndResumesExactly) {
 // description, as another process would), a run is refused naming the holder's recorded pid;
 // released, the same run goes ahead.
 TEST_F(Trainer, ALockedRunDirectoryIsRefused) {
-  const DemoData data = tiny_data(32);
-  models::Classifier model = tiny_model(3);
+  const DemoData data = tiny_demo::finetune_data(32);
+  models::Classifier model = tiny_demo::model(3);
   std::filesystem::create_directories(dir_ / "locked");
   const std::string lock = dir_ / "locked/.lock";
   const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT, 0644);
@@ -251,8 +236,8 @@ TEST_F(Trainer, StaleTemporariesOfKilledWritersAreRemoved) {
   const std::string live = dir_ / ("stale/best.safetensors.tmp." + std::to_string(::getpid()));
   std::ofstream(dead) << "a checkpoint cut short";
   std::ofstream(live) << "being written";
-  const DemoData data = tiny_data(32);
-  models::Classifier model = tiny_model(3);
+  const DemoData data = tiny_demo::finetune_data(32);
+  models::Classifier model = tiny_demo::model(3);
   TensorBatches batches(data.images, data.labels, 16, 0);
   std::ostringstream log;
   run_training(ft_config(1, dir_ / "stale"), model, nullptr, batches, nullptr, log);
@@ -371,9 +356,9 @@ class ReplayedSchedule {
 };
 
 TEST_F(Trainer, ProgressLinesReportEveryField) {
-  const DemoData data = tiny_data(64);
-  const models::Classifier teacher = tiny_model(1);
-  models::Classifier student = tiny_model(2);
+  const DemoData data = tiny_demo::finetune_data(64);
+  const models::Classifier teacher = tiny_demo::model(1);
+  models::Classifier student = tiny_demo::model(2);
   const models::Classifier initial = models::clone_classifier(student);
   TrainConfig config = logged_fd_config();
   config.log_epochs = false;
@@ -426,9 +411,9 @@ TEST_F(Trainer, ProgressLinesReportEveryField) {
 // losses as the method computes them, every step's learning rate from the schedule, the epoch
 // records equal to what run_training returns and the validator scored.
 TEST_F(Trainer, MetricsRecordsAreJsonWithTheRunsNumbers) {
-  const DemoData data = tiny_data(64);
-  const models::Classifier teacher = tiny_model(1);
-  models::Classifier student = tiny_model(2);
+  const DemoData data = tiny_demo::finetune_data(64);
+  const models::Classifier teacher = tiny_demo::model(1);
+  models::Classifier student = tiny_demo::model(2);
   const models::Classifier initial = models::clone_classifier(student);
   TrainConfig config = logged_fd_config();
   config.run_dir = dir_ / "metrics";
@@ -482,8 +467,8 @@ TEST_F(Trainer, MetricsRecordsAreJsonWithTheRunsNumbers) {
 }
 
 TEST_F(Trainer, AccumulationEqualsTheLargeBatch) {
-  const DemoData data = tiny_data(64);
-  models::Classifier small = tiny_model(2), large = models::clone_classifier(small);
+  const DemoData data = tiny_demo::finetune_data(64);
+  models::Classifier small = tiny_demo::model(2), large = models::clone_classifier(small);
   TrainConfig config;
   config.method.mode = TrainMode::FT;
   config.lr = 1e-3;
@@ -515,8 +500,8 @@ class Poisoned : public Wrapped {
 };
 
 TEST_F(Trainer, NanStopsTheRunAndKeepsTheLastGoodCheckpoint) {
-  const DemoData data = tiny_data(64);
-  models::Classifier model = tiny_model(3);
+  const DemoData data = tiny_demo::finetune_data(64);
+  models::Classifier model = tiny_demo::model(3);
   TrainConfig config = ft_config(2, dir_ / "nan");
   config.checkpoint_every = 1;
   TensorBatches batches(data.images, data.labels, 16, 0);
@@ -533,14 +518,14 @@ TEST_F(Trainer, NanStopsTheRunAndKeepsTheLastGoodCheckpoint) {
   TrainConfig early = ft_config(2, dir_ / "early");
   early.checkpoint_every = 100;
   Poisoned poisoned_early(batches, 2);
-  models::Classifier fresh = tiny_model(3);
+  models::Classifier fresh = tiny_demo::model(3);
   expect_error([&] { run_training(early, fresh, nullptr, poisoned_early, nullptr, log); },
                {"the loss is NaN", "step 3", "no checkpoint was written yet"});
 }
 
 TEST_F(Trainer, BestAndLastCheckpointsWithValidation) {
-  const DemoData data = tiny_data(64);
-  models::Classifier model = tiny_model(4);
+  const DemoData data = tiny_demo::finetune_data(64);
+  models::Classifier model = tiny_demo::model(4);
   TrainConfig config = ft_config(3, dir_ / "val");
   config.config_hash = "abc123";
   TensorBatches batches(data.images, data.labels, 16, 0);
@@ -565,8 +550,8 @@ TEST_F(Trainer, BestAndLastCheckpointsWithValidation) {
 }
 
 TEST_F(Trainer, NonPositiveGradientLimitIsAnError) {
-  const DemoData data = tiny_data(32);
-  models::Classifier model = tiny_model(9);
+  const DemoData data = tiny_demo::finetune_data(32);
+  models::Classifier model = tiny_demo::model(9);
   TrainConfig config = ft_config(1, "");
   config.clip = -1.0;
   TensorBatches batches(data.images, data.labels, 16, 0);
@@ -578,8 +563,8 @@ TEST_F(Trainer, NonPositiveGradientLimitIsAnError) {
 TEST_F(Trainer, ResumingKeepsTheBestEpochOnATie) {
   // 1/3 has no short decimal form: a later equal score is no improvement, after a resume as in
   // an uninterrupted run.
-  const DemoData data = tiny_data(64);
-  models::Classifier model = tiny_model(7);
+  const DemoData data = tiny_demo::finetune_data(64);
+  models::Classifier model = tiny_demo::model(7);
   TrainConfig config = ft_config(2, dir_ / "tie");
   TensorBatches batches(data.images, data.labels, 16, 0);
   Crashing crashing(batches, 4);  // at the first batch of epoch 2, after epoch 1's checkpoints
@@ -596,8 +581,8 @@ TEST_F(Trainer, ResumingKeepsTheBestEpochOnATie) {
 TEST_F(Trainer, BestIsWrittenBeforeLast) {
   // When writing `last` fails (here: a directory where its temporary file goes), `best` of that
   // epoch exists.
-  const DemoData data = tiny_data(32);
-  models::Classifier model = tiny_model(8);
+  const DemoData data = tiny_demo::finetune_data(32);
+  models::Classifier model = tiny_demo::model(8);
   TrainConfig config = ft_config(1, dir_ / "order");
   std::filesystem::create_directories(dir_ /
                                       ("order/last.safetensors.tmp." + std::to_string(::getpid())));
@@ -611,7 +596,7 @@ TEST_F(Trainer, BestIsWrittenBeforeLast) {
 }
 
 TEST(Wise, InterpolationIsExactAtTheEndsAndLinearBetween) {
-  const models::Classifier zero_shot = tiny_model(5), tuned = tiny_model(6);
+  const models::Classifier zero_shot = tiny_demo::model(5), tuned = tiny_demo::model(6);
   const models::Classifier at0 = wise_interpolate(zero_shot, tuned, 0.0),
                            at1 = wise_interpolate(zero_shot, tuned, 1.0);
   const models::Classifier half = wise_interpolate(zero_shot, tuned, 0.5);
@@ -641,14 +626,14 @@ TEST(Wise, InterpolationIsExactAtTheEndsAndLinearBetween) {
 // device, the teacher and the optimizer state live there, and the losses and weights agree.
 TEST_F(Trainer, RunOnCudaMatchesTheCpu) {
   SKIP_WITHOUT_GPU();  // says why, in cudaGetErrorString's words
-  const DemoData data = tiny_data(64);
+  const DemoData data = tiny_demo::finetune_data(64);
   TrainConfig config = method_config("");
   config.method.mode = TrainMode::FT_FD;  // no masks: a CAM threshold could flip on rounding
   config.log_every = 0;
   std::vector<TrainResult> results;
   std::vector<models::Classifier> students;
   for (const Device device : {Device::cpu(), Device::cuda(0)}) {
-    models::Classifier teacher = tiny_model(1);
+    models::Classifier teacher = tiny_demo::model(1);
     teacher.to(device);
     students.push_back(models::clone_classifier(teacher));
     TensorBatches batches(data.images, data.labels, 16, 0);

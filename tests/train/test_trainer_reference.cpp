@@ -12,6 +12,7 @@
 
 #include "engine/core/threading.h"
 #include "test_util.h"
+#include "tiny_demo_model.h"
 #include "train/demo/demo_data.h"
 #include "train/loop/trainer.h"
 
@@ -19,22 +20,6 @@ namespace {
 
 using namespace engine;
 using namespace train;
-
-models::Classifier tiny_model(uint64_t seed) {
-  Generator gen(seed);
-  models::Classifier model;
-  model.visual = std::make_shared<models::VisionTransformer>(
-      models::VisionConfig{64, 1, 2, 8, 4, 16}, nn::Init::random(gen));
-  model.head = std::make_shared<models::ZeroShotHead>(
-      nn::Init::random(gen).uniform_fan_in({kDemoClasses, 16}, 16), 10.0);
-  return model;
-}
-
-DemoData tiny_data(int64_t n) {
-  DemoSplit split = demo_split("finetune");
-  split.size = n;
-  return generate_demo_split(split);
-}
 
 // Thrown by StopAfter: the run ends there, its student holding the weights reached.
 struct Stopped : std::runtime_error {
@@ -198,7 +183,7 @@ double step_beta1(int64_t step) { return step == 0 ? 0.95 : 0.85; }
 // the update averages the two gradients with weights b1 / (1 + b1) and 1 / (1 + b1).
 void expect_two_steps_match_the_replay(const TrainConfig& config, const models::Classifier& initial,
                                        const models::Classifier* teacher) {
-  const DemoData data = tiny_data(64);
+  const DemoData data = tiny_demo::finetune_data(64);
   std::vector<models::Classifier> after;  // the trainer's student after 1 and after 2 steps
   for (const int64_t steps : {1, 2}) {
     models::Classifier student = models::clone_classifier(initial);
@@ -235,7 +220,7 @@ void expect_two_steps_match_the_replay(const TrainConfig& config, const models::
 TEST(TrainerReference, FirstStepsOfFtMatchAHandReplay) {
   TrainConfig config = replayed_config();
   config.method.mode = TrainMode::FT;
-  expect_two_steps_match_the_replay(config, tiny_model(2), nullptr);
+  expect_two_steps_match_the_replay(config, tiny_demo::model(2), nullptr);
 }
 
 // The method, FT + FD on ObjMaskSingleFill(0.3) counterfactuals: the replay draws each step's
@@ -245,8 +230,8 @@ TEST(TrainerReference, FirstStepsOfTheMethodMatchAHandReplay) {
   config.method.mode = TrainMode::FT_FD_MASK;
   config.method.strategy = parse_mask_strategy("ObjMaskSingleFill(0.3)");
   config.method.w_distill = 1.0;
-  const models::Classifier teacher = tiny_model(1);
-  expect_two_steps_match_the_replay(config, tiny_model(2), &teacher);
+  const models::Classifier teacher = tiny_demo::model(1);
+  expect_two_steps_match_the_replay(config, tiny_demo::model(2), &teacher);
 }
 
 // Gradient accumulation, on the gradients themselves (AdamW would hide a constant factor in the
@@ -262,8 +247,8 @@ TEST(TrainerReference, FirstStepsOfTheMethodMatchAHandReplay) {
 // largest), and the norm by about 1e-8 of itself (allowed: 1e-6).
 TEST(TrainerReference, AccumulatedGradientsAreTheLargeBatchMeanGradient) {
   testing_util::TempDir dir;
-  const DemoData data = tiny_data(32);
-  const models::Classifier teacher = tiny_model(1), initial = tiny_model(2);
+  const DemoData data = tiny_demo::finetune_data(32);
+  const models::Classifier teacher = tiny_demo::model(1), initial = tiny_demo::model(2);
   TrainConfig config;
   config.method.mode = TrainMode::FT_FD_MASK;
   config.method.strategy = parse_mask_strategy("ObjMaskSingleFill(0.3)");
@@ -353,8 +338,8 @@ std::vector<std::string> step_records(const std::string& path) {
 // weights. A reduction or GEMM split by thread would change the roundings, and the bits.
 TEST(TrainerReference, AWholeRunIsTheSameAtOneAndThreeThreads) {
   testing_util::TempDir dir;
-  const DemoData data = tiny_data(64);
-  const models::Classifier teacher = tiny_model(1);
+  const DemoData data = tiny_demo::finetune_data(64);
+  const models::Classifier teacher = tiny_demo::model(1);
   TrainConfig config;
   config.method.mode = TrainMode::FT_FD_MASK;
   config.method.strategy = parse_mask_strategy("ObjMaskSingleFill(0.3)");
@@ -368,7 +353,7 @@ TEST(TrainerReference, AWholeRunIsTheSameAtOneAndThreeThreads) {
   for (const int threads : {1, 3}) {
     const ThreadCount count(threads);
     config.run_dir = dir / ("threads" + std::to_string(threads));
-    students.push_back(tiny_model(2));
+    students.push_back(tiny_demo::model(2));
     TensorBatches batches(data.images, data.labels, 16, 3);  // 4 steps per epoch
     std::ostringstream log;
     run_training(config, students.back(), &teacher, batches, nullptr, log);
