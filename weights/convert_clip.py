@@ -326,18 +326,23 @@ def text_heads(source, path, given):
         if given is not None:
             fail(f"{path}: --text-heads is given, but the checkpoint has no text tower")
         return None
-    width = sizes["width"]
+    return tower_heads(path, "text", sizes["width"], given, source.text_heads,
+                       "give the text tower's attention heads with --text-heads")
+
+
+def tower_heads(path, tower, width, given, recorded, how_to_give):
+    """A tower's attention heads: `given` on the command line, else `recorded` by the source (a
+    HuggingFace config), else width / 64 as in OpenAI CLIP; they must divide the width."""
     if given is not None:
         heads = given
-    elif source.text_heads is not None:
-        heads = source.text_heads
+    elif recorded is not None:
+        heads = recorded
     elif width % 64 == 0:
         heads = width // 64
     else:
-        fail(f"{path}: the text width {width} is not a multiple of CLIP's head size 64: give the text "
-             "tower's attention heads with --text-heads")
+        fail(f"{path}: the {tower} width {width} is not a multiple of CLIP's head size 64: {how_to_give}")
     if heads <= 0 or width % heads:
-        fail(f"{path}: {heads} attention heads do not divide the text width {width}")
+        fail(f"{path}: {heads} attention heads do not divide the {tower} width {width}")
     return heads
 
 
@@ -366,18 +371,8 @@ def main():
 
     source = read_source(args.source)
     state = source.state
-    width = state["visual.conv1.weight"].shape[0]
-    if args.heads is not None:
-        heads = args.heads
-    elif source.heads is not None:
-        heads = source.heads
-    elif width % 64 == 0:
-        heads = width // 64
-    else:
-        fail(f"{args.source}: the visual width {width} is not a multiple of CLIP's head size 64: "
-             "give the attention heads with --heads")
-    if heads <= 0 or width % heads:
-        fail(f"{args.source}: {heads} attention heads do not divide the visual width {width}")
+    heads = tower_heads(args.source, "visual", state["visual.conv1.weight"].shape[0], args.heads, source.heads,
+                        "give the attention heads with --heads")
     heads_text = text_heads(source, args.source, args.text_heads)
     if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         fail(f"{args.out}: no such directory {os.path.dirname(os.path.abspath(args.out))}")
