@@ -1,6 +1,8 @@
 // Zero-shot heads of a configuration's class names and templates, cached (see prompt_head.h).
 #include "train/runs/prompt_head.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -60,7 +62,7 @@ std::string prompt_head(const Config& config, const std::string& dir, engine::De
                " has no text tower (the demo's model comes with its head)");
   const std::vector<std::string> class_names = models::load_class_names(list_path(classnames));
   const std::vector<std::string> templates = models::load_templates(list_path(templates_value));
-  engine::open_input_file(weights);  // a missing checkpoint named as such, before any stat
+  ::close(engine::open_input_file(weights));  // a missing checkpoint named as such, before a stat
   const nlohmann::ordered_json made_from = sources(weights, class_names, templates);
 
   const std::string head = (fs::path(dir.empty() ? "." : dir) / "zero_shot_head.npy").string();
